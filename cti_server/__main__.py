@@ -1,0 +1,3 @@
+from cti_server.cli import main
+
+raise SystemExit(main())

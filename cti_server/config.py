@@ -1,0 +1,250 @@
+"""Server configuration: a TOML file, overridden by ``CTI_...`` environment variables, validated at start.
+
+Every section is a frozen dataclass. ``load_config`` walks the TOML table into those dataclasses and
+names the dotted key of anything unknown or of the wrong type, so an operator sees
+``sip.udp_port: expected int, got 'abc'`` instead of a traceback.
+
+Environment overrides use a double underscore between levels: ``CTI_SIP__UDP_PORT=5070`` sets
+``sip.udp_port``; ``CTI_HTTP__PORT=9090`` sets ``http.port``. Values are parsed as TOML scalars
+(``true``, ``5070``, ``"text"``); a bare word that is not valid TOML is taken as a string.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+DEFAULT_CONFIG_PATH = Path("config/cti-server.toml")
+ENV_PREFIX = "CTI_"
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or of the wrong type; ``key`` is its dotted name."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}" if key else message)
+        self.key = key
+
+
+@dataclass(frozen=True)
+class HttpConfig:
+    """The aiohttp edge: REST API, socket.io and the softphone pages."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+    def __post_init__(self) -> None:
+        check_port("port", self.port)
+
+
+@dataclass(frozen=True)
+class SipTimersConfig:
+    """RFC 3261 section 17 timer bases, in seconds."""
+
+    t1: float = 0.5
+    t2: float = 4.0
+    t4: float = 5.0
+
+
+@dataclass(frozen=True)
+class SipUserConfig:
+    """A SIP account that may REGISTER. ``password`` is plain text (warned about); ``ha1_md5`` /
+    ``ha1_sha256`` are the RFC 8760 hashed forms ``H(username:realm:password)``."""
+
+    username: str
+    password: str = ""
+    ha1_md5: str = ""
+    ha1_sha256: str = ""
+
+    def __post_init__(self) -> None:
+        if not (self.password or self.ha1_md5 or self.ha1_sha256):
+            raise ConfigError("password", f"user {self.username!r} needs password, ha1_md5 or ha1_sha256")
+
+
+@dataclass(frozen=True)
+class SipConfig:
+    """SIP listeners, limits and the registrar's realm and users."""
+
+    host: str = "127.0.0.1"
+    udp_port: int = 5060
+    tcp_port: int = 5060
+    tls_port: int = 5061
+    tls_certificate: str = ""
+    tls_private_key: str = ""
+    advertised_host: str = ""
+    max_message_size: int = 65535
+    realm: str = "cti.local"
+    digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
+    nonce_lifetime: int = 300
+    min_expires: int = 60
+    max_expires: int = 3600
+    default_expires: int = 3600
+    max_contacts_per_user: int = 10
+    user_agent: str = "cti-server"
+    timers: SipTimersConfig = field(default_factory=SipTimersConfig)
+    users: tuple[SipUserConfig, ...] = ()
+
+    def __post_init__(self) -> None:
+        for name in ("udp_port", "tcp_port", "tls_port"):
+            check_port(name, getattr(self, name))
+        if self.max_message_size < 1500:
+            raise ConfigError("max_message_size", "must be at least 1500 bytes")
+        for algorithm in self.digest_algorithms:
+            check_choice("digest_algorithms", algorithm, ("SHA-256", "MD5"))
+        if not 0 < self.min_expires <= self.default_expires <= self.max_expires:
+            raise ConfigError("min_expires", "need 0 < min_expires <= default_expires <= max_expires")
+        if bool(self.tls_certificate) != bool(self.tls_private_key):
+            raise ConfigError("tls_certificate", "tls_certificate and tls_private_key go together")
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    """Logging: ``format`` is ``auto`` (console on a terminal, JSON otherwise), ``console`` or ``json``."""
+
+    level: str = "info"
+    format: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choice("level", self.level, ("debug", "info", "warning", "error"))
+        check_choice("format", self.format, ("auto", "console", "json"))
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole server configuration."""
+
+    http: HttpConfig = field(default_factory=HttpConfig)
+    sip: SipConfig = field(default_factory=SipConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+
+
+_T = TypeVar("_T")
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read ``path`` (default: config/cti-server.toml if present), apply ``CTI_`` overrides, validate."""
+    env = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None or DEFAULT_CONFIG_PATH.exists():
+        file_path = path or DEFAULT_CONFIG_PATH
+        try:
+            data = tomllib.loads(file_path.read_text(encoding="utf-8"))
+        except FileNotFoundError as exc:
+            raise ConfigError("", f"configuration file not found: {file_path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("", f"{file_path} is not valid TOML: {exc}") from exc
+    _apply_env_overrides(data, env)
+    return build_section(Config, data, "")
+
+
+def config_from_mapping(data: Mapping[str, Any]) -> Config:
+    """Validate an in-memory mapping (tests and tools build configs this way)."""
+    return build_section(Config, dict(data), "")
+
+
+def _apply_env_overrides(data: dict[str, Any], env: Mapping[str, str]) -> None:
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        parts = [p.lower() for p in name[len(ENV_PREFIX) :].split("__")]
+        target = data
+        for part in parts[:-1]:
+            nxt = target.setdefault(part, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(".".join(parts), f"environment variable {name} overrides a non-table")
+            target = nxt
+        target[parts[-1]] = _parse_env_value(raw)
+
+
+def _parse_env_value(raw: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def build_section(cls: type[_T], data: Any, key: str) -> _T:
+    """Build dataclass ``cls`` from a TOML table, naming ``key`` (dotted) in every error."""
+    if not isinstance(data, dict):
+        raise ConfigError(key, f"expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(_join(key, unknown[0]), f"unknown key (known: {', '.join(sorted(fields))})")
+    kwargs: dict[str, Any] = {}
+    for name, value in data.items():
+        kwargs[name] = _coerce(hints[name], value, _join(key, name))
+    missing = [
+        n
+        for n, f in fields.items()
+        if n not in kwargs and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    if missing:
+        raise ConfigError(_join(key, missing[0]), "required key is missing")
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:
+        # __post_init__ checks name the field only; give it its full dotted path.
+        raise ConfigError(_join(key, exc.key), str(exc).split(": ", 1)[-1]) from None
+
+
+def check_port(name: str, value: int) -> None:
+    """Raise ConfigError unless ``value`` is a TCP/UDP port (0 means 'pick a free one')."""
+    if not 0 <= value <= 65535:
+        raise ConfigError(name, f"expected a port 0-65535, got {value}")
+
+
+def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    """Raise ConfigError unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ConfigError(name, f"expected one of {', '.join(choices)}, got {value!r}")
+
+
+def _join(key: str, name: str) -> str:
+    return f"{key}.{name}" if key else name
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if dataclasses.is_dataclass(hint):
+        return build_section(hint, value, key)  # type: ignore[arg-type]
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(key, f"expected a list, got {type(value).__name__}")
+        (item_hint, _ellipsis) = typing.get_args(hint)
+        return tuple(_coerce(item_hint, item, f"{key}[{i}]") for i, item in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, f"expected a table, got {type(value).__name__}")
+        _k, item_hint = typing.get_args(hint)
+        return {str(k): _coerce(item_hint, v, f"{key}.{k}") for k, v in value.items()}
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, key)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"expected a number, got {value!r}")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"expected an integer, got {value!r}")
+        return value
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"expected true or false, got {value!r}")
+        return value
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"expected a string, got {value!r}")
+        return value
+    return value

@@ -1,0 +1,40 @@
+"""structlog set-up: key-value events, console renderer on a terminal, JSON lines otherwise.
+
+Every module gets its logger with ``structlog.get_logger(__name__)`` and binds ``call_id`` where a call
+or SIP dialog is concerned, so one ``grep call_id=...`` follows a call through every layer.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import structlog
+
+from cti_server.config import LogConfig
+
+
+def configure_logging(config: LogConfig, stream: object | None = None) -> None:
+    """Install structlog processors for ``config``; safe to call more than once."""
+    out = stream if stream is not None else sys.stderr
+    level = getattr(logging, config.level.upper())
+    use_console = config.format == "console" or (
+        config.format == "auto" and hasattr(out, "isatty") and out.isatty()
+    )
+    renderer: structlog.typing.Processor = (
+        structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer()
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        cache_logger_on_first_use=False,
+    )
+    logging.basicConfig(level=level, stream=out, format="%(levelname)s %(name)s %(message)s")  # type: ignore[arg-type]

@@ -1,0 +1,105 @@
+"""The running server: owns the event bus, the web edge and every component's start and stop.
+
+Components are objects with ``async start()`` and ``async stop()``; they start in list order and stop
+in reverse, so the SIP listeners come up after the stores they use and go down before them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Protocol
+
+import structlog
+from aiohttp import web
+
+from cti_server.api import create_app
+from cti_server.config import Config
+from cti_server.events import EventBus
+
+log = structlog.get_logger(__name__)
+
+
+class Component(Protocol):
+    """A part of the server with a lifetime: opens sockets, connections or tasks in start()."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+class WebComponent:
+    """The aiohttp application on ``http.host:http.port``."""
+
+    def __init__(self, app: web.Application, host: str, port: int) -> None:
+        self.app = app
+        self.host = host
+        self.port = port
+        self._runner = web.AppRunner(app, access_log=None)
+
+    async def start(self) -> None:
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        # Port 0 means "any free port": report the one the kernel picked.
+        sockets = getattr(site._server, "sockets", None)
+        if sockets:
+            self.port = sockets[0].getsockname()[1]
+        log.info("http_listening", host=self.host, port=self.port)
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+
+
+class CtiServer:
+    """All components of one server process, built from ``config``."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.bus = EventBus()
+        self.app = create_app(config, self.bus)
+        self.web = WebComponent(self.app, config.http.host, config.http.port)
+        self.components: list[Component] = [*build_components(self), self.web]
+        self._started: list[Component] = []
+
+    async def start(self) -> None:
+        """Start every component; if one fails, stop those already started and re-raise."""
+        try:
+            for component in self.components:
+                await component.start()
+                self._started.append(component)
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def stop(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.stop()
+            except Exception:
+                log.exception("component_stop_failed", component=type(component).__name__)
+        await self.bus.drain()
+
+
+def build_components(server: CtiServer) -> list[Component]:
+    """The components that come before the web edge, in start order (each issue adds its own)."""
+    from cti_server.sip.stack import SipComponent
+
+    return [SipComponent(server.config, server.bus)]
+
+
+async def run_until_signalled(config: Config) -> None:
+    """Start the server and serve until SIGINT or SIGTERM."""
+    server = CtiServer(config)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await server.start()
+    log.info("server_started", http_port=server.web.port, sip_udp_port=config.sip.udp_port)
+    try:
+        await stop.wait()
+    finally:
+        log.info("server_stopping")
+        await server.stop()

@@ -1,0 +1,56 @@
+from pathlib import Path
+
+import pytest
+
+from cti_server.config import ConfigError, config_from_mapping, load_config
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def test_shipped_config_is_valid() -> None:
+    config = load_config(REPO / "config" / "cti-server.toml", environ={})
+    assert config.sip.udp_port == 5060
+    assert config.http.port == 8080
+    assert config.sip.timers.t1 == 0.5
+    assert [u.username for u in config.sip.users] == ["1001", "1002"]
+
+
+def test_env_overrides_nested_keys() -> None:
+    config = load_config(
+        REPO / "config" / "cti-server.toml",
+        environ={"CTI_SIP__UDP_PORT": "5070", "CTI_SIP__TIMERS__T1": "0.25", "CTI_LOG__FORMAT": "json",
+                 "CTI_HTTP__HOST": "0.0.0.0"},
+    )
+    assert config.sip.udp_port == 5070
+    assert config.sip.timers.t1 == 0.25
+    assert config.log.format == "json"
+    assert config.http.host == "0.0.0.0"
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"sip": {"udp_port": "abc"}}, "sip.udp_port"),
+        ({"sip": {"udp_port": 70000}}, "sip.udp_port"),
+        ({"sip": {"bogus": 1}}, "sip.bogus"),
+        ({"sip": {"timers": {"t1": "fast"}}}, "sip.timers.t1"),
+        ({"log": {"format": "xml"}}, "log.format"),
+        ({"sip": {"users": [{"username": "x"}]}}, "sip.users[0].password"),
+        ({"sip": {"users": [{"password": "x"}]}}, "sip.users[0].username"),
+        ({"nosuchsection": {}}, "nosuchsection"),
+        ({"sip": {"min_expires": 7200}}, "sip.min_expires"),
+    ],
+)
+def test_bad_values_name_the_key(data: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        config_from_mapping(data)
+    assert info.value.key == key
+    assert str(info.value).startswith(key + ":")
+
+
+def test_cli_reports_bad_config(tmp_path: Path) -> None:
+    from cti_server.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[http]\nport = 'eighty'\n")
+    assert main(["run", "--config", str(bad)]) == 2
