@@ -116,6 +116,44 @@ class LogConfig:
         check_choice("format", self.format, ("auto", "console", "json"))
 
 
+MEDIA_CODECS = ("PCMU", "PCMA")
+
+
+@dataclass(frozen=True)
+class MediaConfig:
+    """RTP media anchoring (RFC 3550 / 3264 / 4733 / 4961): port range, codecs, timers, music on hold."""
+
+    host: str = "127.0.0.1"
+    advertised_host: str = ""
+    rtp_port_min: int = 20000
+    rtp_port_max: int = 29999
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    ptime: int = 20
+    dtmf_payload_type: int = 101
+    symmetric_rtp: bool = True
+    rtp_timeout: float = 60.0
+    moh_file: str = ""
+
+    def __post_init__(self) -> None:
+        check_port("rtp_port_min", self.rtp_port_min)
+        check_port("rtp_port_max", self.rtp_port_max)
+        if self.rtp_port_min < 1024 or self.rtp_port_min % 2:
+            raise ConfigError("rtp_port_min", f"expected an even port >= 1024, got {self.rtp_port_min}")
+        if self.rtp_port_max < self.rtp_port_min + 1:
+            raise ConfigError("rtp_port_max", "must be above rtp_port_min (each call leg takes two ports)")
+        if not self.codecs:
+            raise ConfigError("codecs", "name at least one codec")
+        for codec in self.codecs:
+            check_choice("codecs", codec, MEDIA_CODECS)
+        if self.ptime not in (10, 20, 30, 40, 60):
+            raise ConfigError("ptime", f"expected 10, 20, 30, 40 or 60 ms, got {self.ptime}")
+        if not 96 <= self.dtmf_payload_type <= 127:
+            raise ConfigError("dtmf_payload_type", f"expected a dynamic payload type 96-127, got "
+                              f"{self.dtmf_payload_type}")
+        if self.rtp_timeout < 0:
+            raise ConfigError("rtp_timeout", "must be >= 0 (0 turns the timeout off)")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole server configuration."""
@@ -123,6 +161,7 @@ class Config:
     http: HttpConfig = field(default_factory=HttpConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    media: MediaConfig = field(default_factory=MediaConfig)
 
 
 _T = TypeVar("_T")
