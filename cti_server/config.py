@@ -12,6 +12,7 @@ Environment overrides use a double underscore between levels: ``CTI_SIP__UDP_POR
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -154,6 +155,108 @@ class MediaConfig:
             raise ConfigError("rtp_timeout", "must be >= 0 (0 turns the timeout off)")
 
 
+TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
+
+
+@dataclass(frozen=True)
+class TrunkConfig:
+    """A SIP trunk or PBX we exchange calls with (RFC 3261 section 16 peers, not registered users).
+
+    ``allowed_sources`` lists the IP addresses or CIDR blocks that may send us calls as this trunk
+    (empty: only ``host`` itself when it is an IP address). ``username``/``password`` answer the trunk's
+    401/407 digest challenges (RFC 3261 section 22.2) on calls we send out. ``priority`` orders outbound
+    failover: the lowest first, the next one on 503 or timeout. ``profile`` names an interop profile.
+    """
+
+    name: str
+    host: str
+    port: int = 5060
+    transport: str = "udp"
+    allowed_sources: tuple[str, ...] = ()
+    username: str = ""
+    password: str = ""
+    realm: str = ""
+    profile: str = ""
+    priority: int = 100
+    outbound: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("name", "a trunk needs a name")
+        if not self.host:
+            raise ConfigError("host", f"trunk {self.name!r} needs a host")
+        check_port("port", self.port)
+        check_choice("transport", self.transport, TRUNK_TRANSPORTS)
+        for source in self.allowed_sources:
+            try:
+                ipaddress.ip_network(source, strict=False)
+            except ValueError:
+                raise ConfigError("allowed_sources", f"not an IP address or CIDR block: {source!r}") from None
+        if bool(self.username) != bool(self.password):
+            raise ConfigError("username", f"trunk {self.name!r}: username and password go together")
+
+
+@dataclass(frozen=True)
+class DidConfig:
+    """A called number (DID) we answer: which call center it belongs to and whom it rings.
+
+    ``number`` is matched on its digits (a leading ``+`` and separators are ignored). ``users`` are SIP
+    usernames rung in parallel (their registered contacts, RFC 3261 section 16.6 forking); ``queue`` names a
+    routing queue instead (the routing layer takes those calls).
+    """
+
+    number: str
+    call_center: str
+    users: tuple[str, ...] = ()
+    queue: str = ""
+
+    def __post_init__(self) -> None:
+        if not any(c.isdigit() for c in self.number):
+            raise ConfigError("number", f"expected a phone number, got {self.number!r}")
+        if not self.call_center:
+            raise ConfigError("call_center", f"DID {self.number!r} needs a call_center")
+        if bool(self.users) == bool(self.queue):
+            raise ConfigError("users", f"DID {self.number!r}: give either users or queue")
+
+
+@dataclass(frozen=True)
+class CallsConfig:
+    """B2BUA call control: trunks, the DID plan and the call timers.
+
+    ``no_answer_timeout``: seconds a call rings before 480. ``trunk_timeout``: seconds without any
+    response from a trunk before failing over to the next. ``session_expires`` / ``min_se``: RFC 4028
+    session timer interval we ask for and the smallest we accept (>= 90).
+    """
+
+    trunks: tuple[TrunkConfig, ...] = ()
+    dids: tuple[DidConfig, ...] = ()
+    no_answer_timeout: float = 60.0
+    trunk_timeout: float = 4.0
+    session_expires: int = 1800
+    min_se: int = 90
+    max_calls: int = 10000
+
+    def __post_init__(self) -> None:
+        names = [t.name for t in self.trunks]
+        for name in names:
+            if names.count(name) > 1:
+                raise ConfigError("trunks", f"trunk name {name!r} is used twice")
+        numbers = ["".join(c for c in d.number if c.isdigit()) for d in self.dids]
+        for number in numbers:
+            if numbers.count(number) > 1:
+                raise ConfigError("dids", f"DID {number!r} is listed twice")
+        if self.no_answer_timeout <= 0:
+            raise ConfigError("no_answer_timeout", "must be > 0 seconds")
+        if self.trunk_timeout <= 0:
+            raise ConfigError("trunk_timeout", "must be > 0 seconds")
+        if self.min_se < 90:
+            raise ConfigError("min_se", f"RFC 4028 needs at least 90 seconds, got {self.min_se}")
+        if self.session_expires < self.min_se:
+            raise ConfigError("session_expires", "must be >= min_se")
+        if self.max_calls < 1:
+            raise ConfigError("max_calls", "must be >= 1")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole server configuration."""
@@ -162,6 +265,7 @@ class Config:
     sip: SipConfig = field(default_factory=SipConfig)
     log: LogConfig = field(default_factory=LogConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
+    calls: CallsConfig = field(default_factory=CallsConfig)
 
 
 _T = TypeVar("_T")
