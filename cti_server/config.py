@@ -258,12 +258,80 @@ class CallsConfig:
 
 
 @dataclass(frozen=True)
+class WebhooksConfig:
+    """Outgoing integrator webhooks: delivery timeout, retries with capped exponential backoff.
+
+    Attempt ``n`` (1-based) that fails waits ``min(backoff_cap, backoff_base * 2**(n-1))`` seconds before
+    the next; after ``max_attempts`` the delivery is marked failed. ``concurrency`` bounds parallel sends.
+    """
+
+    timeout: float = 5.0
+    max_attempts: int = 8
+    backoff_base: float = 1.0
+    backoff_cap: float = 300.0
+    concurrency: int = 4
+    poll_interval: float = 1.0
+    max_response_chars: int = 500
+
+    def __post_init__(self) -> None:
+        if self.timeout <= 0:
+            raise ConfigError("timeout", "must be > 0 seconds")
+        if self.max_attempts < 1:
+            raise ConfigError("max_attempts", "must be >= 1")
+        if self.backoff_base <= 0:
+            raise ConfigError("backoff_base", "must be > 0 seconds")
+        if self.backoff_cap < self.backoff_base:
+            raise ConfigError("backoff_cap", "must be >= backoff_base")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency", "must be >= 1")
+        if self.poll_interval <= 0:
+            raise ConfigError("poll_interval", "must be > 0 seconds")
+
+
+@dataclass(frozen=True)
+class ScreenPopConfig:
+    """Caller-ID screen pops: the lookup deadline, match limits, imports and webhooks.
+
+    ``deadline_ms``: longest the call waits for the CRM lookup; past it the pop is marked late and the
+    call goes on. ``late_result_ms``: how much longer a late lookup may run to publish
+    ``screenpop.resolved`` with the real answer. ``default_region``: ISO 3166 region for numbers without
+    a country code when the call center names none.
+    """
+
+    deadline_ms: int = 200
+    late_result_ms: int = 2000
+    max_matches: int = 10
+    default_region: str = "US"
+    profile_cache_seconds: float = 30.0
+    import_batch_size: int = 5000
+    import_max_errors: int = 1000
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+
+    def __post_init__(self) -> None:
+        if self.deadline_ms < 1:
+            raise ConfigError("deadline_ms", f"must be >= 1 ms, got {self.deadline_ms}")
+        if self.late_result_ms < 0:
+            raise ConfigError("late_result_ms", "must be >= 0 ms")
+        if not 1 <= self.max_matches <= 100:
+            raise ConfigError("max_matches", f"expected 1-100, got {self.max_matches}")
+        if len(self.default_region) != 2 or not self.default_region.isupper():
+            raise ConfigError("default_region", f"expected an ISO 3166 code, got {self.default_region!r}")
+        if self.profile_cache_seconds < 0:
+            raise ConfigError("profile_cache_seconds", "must be >= 0 seconds")
+        if self.import_batch_size < 1:
+            raise ConfigError("import_batch_size", "must be >= 1")
+        if self.import_max_errors < 1:
+            raise ConfigError("import_max_errors", "must be >= 1")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration."""
 
     http: HttpConfig = field(default_factory=HttpConfig)
     sip: SipConfig = field(default_factory=SipConfig)
     log: LogConfig = field(default_factory=LogConfig)
+    screenpop: ScreenPopConfig = field(default_factory=ScreenPopConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
 
