@@ -1,0 +1,130 @@
+"""Registrar bindings (RFC 3261 section 10.3): address-of-record -> contacts, behind one interface.
+
+``RegistrarBindings`` is what the registrar and the call layer use; ``InMemoryBindings`` serves the
+embedded default. The methods are async so a Redis implementation (a later issue) fits the same
+interface. A binding is keyed within its AOR by ``key``: the ``+sip.instance`` and ``reg-id`` of RFC
+5626 when the phone sends them, else the normalized contact URI (RFC 3261 section 19.1.4 comparison).
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Binding:
+    """One contact bound to an address-of-record until ``expires_at`` (seconds, the registrar's clock).
+
+    ``source`` and ``transport`` are where the REGISTER really came from: a phone behind NAT is
+    reached there, not at the private address in its Contact (RFC 3581, RFC 5626 section 5.3).
+    """
+
+    aor: str
+    key: str
+    contact: str
+    expires_at: float
+    call_id: str
+    cseq: int
+    source: tuple[str, int]
+    transport: str
+    q: float | None = None
+    instance_id: str | None = None
+    reg_id: int | None = None
+    user_agent: str | None = None
+    registered_at: float = 0.0
+
+    def expires_in(self, now: float) -> int:
+        """Whole seconds left, never negative (the ``expires`` param of a 200 to REGISTER)."""
+        return max(0, math.ceil(self.expires_at - now))
+
+    def to_json(self, now: float) -> dict[str, Any]:
+        """A JSON-safe description for the API and bus events."""
+        data = asdict(self)
+        data["source"] = list(self.source)
+        data["expires_in"] = self.expires_in(now)
+        return data
+
+
+class RegistrarBindings(Protocol):
+    """Storage of registrar bindings: add/refresh, remove, remove_all, lookup, expire."""
+
+    async def add(self, binding: Binding) -> Binding | None:
+        """Store ``binding`` (replacing the one with the same aor and key); return the replaced one."""
+        ...
+
+    async def remove(self, aor: str, key: str) -> Binding | None:
+        """Remove one binding; return it, or None if there was none."""
+        ...
+
+    async def remove_all(self, aor: str) -> list[Binding]:
+        """Remove every binding of ``aor`` (REGISTER with ``Contact: *``); return them."""
+        ...
+
+    async def lookup(self, aor: str) -> list[Binding]:
+        """The bindings of ``aor`` (including any whose expiry has passed but was not swept yet)."""
+        ...
+
+    async def expire(self, now: float) -> list[Binding]:
+        """Remove and return every binding with ``expires_at <= now``."""
+        ...
+
+    async def all(self) -> list[Binding]:
+        """Every binding, for listings."""
+        ...
+
+
+class InMemoryBindings:
+    """``RegistrarBindings`` in a dict, with an expiry heap so ``expire`` costs only what it removes."""
+
+    def __init__(self) -> None:
+        self._by_aor: dict[str, dict[str, Binding]] = {}
+        self._deadlines: list[tuple[float, str, str]] = []
+
+    async def add(self, binding: Binding) -> Binding | None:
+        contacts = self._by_aor.setdefault(binding.aor, {})
+        previous = contacts.get(binding.key)
+        contacts[binding.key] = binding
+        heapq.heappush(self._deadlines, (binding.expires_at, binding.aor, binding.key))
+        return previous
+
+    async def remove(self, aor: str, key: str) -> Binding | None:
+        contacts = self._by_aor.get(aor)
+        if contacts is None:
+            return None
+        removed = contacts.pop(key, None)
+        if not contacts:
+            del self._by_aor[aor]
+        return removed
+
+    async def remove_all(self, aor: str) -> list[Binding]:
+        return list(self._by_aor.pop(aor, {}).values())
+
+    async def lookup(self, aor: str) -> list[Binding]:
+        return list(self._by_aor.get(aor, {}).values())
+
+    async def expire(self, now: float) -> list[Binding]:
+        expired: list[Binding] = []
+        while self._deadlines and self._deadlines[0][0] <= now:
+            deadline, aor, key = heapq.heappop(self._deadlines)
+            current = self._by_aor.get(aor, {}).get(key)
+            # A refreshed or removed binding left a stale heap entry behind: skip it.
+            if current is not None and current.expires_at == deadline:
+                await self.remove(aor, key)
+                expired.append(current)
+        if len(self._deadlines) > 4 * (self.count() + 64):
+            self._compact()
+        return expired
+
+    async def all(self) -> list[Binding]:
+        return [b for contacts in self._by_aor.values() for b in contacts.values()]
+
+    def count(self) -> int:
+        """Number of bindings held."""
+        return sum(len(c) for c in self._by_aor.values())
+
+    def _compact(self) -> None:
+        self._deadlines = [(b.expires_at, b.aor, b.key) for c in self._by_aor.values() for b in c.values()]
+        heapq.heapify(self._deadlines)
