@@ -324,6 +324,51 @@ class ScreenPopConfig:
             raise ConfigError("import_max_errors", "must be >= 1")
 
 
+STORE_URL_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg", "postgresql")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """The CRM and directory store (SQLAlchemy): a SQLite file by default, PostgreSQL by URL.
+
+    ``url``: ``sqlite+aiosqlite:///var/cti-server.db`` (a path relative to the working directory) or
+    ``postgresql+asyncpg://user@host:5432/db``. SQLite is migrated automatically at start; PostgreSQL
+    with ``cti-server admin migrate``. ``pool_size``: connections kept open (PostgreSQL). ``echo`` logs SQL.
+    """
+
+    url: str = "sqlite+aiosqlite:///var/cti-server.db"
+    pool_size: int = 5
+    echo: bool = False
+
+    def __post_init__(self) -> None:
+        scheme = self.url.split("://", 1)[0] if "://" in self.url else ""
+        check_choice("url", scheme, STORE_URL_SCHEMES)
+        if not 1 <= self.pool_size <= 1000:
+            raise ConfigError("pool_size", f"expected 1-1000, got {self.pool_size}")
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Web authentication: session lifetime, cookie flags and the argon2id password-hash cost (RFC 9106).
+
+    ``password_memory_kib`` / ``password_time_cost`` are argon2id's m and t parameters; RFC 9106 section 4
+    recommends m=64 MiB, t=3 when memory is constrained, which is the default here.
+    """
+
+    session_lifetime: int = 43200
+    cookie_secure: bool = False
+    password_memory_kib: int = 65536
+    password_time_cost: int = 3
+
+    def __post_init__(self) -> None:
+        if self.session_lifetime < 60:
+            raise ConfigError("session_lifetime", f"must be >= 60 seconds, got {self.session_lifetime}")
+        if self.password_memory_kib < 8:
+            raise ConfigError("password_memory_kib", f"must be >= 8 KiB, got {self.password_memory_kib}")
+        if self.password_time_cost < 1:
+            raise ConfigError("password_time_cost", f"must be >= 1, got {self.password_time_cost}")
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole server configuration."""
@@ -334,6 +379,8 @@ class Config:
     screenpop: ScreenPopConfig = field(default_factory=ScreenPopConfig)
     media: MediaConfig = field(default_factory=MediaConfig)
     calls: CallsConfig = field(default_factory=CallsConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
 
 _T = TypeVar("_T")
