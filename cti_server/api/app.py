@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cti_server.api import health
+from cti_server.api import health, registrations
 from cti_server.api.keys import BUS_KEY, CONFIG_KEY
 from cti_server.config import Config
 from cti_server.events import EventBus
@@ -20,4 +20,5 @@ def create_app(config: Config, bus: EventBus | None = None) -> web.Application:
     app[CONFIG_KEY] = config
     app[BUS_KEY] = bus if bus is not None else EventBus()
     app.add_routes(health.routes)
+    app.add_routes(registrations.routes)
     return app
