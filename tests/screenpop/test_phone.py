@@ -1,0 +1,79 @@
+"""Caller numbers to E.164: SIP/tel URIs, national forms in the call center's region, the fast path."""
+
+from __future__ import annotations
+
+import phonenumbers
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cti_server.screenpop.phone import (
+    PhoneNumberError,
+    is_region,
+    normalize_number,
+    number_from_caller,
+    try_normalize,
+)
+
+
+@pytest.mark.parametrize(
+    ("raw", "region", "expected"),
+    [
+        ("+14155550100", "US", "+14155550100"),
+        ("(415) 555-0100", "US", "+14155550100"),
+        ("415.555.0100", "US", "+14155550100"),
+        ("sip:+14155550100@trunk.example.com;user=phone", "GB", "+14155550100"),
+        ("<sip:02079460018@10.0.0.1:5060>", "GB", "+442079460018"),
+        ("tel:+44-20-7946-0018;phone-context=example.com", "US", "+442079460018"),
+        ("020 7946 0018", "GB", "+442079460018"),
+        ("00442079460018", "DE", "+442079460018"),
+        ("011 44 20 7946 0018", "US", "+442079460018"),
+        ("+49 30 901820", "US", "+4930901820"),
+    ],
+)
+def test_numbers_are_normalized_to_e164(raw: str, region: str, expected: str) -> None:
+    assert normalize_number(raw, region) == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("", "empty number"),
+        ("anonymous", "not a phone number"),
+        ("+1415555010", "wrong length"),
+        ("1" * 80, "longer than"),
+    ],
+)
+def test_unreadable_numbers_say_why(raw: str, reason: str) -> None:
+    with pytest.raises(PhoneNumberError) as info:
+        normalize_number(raw, "US")
+    assert reason in info.value.reason
+    assert try_normalize(raw, "US") is None
+
+
+def test_caller_uri_gives_its_user_part() -> None:
+    assert number_from_caller("sips:+15550100@h;transport=tls") == "+15550100"
+    assert number_from_caller("  4155550100 ") == "4155550100"
+
+
+def test_regions_are_checked_against_phonenumbers() -> None:
+    assert is_region("gb") and is_region("US")
+    assert not is_region("XX")
+
+
+@given(
+    code=st.sampled_from(sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE)),
+    national=st.integers(min_value=10**3, max_value=10**14),
+)
+def test_fast_path_agrees_with_the_parser(code: int, national: int) -> None:
+    raw = f"+{code}{national}"
+    try:
+        parsed = phonenumbers.parse(raw, None)
+        expected = (
+            phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            if phonenumbers.is_possible_number(parsed)
+            else None
+        )
+    except phonenumbers.NumberParseException:
+        expected = None
+    assert try_normalize(raw, "US") == expected
