@@ -4,6 +4,41 @@ Bytes go in, parsed objects and bytes come out; the asyncio transports in ``tran
 part that touches sockets.
 """
 
+from cti_server.sip.address import NameAddr, parse_contact_list, parse_name_addr
 from cti_server.sip.errors import SipParseError
+from cti_server.sip.headers import COMPACT_FORMS, Headers
+from cti_server.sip.message import (
+    REASON_PHRASES,
+    CSeq,
+    SipRequest,
+    SipResponse,
+    make_request,
+    make_response,
+    new_branch,
+    new_call_id,
+    new_tag,
+)
+from cti_server.sip.uri import SipUri, parse_uri
+from cti_server.sip.via import Via, parse_via
 
-__all__ = ["SipParseError"]
+__all__ = [
+    "COMPACT_FORMS",
+    "REASON_PHRASES",
+    "CSeq",
+    "Headers",
+    "NameAddr",
+    "SipParseError",
+    "SipRequest",
+    "SipResponse",
+    "SipUri",
+    "Via",
+    "make_request",
+    "make_response",
+    "new_branch",
+    "new_call_id",
+    "new_tag",
+    "parse_contact_list",
+    "parse_name_addr",
+    "parse_uri",
+    "parse_via",
+]

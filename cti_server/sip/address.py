@@ -1,0 +1,140 @@
+"""name-addr and addr-spec with header parameters: From, To, Contact, Route... (RFC 3261 section 20.10, 25.1).
+
+A URI that is not enclosed in ``<>`` (addr-spec form) ends at the first ';': everything after it is a
+header parameter (RFC 3261 section 20), and such a URI may not contain ',', '?' or ';' of its own.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Literal
+
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.headers import split_header_values
+from cti_server.sip.uri import SipUri, parse_uri
+
+TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
+_TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")
+_QUOTED_DISPLAY_RE = re.compile(r'[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*<')
+_TOKEN_DISPLAY_RE = re.compile(rf"[ \t]*((?:[{TOKEN_CHARS}]+)(?:[ \t]+[{TOKEN_CHARS}]+)*)?[ \t]*<")
+_QUOTED_PAIR_RE = re.compile(r"\\(.)")
+QUOTED_STRING = r'"(?:[^"\\]|\\.)*"'
+_PARAM_RE = re.compile(
+    rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
+    rf"(?:[ \t]*=[ \t]*({QUOTED_STRING}|\[[0-9A-Fa-f:.]+\]|[{TOKEN_CHARS}:]+))?[ \t]*"
+)
+_NEEDS_QUOTING_RE = re.compile(r'["\\]')
+
+
+def parse_header_params(text: str, what: str) -> dict[str, str | None]:
+    """``*( SEMI generic-param )`` (RFC 3261 section 25.1): names lower-cased, values kept as written.
+
+    Quoted-string values keep their quotes so that they serialize back unchanged.
+    """
+    params: dict[str, str | None] = {}
+    position = 0
+    length = len(text)
+    while position < length:
+        match = _PARAM_RE.match(text, position)
+        if match is None:
+            raise SipParseError(f"invalid parameter in {what}: {text[position:position + 40]!r}")
+        params[match.group(1).lower()] = match.group(2)
+        position = match.end()
+    return params
+
+
+def format_params(params: dict[str, str | None]) -> str:
+    """``;name=value;flag`` for header or Via parameters."""
+    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params.items())
+
+
+def quote_string(text: str) -> str:
+    """A quoted-string (RFC 3261 section 25.1) holding ``text``, escaping '"' and '\\'."""
+    if _NEEDS_QUOTING_RE.search(text):
+        text = text.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{text}"'
+
+
+def unquote_string(text: str) -> str:
+    """The content of a quoted-string value (with its quotes) with quoted-pairs decoded; others unchanged."""
+    if len(text) >= 2 and text[0] == '"' and text[-1] == '"':
+        inner = text[1:-1]
+        return _QUOTED_PAIR_RE.sub(r"\1", inner) if "\\" in inner else inner
+    return text
+
+
+@dataclass
+class NameAddr:
+    """A name-addr or addr-spec with its header parameters (RFC 3261 section 20.10, 20.20, 20.39).
+
+    ``display_name`` is the decoded display name (quotes and escapes removed) or None; ``params`` are
+    the header parameters after the URI (``tag``, ``expires``, ``q``...), names lower-case.
+    """
+
+    display_name: str | None
+    uri: SipUri
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str | None:
+        """The ``tag`` parameter (RFC 3261 section 19.3) or None."""
+        return self.params.get("tag")
+
+    def __str__(self) -> str:
+        display = f"{quote_string(self.display_name)} " if self.display_name else ""
+        return f"{display}<{self.uri}>{format_params(self.params)}"
+
+
+def parse_name_addr(text: str, what: str = "address") -> NameAddr:
+    """Parse ``( name-addr / addr-spec ) *( SEMI generic-param )`` (RFC 3261 section 25.1).
+
+    Raises SipParseError naming ``what`` (the header) for anything the grammar does not allow.
+    """
+    display_name: str | None = None
+    if "<" in text:
+        quoted = _QUOTED_DISPLAY_RE.match(text)
+        if quoted is not None:
+            inner = quoted.group(1)
+            display_name = _QUOTED_PAIR_RE.sub(r"\1", inner) if "\\" in inner else inner
+            start = quoted.end()
+        else:
+            tokens = _TOKEN_DISPLAY_RE.match(text)
+            if tokens is None:
+                if text.lstrip(" \t").startswith('"'):
+                    raise SipParseError(f"unterminated quoted display name in {what}")
+                raise SipParseError(f"invalid display name in {what}: {text[:64]!r}")
+            display_name = tokens.group(1)
+            start = tokens.end()
+        end = text.find(">", start)
+        if end < 0:
+            raise SipParseError(f"missing '>' in {what}")
+        uri = _parse_address_uri(text[start:end], what)
+        params = parse_header_params(text[end + 1:], what) if end + 1 < len(text) else {}
+        return NameAddr(display_name, uri, params)
+    stripped = text.strip(" \t")
+    if stripped.startswith('"'):
+        raise SipParseError(f"display name without <URI> in {what}: {text[:64]!r}")
+    uri_text, semicolon, param_text = stripped.partition(";")
+    if "?" in uri_text or "," in uri_text:
+        raise SipParseError(f"URI with '?' or ',' must be enclosed in <> in {what}")
+    uri = _parse_address_uri(uri_text, what)
+    params = parse_header_params(";" + param_text, what) if semicolon else {}
+    return NameAddr(None, uri, params)
+
+
+def _parse_address_uri(text: str, what: str) -> SipUri:
+    try:
+        return parse_uri(text, any_scheme=True)
+    except SipParseError as error:
+        raise SipParseError(f"{what}: {error.reason}") from None
+
+
+def parse_contact_list(text: str, what: str = "Contact") -> list[NameAddr] | Literal["*"]:
+    """A Contact header value: ``"*"`` or a comma-separated list of addresses (RFC 3261 section 20.10)."""
+    if text.strip(" \t") == "*":
+        return "*"
+    values = split_header_values(text)
+    if not values:
+        raise SipParseError(f"empty {what}")
+    return [parse_name_addr(value, what) for value in values]

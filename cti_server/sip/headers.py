@@ -1,0 +1,259 @@
+"""SIP header fields: an ordered, case-insensitive multi-map (RFC 3261 section 7.3).
+
+Header names are case-insensitive and have compact forms (RFC 3261 section 7.3.3, plus the compact forms
+registered by later RFCs); both are stored under the canonical long name. Header fields whose grammar is a
+comma-separated list (``1#`` / ``#`` in RFC 3261 section 25) can be split into their values with
+:meth:`Headers.get_all`; header fields whose values may contain unquoted commas (authentication
+challenges and credentials, Date, ...) are never split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+COMPACT_FORMS: dict[str, str] = {
+    "v": "Via",
+    "f": "From",
+    "t": "To",
+    "i": "Call-ID",
+    "m": "Contact",
+    "l": "Content-Length",
+    "c": "Content-Type",
+    "k": "Supported",
+    "s": "Subject",
+    "e": "Content-Encoding",
+    "o": "Event",
+    "r": "Refer-To",
+    "b": "Referred-By",
+    "u": "Allow-Events",
+    "x": "Session-Expires",
+    "a": "Accept-Contact",
+    "j": "Reject-Contact",
+    "d": "Request-Disposition",
+    "y": "Identity",
+    "n": "Identity-Info",
+}
+"""Compact header names (RFC 3261 section 7.3.3 and the IANA SIP parameters registry) -> long names."""
+
+_KNOWN_NAMES = (
+    "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow", "Allow-Events",
+    "Authentication-Info", "Authorization", "Call-ID", "Call-Info", "Contact", "Content-Disposition",
+    "Content-Encoding", "Content-Language", "Content-Length", "Content-Type", "CSeq", "Date", "Error-Info",
+    "Event", "Expires", "From", "Identity", "Identity-Info", "In-Reply-To", "Max-Forwards", "Min-Expires",
+    "Min-SE", "MIME-Version", "Organization", "P-Asserted-Identity", "P-Preferred-Identity", "Path",
+    "Priority", "Privacy", "Proxy-Authenticate", "Proxy-Authorization", "Proxy-Require", "RAck", "Reason",
+    "Record-Route", "Refer-To", "Referred-By", "Reject-Contact", "Remote-Party-ID", "Replaces", "Reply-To",
+    "Request-Disposition", "Require", "Retry-After", "Route", "RSeq", "Server", "Service-Route",
+    "Session-Expires", "SIP-ETag", "SIP-If-Match", "Subject", "Subscription-State", "Supported",
+    "Timestamp", "To", "Unsupported", "User-Agent", "Via", "Warning", "WWW-Authenticate",
+)
+
+_CANONICAL: dict[str, str] = {name.lower(): name for name in _KNOWN_NAMES}
+_CANONICAL.update({short: long for short, long in COMPACT_FORMS.items()})
+
+MULTI_VALUE_HEADERS: frozenset[str] = frozenset(
+    name.lower()
+    for name in (
+        "Accept", "Accept-Contact", "Accept-Encoding", "Accept-Language", "Alert-Info", "Allow",
+        "Allow-Events", "Call-Info", "Contact", "Content-Encoding", "Content-Language", "Error-Info",
+        "In-Reply-To", "P-Asserted-Identity", "P-Preferred-Identity", "Path", "Proxy-Require",
+        "Record-Route", "Reject-Contact", "Request-Disposition", "Require", "Route", "Service-Route",
+        "Supported", "Unsupported", "Via", "Warning",
+    )
+)
+"""Lower-case names of header fields whose values are comma-separated lists (RFC 3261 section 7.3.1).
+
+WWW-Authenticate, Authorization, Proxy-Authenticate, Proxy-Authorization, Authentication-Info, Date,
+Retry-After and every unknown header field are deliberately absent: their values contain unquoted commas
+or their grammar is unknown to us.
+"""
+
+_name_cache: dict[str, tuple[str, str]] = {}
+_NAME_CACHE_LIMIT = 2048
+
+
+def canonical_name(name: str) -> str:
+    """The canonical spelling of a header name: long form, conventional capitalisation (RFC 3261 7.3.3).
+
+    Unknown header names are returned as given (their case is kept for the wire).
+    """
+    return _name_key(name)[1]
+
+
+def _name_key(name: str) -> tuple[str, str]:
+    """(lower-case lookup key, canonical spelling) for a header name, cached."""
+    cached = _name_cache.get(name)
+    if cached is not None:
+        return cached
+    lower = name.lower()
+    canonical = _CANONICAL.get(lower, name)
+    result = (canonical.lower(), canonical)
+    if len(_name_cache) < _NAME_CACHE_LIMIT:
+        _name_cache[name] = result
+    return result
+
+
+def split_header_values(value: str) -> list[str]:
+    """Split a comma-separated header value on commas outside quoted strings and ``<>`` (RFC 3261 7.3.1).
+
+    Empty elements (``a,,b``) are dropped, as the ``#rule`` of RFC 3261 section 25 allows them.
+    """
+    if "," not in value:
+        stripped = value.strip()
+        return [stripped] if stripped else []
+    if '"' not in value and "<" not in value:
+        return [part for part in (p.strip() for p in value.split(",")) if part]
+    parts: list[str] = []
+    start = 0
+    in_quotes = False
+    in_angle = False
+    escaped = False
+    for index, char in enumerate(value):
+        if in_quotes:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_quotes = False
+        elif in_angle:
+            if char == ">":
+                in_angle = False
+        elif char == '"':
+            in_quotes = True
+        elif char == "<":
+            in_angle = True
+        elif char == ",":
+            parts.append(value[start:index])
+            start = index + 1
+    parts.append(value[start:])
+    return [part for part in (p.strip() for p in parts) if part]
+
+
+class Headers:
+    """An ordered, case-insensitive multi-map of SIP header fields (RFC 3261 section 7.3).
+
+    Every header line is kept in wire order as (canonical name, value); compact names are stored under
+    their long names. ``get``/``get_all`` split comma-separated list headers (:data:`MULTI_VALUE_HEADERS`).
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
+        # Each entry is (lower-case key, canonical name, value).
+        self._entries: list[tuple[str, str, str]] = []
+        if items is not None:
+            for name, value in items:
+                self.add(name, value)
+
+    @classmethod
+    def _from_entries(cls, entries: list[tuple[str, str, str]]) -> Headers:
+        """Build from already canonicalised (key, name, value) entries (the parser's fast path)."""
+        headers = cls.__new__(cls)
+        headers._entries = entries
+        return headers
+
+    def get(self, name: str) -> str | None:
+        """The first value of header ``name`` (the first list element for list headers), or None."""
+        key = _name_key(name)[0]
+        for entry_key, _, value in self._entries:
+            if entry_key == key:
+                if key in MULTI_VALUE_HEADERS and ("," in value or not value.strip()):
+                    parts = split_header_values(value)
+                    if not parts:
+                        continue
+                    return parts[0]
+                return value
+        return None
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header ``name`` in wire order; list headers are split on commas."""
+        key = _name_key(name)[0]
+        values = [value for entry_key, _, value in self._entries if entry_key == key]
+        if key in MULTI_VALUE_HEADERS:
+            split: list[str] = []
+            for value in values:
+                split.extend(split_header_values(value))
+            return split
+        return values
+
+    def get_lines(self, name: str) -> list[str]:
+        """Every header line's value of ``name`` in wire order, never split."""
+        key = _name_key(name)[0]
+        return [value for entry_key, _, value in self._entries if entry_key == key]
+
+    def count(self, name: str) -> int:
+        """How many header lines named ``name`` there are."""
+        key = _name_key(name)[0]
+        return sum(1 for entry in self._entries if entry[0] == key)
+
+    def set(self, name: str, value: str) -> None:
+        """Replace every ``name`` header with one line holding ``value`` (kept at the first one's place)."""
+        key, canonical = _name_key(name)
+        for index, entry in enumerate(self._entries):
+            if entry[0] == key:
+                self._entries[index] = (key, canonical, value)
+                self._entries[index + 1:] = [e for e in self._entries[index + 1:] if e[0] != key]
+                return
+        self._entries.append((key, canonical, value))
+
+    def add(self, name: str, value: str) -> None:
+        """Append a ``name: value`` header line."""
+        key, canonical = _name_key(name)
+        self._entries.append((key, canonical, value))
+
+    def prepend(self, name: str, value: str) -> None:
+        """Insert a ``name: value`` header line before every other line (e.g. a new top Via)."""
+        key, canonical = _name_key(name)
+        self._entries.insert(0, (key, canonical, value))
+
+    def remove(self, name: str) -> None:
+        """Remove every ``name`` header line (no error when there is none)."""
+        key = _name_key(name)[0]
+        self._entries = [entry for entry in self._entries if entry[0] != key]
+
+    def remove_first(self, name: str) -> str | None:
+        """Remove the first list value of ``name`` (e.g. the top Via or Route) and return it."""
+        key = _name_key(name)[0]
+        for index, (entry_key, canonical, value) in enumerate(self._entries):
+            if entry_key != key:
+                continue
+            parts = split_header_values(value) if key in MULTI_VALUE_HEADERS else [value]
+            if not parts:
+                continue
+            if len(parts) == 1:
+                del self._entries[index]
+            else:
+                self._entries[index] = (key, canonical, ", ".join(parts[1:]))
+            return parts[0]
+        return None
+
+    def __contains__(self, name: object) -> bool:
+        if not isinstance(name, str):
+            return False
+        key = _name_key(name)[0]
+        return any(entry[0] == key for entry in self._entries)
+
+    def items(self) -> list[tuple[str, str]]:
+        """Every header line as (canonical name, value) in wire order."""
+        return [(name, value) for _, name, value in self._entries]
+
+    def copy(self) -> Headers:
+        """An independent copy."""
+        return Headers._from_entries(list(self._entries))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for _, name, _ in self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Headers):
+            return NotImplemented
+        return [(k, v) for k, _, v in self._entries] == [(k, v) for k, _, v in other._entries]
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Headers({self.items()!r})"

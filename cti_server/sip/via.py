@@ -1,0 +1,81 @@
+"""The Via header field value (RFC 3261 section 20.42 and 18.2.1; rport per RFC 3581).
+
+``sent-protocol`` must be SIP/2.0 (LWS around the slashes is allowed, RFC 4475 wsinv); the transport is
+any token and is stored upper-case. ``host`` is bare (an IPv6 address without brackets).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from cti_server.sip.address import TOKEN_CHARS, format_params, parse_header_params
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.uri import format_host, parse_host, parse_port
+
+BRANCH_MAGIC_COOKIE = "z9hG4bK"
+"""Prefix of every RFC 3261 branch (section 8.1.1.7); without it the peer is RFC 2543."""
+
+_VIA_RE = re.compile(
+    rf"[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
+    r"(\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]+))?"
+)
+
+
+@dataclass
+class Via:
+    """One via-parm: transport, sent-by host and port, and the via parameters (RFC 3261 section 20.42).
+
+    ``params`` names are lower-case; values are kept as written (``rport`` without value maps to None).
+    """
+
+    transport: str
+    host: str
+    port: int | None = None
+    params: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def branch(self) -> str | None:
+        """The ``branch`` parameter (RFC 3261 section 8.1.1.7) or None."""
+        return self.params.get("branch")
+
+    @property
+    def received(self) -> str | None:
+        """The ``received`` parameter (RFC 3261 section 18.2.1) or None."""
+        return self.params.get("received")
+
+    @property
+    def rport(self) -> str | None:
+        """``rport`` (RFC 3581): None if absent, "" if present without a value, else the value."""
+        if "rport" not in self.params:
+            return None
+        return self.params["rport"] or ""
+
+    @property
+    def maddr(self) -> str | None:
+        """The ``maddr`` parameter or None."""
+        return self.params.get("maddr")
+
+    @property
+    def sent_by(self) -> str:
+        """``host[:port]`` as written in the header."""
+        host = format_host(self.host)
+        return host if self.port is None else f"{host}:{self.port}"
+
+    def __str__(self) -> str:
+        return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
+
+
+def parse_via(text: str) -> Via:
+    """Parse one via-parm (RFC 3261 section 25.1); a comma-separated Via line must be split first."""
+    match = _VIA_RE.match(text)
+    if match is None:
+        raise SipParseError(f"invalid Via: {text[:80]!r}")
+    name, version, transport, host_text, port_text = match.groups()
+    if name.upper() != "SIP" or version != "2.0":
+        raise SipParseError(f"unsupported Via protocol {name}/{version}")
+    host = parse_host(host_text, "Via sent-by")
+    port = parse_port(port_text, "Via port") if port_text is not None else None
+    rest = text[match.end():]
+    params = parse_header_params(rest, "Via") if rest.strip(" \t") else {}
+    return Via(transport.upper(), host, port, params)

@@ -1,0 +1,36 @@
+"""The Via header field (RFC 3261 section 20.42, RFC 3581, RFC 5118)."""
+
+from __future__ import annotations
+
+import pytest
+
+from cti_server.sip import SipParseError, Via, parse_via
+
+
+def test_typical_via() -> None:
+    via = parse_via("SIP/2.0/UDP pc33.atlanta.com:5066;branch=z9hG4bK776asdhds;rport")
+    assert via == Via("UDP", "pc33.atlanta.com", 5066, {"branch": "z9hG4bK776asdhds", "rport": None})
+    assert via.branch == "z9hG4bK776asdhds" and via.rport == "" and via.received is None
+    assert str(via) == "SIP/2.0/UDP pc33.atlanta.com:5066;branch=z9hG4bK776asdhds;rport"
+
+
+def test_lws_around_slashes_and_lower_case_transport() -> None:
+    via = parse_via("SIP  /   2.0 /udp 192.0.2.2;branch=390skdjuw")
+    assert via.transport == "UDP" and via.host == "192.0.2.2" and via.port is None
+
+
+def test_received_and_rport_values_and_ipv6() -> None:
+    via = parse_via("SIP/2.0/TCP [2001:db8::9:1]:5060;received=2001:db8::9:255;rport=5061;branch=z9hG4bKx")
+    assert via.host == "2001:db8::9:1" and via.port == 5060
+    assert via.received == "2001:db8::9:255" and via.rport == "5061"
+    assert str(via) == "SIP/2.0/TCP [2001:db8::9:1]:5060;received=2001:db8::9:255;rport=5061;branch=z9hG4bKx"
+
+
+@pytest.mark.parametrize("text", [
+    "", "SIP/2.0/UDP", "SIP/2.0 host", "SIP/3.0/UDP host", "HTTP/2.0/UDP host", "SIP/2.0/UDP host;;",
+    "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0/UDP host:99999", "SIP/2.0/UDP host junk", "SIP/2.0/UDP [::1",
+    "SIP/2.0/UDP 2001:db8::1", ";", "SIP/2.0/UDP host;branch=",
+])
+def test_invalid_vias_raise(text: str) -> None:
+    with pytest.raises(SipParseError):
+        parse_via(text)
