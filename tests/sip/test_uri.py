@@ -11,7 +11,8 @@ from cti_server.sip.uri import unescape
 def test_full_sip_uri() -> None:
     uri = parse_uri("sip:alice:secret@atlanta.com:5061;transport=TCP;lr;maddr=239.255.255.1?subject=hi&x=y")
     assert uri == SipUri("sip", "alice", "secret", "atlanta.com", 5061,
-                         {"transport": "TCP", "lr": None, "maddr": "239.255.255.1"}, {"subject": "hi", "x": "y"})
+                         {"transport": "TCP", "lr": None, "maddr": "239.255.255.1"},
+                         {"subject": "hi", "x": "y"})
     assert uri.transport == "tcp"
     assert str(uri) == "sip:alice:secret@atlanta.com:5061;transport=TCP;lr;maddr=239.255.255.1?subject=hi&x=y"
 
@@ -39,7 +40,8 @@ def test_user_with_semicolon_and_escapes() -> None:
     uri = parse_uri("sip:user;par=u%40example.net@example.com")
     assert uri.user == "user;par=u%40example.net"
     assert uri.host == "example.com" and uri.params == {}
-    assert unescape(parse_uri("sip:sips%3Auser%40example.com@example.net").user or "") == "sips:user@example.com"
+    escaped = parse_uri("sip:sips%3Auser%40example.com@example.net")
+    assert unescape(escaped.user or "") == "sips:user@example.com"
 
 
 def test_tel_uri() -> None:
