@@ -1,0 +1,378 @@
+"""The registrar (RFC 3261 section 10.3) with digest authentication (RFC 8760).
+
+``Registrar.handle_register`` turns one REGISTER into its final response; the caller passes where it
+came from and ``now`` (no sockets, no clock inside, so unit tests drive it directly). The steps follow
+RFC 3261 section 10.3:
+
+2. ``Require`` with an extension we do not support -> 420 with ``Unsupported``.
+3. credentials checked (missing or wrong -> 401 with one challenge per algorithm, stale nonce ->
+   ``stale=true``, malformed -> 400); 4. the To user must be the authenticated user (403).
+5. the AOR is ``sip:<user>@<realm>``: this registrar is authoritative for one domain, so the host part
+   of the To URI (often the server's IP address on phones) does not split one user into several AORs.
+6. ``Contact: *`` only alone and with ``Expires: 0`` (else 400); expiry per contact from its
+   ``expires`` param, else the Expires header, else ``sip.default_expires``; below ``sip.min_expires``
+   -> 423 with Min-Expires; above ``sip.max_expires`` -> capped.
+7. per contact: an existing binding with the same Call-ID and a CSeq not higher -> 500 (out of
+   order), else it is added, refreshed or removed; more than ``sip.max_contacts_per_user`` -> 503.
+8. 200 listing every current contact with its ``expires`` and a ``Date`` header.
+
+``RegistrarComponent`` attaches the registrar to the SIP stack and sweeps expired bindings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import email.utils
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import structlog
+
+from cti_server.config import SipConfig
+from cti_server.events import Event, EventBus
+from cti_server.sip.address import NameAddr
+from cti_server.sip.bindings import Binding, InMemoryBindings, RegistrarBindings
+from cti_server.sip.digest import AuthOutcome, DigestAuthenticator, users_from_config
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.message import SipRequest, SipResponse, make_response, new_tag
+from cti_server.sip.uri import SipUri
+
+log = structlog.get_logger(__name__)
+
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
+"""Option tags a REGISTER may ``Require`` of us (RFC 3261 section 10.3 step 2): none yet (no Path)."""
+
+_DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
+
+
+class RegisterRejected(Exception):
+    """A REGISTER that fails with ``status``; ``headers`` go into the response (Min-Expires...)."""
+
+    def __init__(self, status: int, reason: str, headers: list[tuple[str, str]] | None = None) -> None:
+        super().__init__(f"{status} {reason}")
+        self.status = status
+        self.reason = reason
+        self.headers = headers or []
+
+
+@dataclass(frozen=True)
+class ContactRequest:
+    """One Contact of a REGISTER, with the expiry it asks for already resolved (step 6)."""
+
+    uri: SipUri
+    key: str
+    expires: int
+    q: float | None
+    instance_id: str | None
+    reg_id: int | None
+
+
+def aor_for(username: str, realm: str) -> str:
+    """The address-of-record of a local user: ``sip:<username>@<realm>``."""
+    return f"sip:{username}@{realm}"
+
+
+def contact_key(uri: SipUri, params: dict[str, str | None]) -> tuple[str, str | None, int | None]:
+    """How bindings of one AOR are told apart: ``+sip.instance`` with ``reg-id`` (RFC 5626 section 6),
+    else the contact URI compared as RFC 3261 section 19.1.4 says (case-insensitive scheme and host,
+    default port, transport/maddr/user params). Returns (key, instance_id, reg_id)."""
+    instance = params.get("+sip.instance")
+    reg_id_text = params.get("reg-id")
+    reg_id: int | None = None
+    if reg_id_text is not None:
+        if not reg_id_text.isdigit():
+            raise RegisterRejected(400, "Bad reg-id Contact Parameter")
+        reg_id = int(reg_id_text)
+    if instance is not None and reg_id is not None:
+        return f"{instance}|{reg_id}", instance, reg_id
+    scheme = uri.scheme.lower()
+    port = uri.port or _DEFAULT_PORTS.get(scheme, 0)
+    user = f"{uri.user}@" if uri.user is not None else ""
+    parts = [f"{scheme}:{user}{uri.host.lower()}:{port}"]
+    for name in ("transport", "maddr", "user"):
+        value = uri.params.get(name)
+        if value is not None:
+            parts.append(f"{name}={value.lower()}")
+    return ";".join(parts), instance, reg_id
+
+
+class Registrar:
+    """REGISTER processing for one realm over a ``RegistrarBindings`` store (RFC 3261 section 10.3)."""
+
+    def __init__(
+        self,
+        config: SipConfig,
+        bindings: RegistrarBindings,
+        authenticator: DigestAuthenticator,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.config = config
+        self.bindings = bindings
+        self.authenticator = authenticator
+        self.bus = bus
+        self._aor_locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    @classmethod
+    def from_config(
+        cls, config: SipConfig, bus: EventBus | None = None, bindings: RegistrarBindings | None = None
+    ) -> Registrar:
+        """A registrar for ``config.realm`` and ``config.users`` (in-memory bindings unless given)."""
+        authenticator = DigestAuthenticator(
+            config.realm,
+            users_from_config(config.users, config.realm),
+            algorithms=config.digest_algorithms,
+            nonce_lifetime=config.nonce_lifetime,
+        )
+        return cls(config, bindings if bindings is not None else InMemoryBindings(), authenticator, bus)
+
+    async def handle_register(
+        self, request: SipRequest, *, source: tuple[str, int], transport: str, now: float
+    ) -> SipResponse:
+        """The final response to ``request`` (a REGISTER), after updating the bindings."""
+        call_id = request.call_id
+        try:
+            return await self._register(request, source, transport, now)
+        except RegisterRejected as exc:
+            log.info("register_rejected", call_id=call_id, status=exc.status, reason=exc.reason,
+                     source=f"{source[0]}:{source[1]}")
+            return self._reply(request, exc.status, exc.reason, exc.headers)
+        except SipParseError as exc:
+            log.info("register_bad_request", call_id=call_id, reason=exc.reason)
+            return self._reply(request, 400, exc.reason)
+
+    async def _register(
+        self, request: SipRequest, source: tuple[str, int], transport: str, now: float
+    ) -> SipResponse:
+        self._check_require(request)
+        result = self.authenticator.verify("REGISTER", request.headers.get_all("Authorization"), now)
+        if result.outcome is AuthOutcome.MALFORMED:
+            raise RegisterRejected(400, f"Bad Authorization: {result.reason}")
+        if not result.ok:
+            log.info("register_challenge", call_id=request.call_id, outcome=result.outcome.value,
+                     user=result.username, reason=result.reason)
+            stale = result.outcome is AuthOutcome.STALE
+            challenges = [("WWW-Authenticate", v) for v in self.authenticator.challenges(now, stale=stale)]
+            return self._reply(request, 401, "Unauthorized", challenges)
+        username = result.username or ""
+        to_uri = request.to_addr.uri
+        if to_uri.user != username:
+            raise RegisterRejected(403, "To Does Not Match Authenticated User")
+        aor = aor_for(username, self.config.realm)
+        async with self._locked(aor):
+            current = await self._apply(request, aor, source, transport, now)
+        response = self._reply(request, 200, "OK")
+        for binding in current:
+            response.headers.add("Contact", self._contact_value(binding, now))
+        response.headers.add("Date", email.utils.formatdate(now, usegmt=True))
+        return response
+
+    def _check_require(self, request: SipRequest) -> None:
+        required = request.headers.get_all("Require")
+        unsupported = [tag for tag in required if tag.strip().lower() not in SUPPORTED_EXTENSIONS]
+        if unsupported:
+            raise RegisterRejected(420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
+
+    async def _apply(
+        self, request: SipRequest, aor: str, source: tuple[str, int], transport: str, now: float
+    ) -> list[Binding]:
+        contacts = request.contacts
+        header_expires = request.expires
+        cseq = request.cseq.number
+        call_id = request.call_id
+        if contacts == "*":
+            if header_expires != 0 or len(request.headers.get_all("Contact")) != 1:
+                raise RegisterRejected(400, "Contact * Needs Expires 0 And No Other Contact")
+            for binding in await self.bindings.lookup(aor):
+                if binding.call_id == call_id and cseq <= binding.cseq:
+                    raise RegisterRejected(500, "Out Of Order CSeq")
+            for binding in await self.bindings.remove_all(aor):
+                self._publish("registration.removed", binding, now)
+            return []
+        wanted = [self._contact_request(c, header_expires) for c in contacts]
+        existing = {b.key: b for b in await self.bindings.lookup(aor)}
+        for contact in wanted:
+            old = existing.get(contact.key)
+            if old is not None and old.call_id == call_id and cseq <= old.cseq:
+                raise RegisterRejected(500, "Out Of Order CSeq")
+        remaining = {k for k, b in existing.items() if b.expires_at > now}
+        for contact in wanted:
+            if contact.expires == 0:
+                remaining.discard(contact.key)
+            else:
+                remaining.add(contact.key)
+        if len(remaining) > self.config.max_contacts_per_user:
+            raise RegisterRejected(503, "Too Many Registered Contacts")
+        user_agent = request.headers.get("User-Agent")
+        for contact in wanted:
+            if contact.expires == 0:
+                removed = await self.bindings.remove(aor, contact.key)
+                if removed is not None:
+                    self._publish("registration.removed", removed, now)
+                continue
+            binding = Binding(
+                aor=aor,
+                key=contact.key,
+                contact=str(contact.uri),
+                expires_at=now + contact.expires,
+                call_id=call_id,
+                cseq=cseq,
+                source=source,
+                transport=transport,
+                q=contact.q,
+                instance_id=contact.instance_id,
+                reg_id=contact.reg_id,
+                user_agent=user_agent,
+                registered_at=now,
+            )
+            previous = await self.bindings.add(binding)
+            fresh = previous is None or previous.expires_at <= now
+            self._publish("registration.added" if fresh else "registration.refreshed", binding, now)
+            log.info("registration_bound", call_id=call_id, aor=aor, contact=binding.contact,
+                     expires=contact.expires, source=f"{source[0]}:{source[1]}", transport=transport)
+        return [b for b in await self.bindings.lookup(aor) if b.expires_at > now]
+
+    def _contact_request(self, contact: NameAddr, header_expires: int | None) -> ContactRequest:
+        param = contact.params.get("expires")
+        if param is not None:
+            if not param.strip().isdigit():
+                raise RegisterRejected(400, "Bad Contact expires Parameter")
+            expires = int(param)
+        elif header_expires is not None:
+            expires = header_expires
+        else:
+            expires = self.config.default_expires
+        if expires < 0:
+            raise RegisterRejected(400, "Bad Expires")
+        if 0 < expires < self.config.min_expires:
+            raise RegisterRejected(423, "Interval Too Brief", [("Min-Expires", str(self.config.min_expires))])
+        expires = min(expires, self.config.max_expires)
+        q: float | None = None
+        q_text = contact.params.get("q")
+        if q_text is not None:
+            try:
+                q = float(q_text)
+            except ValueError:
+                q = -1.0
+            if not 0.0 <= q <= 1.0:
+                raise RegisterRejected(400, "Bad Contact q Parameter")
+        key, instance_id, reg_id = contact_key(contact.uri, contact.params)
+        return ContactRequest(contact.uri, key, expires, q, instance_id, reg_id)
+
+    @staticmethod
+    def _contact_value(binding: Binding, now: float) -> str:
+        value = f"<{binding.contact}>;expires={binding.expires_in(now)}"
+        if binding.q is not None:
+            value += f";q={binding.q:g}"
+        if binding.instance_id is not None:
+            value += f";+sip.instance={binding.instance_id}"
+        if binding.reg_id is not None:
+            value += f";reg-id={binding.reg_id}"
+        return value
+
+    def _reply(
+        self, request: SipRequest, status: int, reason: str, headers: list[tuple[str, str]] | None = None
+    ) -> SipResponse:
+        response = make_response(request, status, reason, to_tag=new_tag())
+        for name, value in headers or []:
+            response.headers.add(name, value)
+        return response
+
+    def _publish(self, topic: str, binding: Binding, now: float) -> None:
+        if self.bus is None:
+            return
+        self.bus.publish(
+            Event(
+                topic,
+                {
+                    "aor": binding.aor,
+                    "contact": binding.contact,
+                    "expires_in": binding.expires_in(now) if topic != "registration.removed" else 0,
+                    "source": f"{binding.source[0]}:{binding.source[1]}",
+                    "transport": binding.transport,
+                    "user_agent": binding.user_agent,
+                },
+            )
+        )
+
+    async def sweep(self, now: float) -> list[Binding]:
+        """Remove bindings whose time is up and publish ``registration.expired`` for each."""
+        expired = await self.bindings.expire(now)
+        for binding in expired:
+            log.info("registration_expired", aor=binding.aor, contact=binding.contact)
+            self._publish("registration.expired", binding, now)
+        return expired
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, aor: str) -> AsyncIterator[None]:
+        # One REGISTER per AOR at a time: the read-check-write of step 7 must not interleave
+        # (it matters once a store suspends, as Redis will).
+        lock, users = self._aor_locks.get(aor, (asyncio.Lock(), 0))
+        self._aor_locks[aor] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._aor_locks[aor]
+            if users <= 1:
+                del self._aor_locks[aor]
+            else:
+                self._aor_locks[aor] = (lock, users - 1)
+
+
+class IncomingRequestLike(Protocol):
+    """The parts of the stack's ``IncomingRequest`` the registrar uses (see notes/contracts.md)."""
+
+    @property
+    def request(self) -> SipRequest: ...
+
+    @property
+    def source(self) -> tuple[str, int]: ...
+
+    @property
+    def transport(self) -> str: ...
+
+    def respond(self, response: SipResponse) -> None: ...
+
+
+class RegistrarComponent:
+    """Serves REGISTER on the SIP stack and sweeps expired bindings every ``sweep_interval`` seconds."""
+
+    def __init__(
+        self,
+        registrar: Registrar,
+        sweep_interval: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registrar = registrar
+        self.sweep_interval = sweep_interval
+        self.clock = clock
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def on_register(self, incoming: IncomingRequestLike) -> None:
+        """Handler for ``SipComponent.register_handler("REGISTER", ...)``."""
+        response = await self.registrar.handle_register(
+            incoming.request, source=incoming.source, transport=incoming.transport, now=self.clock()
+        )
+        incoming.respond(response)
+
+    async def start(self) -> None:
+        self._sweeper = asyncio.create_task(self._sweep_forever(), name="registrar-sweep")
+
+    async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
+
+    async def _sweep_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                await self.registrar.sweep(self.clock())
+            except Exception:
+                log.exception("registrar_sweep_failed")
+

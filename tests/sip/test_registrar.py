@@ -1,0 +1,394 @@
+"""The registrar (RFC 3261 section 10.3) driven directly: REGISTER in, response out, on a fake clock."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from cti_server.api import create_app
+from cti_server.api.registrations import BINDINGS_KEY
+from cti_server.config import Config, SipConfig, SipUserConfig
+from cti_server.events import Event, EventBus
+from cti_server.sip.bindings import InMemoryBindings
+from cti_server.sip.digest import (
+    DigestAuthenticator,
+    compute_ha1,
+    compute_response,
+    parse_auth_params,
+    users_from_config,
+)
+from cti_server.sip.message import SipRequest, SipResponse, make_request, new_branch
+from cti_server.sip.registrar import Registrar, RegistrarComponent, contact_key
+from cti_server.sip.uri import parse_uri
+from tests.conftest import make_config
+
+REALM = "cti.local"
+NOW = 1_700_000_000.0
+SOURCE = ("203.0.113.9", 41000)
+
+
+class Phone:
+    """A UAC that registers like a desk phone: answers challenges and counts CSeq itself."""
+
+    def __init__(self, user: str = "1001", password: str = "secret1001",
+                 call_id: str = "reg-1@phone") -> None:
+        self.user = user
+        self.password = password
+        self.call_id = call_id
+        self.cseq = 0
+        self.nc = 0
+        self.challenge: dict[str, str] | None = None
+
+    def request(self, contacts: list[str] | None = None, expires: int | None = None,
+                extra: list[tuple[str, str]] | None = None, to_user: str | None = None,
+                authorize: bool = True, cseq: int | None = None) -> SipRequest:
+        self.cseq = cseq if cseq is not None else self.cseq + 1
+        headers: list[tuple[str, str]] = []
+        for contact in contacts if contacts is not None else [f"<sip:{self.user}@192.168.1.20:5060>"]:
+            headers.append(("Contact", contact))
+        if expires is not None:
+            headers.append(("Expires", str(expires)))
+        if authorize and self.challenge is not None:
+            headers.append(("Authorization", self._authorization()))
+        headers.append(("User-Agent", "TestPhone/1.0"))
+        headers += extra or []
+        to = f"<sip:{to_user or self.user}@{REALM}>"
+        return make_request(
+            "REGISTER", f"sip:{REALM}", from_=f"{to};tag=ft{self.cseq}", to=to, call_id=self.call_id,
+            cseq=self.cseq, via=f"SIP/2.0/UDP 192.168.1.20:5060;branch={new_branch()};rport", headers=headers,
+        )
+
+    def learn(self, response: SipResponse) -> None:
+        values = response.headers.get_all("WWW-Authenticate")
+        assert values, "401 without WWW-Authenticate"
+        self.challenge = parse_auth_params(values[0].partition(" ")[2])
+        self.nc = 0
+
+    def _authorization(self) -> str:
+        assert self.challenge is not None
+        self.nc += 1
+        c = self.challenge
+        algorithm = c["algorithm"]
+        ha1 = compute_ha1(algorithm, self.user, c["realm"], self.password)
+        nc = f"{self.nc:08x}"
+        response = compute_response(algorithm, ha1, method="REGISTER", uri=f"sip:{REALM}", nonce=c["nonce"],
+                                    qop="auth", nc=nc, cnonce="abc123")
+        return (f'Digest username="{self.user}", realm="{c["realm"]}", nonce="{c["nonce"]}", '
+                f'uri="sip:{REALM}", response="{response}", algorithm={algorithm}, qop=auth, nc={nc}, '
+                f'cnonce="abc123", opaque="{c["opaque"]}"')
+
+
+def sip_config(**overrides: Any) -> SipConfig:
+    values: dict[str, Any] = {
+        "realm": REALM, "min_expires": 60, "default_expires": 600, "max_expires": 3600,
+        "max_contacts_per_user": 3,
+        "users": (SipUserConfig("1001", password="secret1001"), SipUserConfig("1002", password="secret1002")),
+    }
+    values.update(overrides)
+    return SipConfig(**values)
+
+
+def make_registrar(bus: EventBus | None = None, **overrides: Any) -> Registrar:
+    config = sip_config(**overrides)
+    auth = DigestAuthenticator(REALM, users_from_config(config.users, REALM),
+                               algorithms=config.digest_algorithms, nonce_lifetime=config.nonce_lifetime,
+                               secret=b"test-secret" * 3)
+    return Registrar(config, InMemoryBindings(), auth, bus)
+
+
+async def send(registrar: Registrar, request: SipRequest, now: float = NOW) -> SipResponse:
+    return await registrar.handle_register(request, source=SOURCE, transport="udp", now=now)
+
+
+async def register(registrar: Registrar, phone: Phone, now: float = NOW, **kwargs: Any) -> SipResponse:
+    """REGISTER, answering one 401 challenge the way a phone does."""
+    response = await send(registrar, phone.request(**kwargs), now)
+    if response.status == 401:
+        phone.learn(response)
+        kwargs.pop("cseq", None)
+        response = await send(registrar, phone.request(**kwargs), now)
+    return response
+
+
+def contact_expires(response: SipResponse) -> dict[str, int]:
+    out = {}
+    for value in response.headers.get_all("Contact"):
+        uri, _, params = value.partition(">;")
+        expires = next(p for p in params.split(";") if p.startswith("expires="))
+        out[uri.lstrip("<")] = int(expires.split("=")[1])
+    return out
+
+
+# --- authentication -----------------------------------------------------------------------------
+
+
+async def test_register_without_credentials_is_challenged_with_both_algorithms() -> None:
+    response = await send(make_registrar(), Phone().request())
+    assert response.status == 401
+    values = response.headers.get_all("WWW-Authenticate")
+    assert [parse_auth_params(v.partition(" ")[2])["algorithm"] for v in values] == ["SHA-256", "MD5"]
+    assert response.to_tag is not None
+
+
+async def test_register_with_credentials_binds_and_lists_contacts_with_date() -> None:
+    registrar = make_registrar()
+    response = await register(registrar, Phone(), expires=300)
+    assert response.status == 200
+    assert contact_expires(response) == {"sip:1001@192.168.1.20:5060": 300}
+    assert response.headers.get("Date", ) is not None and "GMT" in (response.headers.get("Date") or "")
+    (binding,) = await registrar.bindings.lookup("sip:1001@cti.local")
+    assert binding.source == SOURCE
+    assert binding.transport == "udp"
+    assert binding.user_agent == "TestPhone/1.0"
+    assert binding.expires_at == NOW + 300
+
+
+async def test_wrong_password_is_challenged_again() -> None:
+    response = await register(make_registrar(), Phone(password="wrong"))
+    assert response.status == 401
+
+
+async def test_to_must_be_the_authenticated_user() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    phone.learn(await send(registrar, phone.request()))
+    response = await send(registrar, phone.request(to_user="1002"))
+    assert response.status == 403
+    assert await registrar.bindings.all() == []
+
+
+async def test_malformed_authorization_is_400() -> None:
+    registrar = make_registrar()
+    request = Phone().request(extra=[("Authorization", 'Digest username="1001, realm=')])
+    response = await send(registrar, request)
+    assert response.status == 400
+    assert "unterminated" in response.reason
+
+
+async def test_stale_nonce_gets_stale_challenge() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    phone.learn(await send(registrar, phone.request()))
+    response = await send(registrar, phone.request(), NOW + 10_000)
+    assert response.status == 401
+    challenge = response.headers.get_all("WWW-Authenticate")[0]
+    assert parse_auth_params(challenge.partition(" ")[2])["stale"] == "true"
+
+
+async def test_unsupported_require_is_420() -> None:
+    response = await send(make_registrar(), Phone().request(extra=[("Require", "path")]))
+    assert response.status == 420
+    assert response.headers.get("Unsupported") == "path"
+
+
+# --- expiry -------------------------------------------------------------------------------------
+
+
+async def test_contact_expires_param_wins_over_header_and_default_applies() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    response = await register(registrar, phone, expires=900, contacts=[
+        "<sip:1001@10.0.0.1:5060>;expires=120", "<sip:1001@10.0.0.2:5060>"])
+    assert contact_expires(response) == {"sip:1001@10.0.0.1:5060": 120, "sip:1001@10.0.0.2:5060": 900}
+    other = await register(registrar, Phone("1002", "secret1002", "c2"), contacts=["<sip:1002@10.0.0.3>"])
+    assert contact_expires(other) == {"sip:1002@10.0.0.3": 600}
+
+
+async def test_too_brief_is_423_with_min_expires_and_long_is_capped() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    response = await register(registrar, phone, expires=30)
+    assert response.status == 423
+    assert response.headers.get("Min-Expires") == "60"
+    assert await registrar.bindings.all() == []
+    response = await register(registrar, phone, expires=99_999)
+    assert response.status == 200
+    assert list(contact_expires(response).values()) == [3600]
+
+
+async def test_bad_expires_values_are_400() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    assert (await register(registrar, phone, contacts=["<sip:1001@h>;expires=soon"])).status == 400
+    assert (await register(registrar, phone, contacts=["<sip:1001@h>;q=2"])).status == 400
+    response = await register(registrar, phone, extra=[("Expires", "never")])
+    assert response.status == 400
+
+
+async def test_sweep_expires_bindings_and_publishes() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("registration.*", seen.append)
+    registrar = make_registrar(bus)
+    await register(registrar, Phone(), expires=60)
+    assert [e.topic for e in seen] == ["registration.added"]
+    assert await registrar.sweep(NOW + 59) == []
+    expired = await registrar.sweep(NOW + 61)
+    assert [b.contact for b in expired] == ["sip:1001@192.168.1.20:5060"]
+    assert seen[-1].topic == "registration.expired"
+    assert seen[-1].data["aor"] == "sip:1001@cti.local"
+
+
+# --- several contacts, refresh, removal ----------------------------------------------------------
+
+
+async def test_refresh_then_unregister_one_contact_publishes_events() -> None:
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("registration.*", seen.append)
+    registrar = make_registrar(bus)
+    phone = Phone()
+    await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>", "<sip:1001@10.0.0.2>"], expires=300)
+    response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.1>"], expires=300), NOW + 100)
+    assert response.status == 200
+    assert contact_expires(response) == {"sip:1001@10.0.0.1": 300, "sip:1001@10.0.0.2": 200}
+    response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.2>"], expires=0), NOW + 101)
+    assert contact_expires(response) == {"sip:1001@10.0.0.1": 299}
+    assert [e.topic for e in seen] == ["registration.added", "registration.added", "registration.refreshed",
+                                       "registration.removed"]
+    assert seen[-1].data["contact"] == "sip:1001@10.0.0.2"
+
+
+async def test_query_without_contact_lists_bindings_without_change() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    await register(registrar, phone, expires=300)
+    response = await send(registrar, phone.request(contacts=[]), NOW + 10)
+    assert response.status == 200
+    assert contact_expires(response) == {"sip:1001@192.168.1.20:5060": 290}
+
+
+async def test_star_unregisters_everything_only_with_expires_zero() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>", "<sip:1001@10.0.0.2>"])
+    bad = await send(registrar, phone.request(contacts=["*"], expires=60))
+    assert bad.status == 400
+    bad = await send(registrar, phone.request(contacts=["*"]))
+    assert bad.status == 400
+    ok = await send(registrar, phone.request(contacts=["*"], expires=0))
+    assert ok.status == 200
+    assert ok.headers.get_all("Contact") == []
+    assert await registrar.bindings.all() == []
+
+
+async def test_contact_cap_is_503_and_leaves_bindings_unchanged() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    await register(registrar, phone, contacts=[f"<sip:1001@10.0.0.{i}>" for i in range(3)])
+    response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.9>"]))
+    assert response.status == 503
+    assert len(await registrar.bindings.all()) == 3
+    # Replacing one within the cap is fine.
+    response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.0>;expires=0",
+                                                             "<sip:1001@10.0.0.9>"]))
+    assert response.status == 200
+    assert len(contact_expires(response)) == 3
+
+
+async def test_same_call_id_with_old_cseq_is_refused_and_new_call_id_replaces() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    await register(registrar, phone, expires=300)  # CSeq 2 stored
+    old = await send(registrar, phone.request(expires=300, cseq=2))
+    assert old.status == 500
+    other_device = Phone(call_id="reboot@phone")
+    other_device.challenge, other_device.nc = phone.challenge, phone.nc
+    response = await send(registrar, other_device.request(expires=300, cseq=1))
+    assert response.status == 200
+    (binding,) = await registrar.bindings.lookup("sip:1001@cti.local")
+    assert binding.call_id == "reboot@phone"
+
+
+def test_contact_key_follows_uri_comparison_and_outbound_instance() -> None:
+    a = contact_key(parse_uri("sip:1001@HOST.example"), {})[0]
+    b = contact_key(parse_uri("sip:1001@host.example:5060"), {"expires": "60"})[0]
+    c = contact_key(parse_uri("sip:1001@host.example;transport=tcp"), {})[0]
+    assert a == b
+    assert a != c
+    key, instance, reg_id = contact_key(parse_uri("sip:1001@10.0.0.1"),
+                                        {"+sip.instance": '"<urn:uuid:1>"', "reg-id": "1"})
+    assert (key, instance, reg_id) == ('"<urn:uuid:1>"|1', '"<urn:uuid:1>"', 1)
+
+
+async def test_outbound_instance_rebinds_a_moved_phone() -> None:
+    registrar = make_registrar()
+    phone = Phone()
+    outbound = ';+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>";reg-id=1'
+    await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>" + outbound])
+    response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.77>" + outbound]))
+    assert response.status == 200
+    assert list(contact_expires(response)) == ["sip:1001@10.0.0.77"]
+    assert "reg-id=1" in response.headers.get_all("Contact")[0]
+
+
+# --- wiring: component handler and the API route ------------------------------------------------
+
+
+class FakeIncoming:
+    """The IncomingRequest surface the stack hands to handlers (see notes/contracts.md)."""
+
+    def __init__(self, request: SipRequest) -> None:
+        self.request = request
+        self.source = SOURCE
+        self.transport = "tcp"
+        self.responses: list[SipResponse] = []
+
+    def respond(self, response: SipResponse) -> None:
+        self.responses.append(response)
+
+
+async def test_component_handler_responds_and_route_lists_bindings(aiohttp_client: Any) -> None:
+    config: Config = make_config()
+    registrar = Registrar.from_config(config.sip)
+    component = RegistrarComponent(registrar)  # wall clock, as in the server
+    phone = Phone()
+    incoming = FakeIncoming(phone.request())
+    await component.on_register(incoming)
+    phone.learn(incoming.responses[0])
+    incoming = FakeIncoming(phone.request(expires=120))
+    await component.on_register(incoming)
+    assert incoming.responses[0].status == 200
+
+    app = create_app(config)
+    app[BINDINGS_KEY] = registrar.bindings
+    client: TestClient = await aiohttp_client(app)
+    body = await (await client.get("/api/v1/sip/registrations")).json()
+    assert body["count"] == 1
+    assert body["registrations"][0]["transport"] == "tcp"
+
+
+async def test_route_lists_current_bindings_by_user(aiohttp_client: Any) -> None:
+    import time
+
+    registrar = make_registrar()
+    now = time.time()
+    await register(registrar, Phone(), now=now, expires=300)
+    await register(registrar, Phone("1002", "secret1002", "c2"), now=now, expires=300)
+    app = create_app(make_config())
+    app[BINDINGS_KEY] = registrar.bindings
+    client: TestClient = await aiohttp_client(app)
+    body = await (await client.get("/api/v1/sip/registrations")).json()
+    assert body["count"] == 2
+    body = await (await client.get("/api/v1/sip/registrations", params={"user": "1002"})).json()
+    (item,) = body["registrations"]
+    assert item["aor"] == "sip:1002@cti.local"
+    assert item["source"] == list(SOURCE)
+    assert 0 < item["expires_in"] <= 300
+
+
+async def test_route_without_registrar_is_503(aiohttp_client: Any) -> None:
+    client: TestClient = await aiohttp_client(create_app(make_config()))
+    assert (await client.get("/api/v1/sip/registrations")).status == 503
+
+
+@pytest.mark.parametrize("algorithms", [("MD5",), ("SHA-256",)])
+async def test_single_algorithm_configs(algorithms: tuple[str, ...]) -> None:
+    registrar = make_registrar(digest_algorithms=algorithms)
+    phone = Phone()
+    first = await send(registrar, phone.request())
+    assert len(first.headers.get_all("WWW-Authenticate")) == 1
+    phone.learn(first)
+    assert (await send(registrar, phone.request())).status == 200
