@@ -81,6 +81,7 @@ class SipConfig:
     tls_private_key: str = ""
     advertised_host: str = ""
     max_message_size: int = 65535
+    tcp_idle_timeout: float = 300.0
     realm: str = "cti.local"
     digest_algorithms: tuple[str, ...] = ("SHA-256", "MD5")
     nonce_lifetime: int = 300
@@ -97,6 +98,8 @@ class SipConfig:
             check_port(name, getattr(self, name))
         if self.max_message_size < 1500:
             raise ConfigError("max_message_size", "must be at least 1500 bytes")
+        if self.tcp_idle_timeout <= 0:
+            raise ConfigError("tcp_idle_timeout", f"must be > 0 seconds, got {self.tcp_idle_timeout}")
         for algorithm in self.digest_algorithms:
             check_choice("digest_algorithms", algorithm, ("SHA-256", "MD5"))
         if not 0 < self.min_expires <= self.default_expires <= self.max_expires:
