@@ -56,7 +56,8 @@ def caller_id_of(request: SipRequest) -> CallerId:
         if party != "calling" or not number_of(rpid):
             continue
         rpid_private = (rpid.params.get("privacy") or "off").lower() not in ("off", "")
-        return CallerId(number_of(rpid), rpid.display_name or None, "remote-party-id", private or rpid_private)
+        name = rpid.display_name or None
+        return CallerId(number_of(rpid), name, "remote-party-id", private or rpid_private)
 
     sender = request.from_addr
     return CallerId(number_of(sender), sender.display_name or None, "from", private)

@@ -209,7 +209,9 @@ class Dialog:
                 out.add(name, value)
         return SipRequest(method, uri, out, body)
 
-    def create_ack(self, invite_cseq: int, *, headers: Headers | None = None, body: bytes = b"") -> SipRequest:
+    def create_ack(
+        self, invite_cseq: int, *, headers: Headers | None = None, body: bytes = b""
+    ) -> SipRequest:
         """The ACK for a 2xx to the INVITE with CSeq ``invite_cseq`` (section 13.2.2.4)."""
         return self.create_request("ACK", headers=headers, body=body, cseq=invite_cseq)
 
