@@ -25,9 +25,9 @@ import asyncio
 import contextlib
 import email.utils
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import structlog
 
@@ -276,6 +276,7 @@ class Registrar:
         self, request: SipRequest, status: int, reason: str, headers: list[tuple[str, str]] | None = None
     ) -> SipResponse:
         response = make_response(request, status, reason, to_tag=new_tag())
+        response.headers.add("Server", self.config.user_agent)
         for name, value in headers or []:
             response.headers.add(name, value)
         return response
@@ -337,8 +338,24 @@ class IncomingRequestLike(Protocol):
     def respond(self, response: SipResponse) -> None: ...
 
 
+class HandlerRegistry(Protocol):
+    """The part of ``SipComponent`` that routes requests of one method to a handler."""
+
+    def register_handler(self, method: str, handler: Callable[[Any], Awaitable[None] | None]) -> None: ...
+
+
 class RegistrarComponent:
     """Serves REGISTER on the SIP stack and sweeps expired bindings every ``sweep_interval`` seconds."""
+
+    @classmethod
+    def attach(
+        cls, sip: HandlerRegistry, config: SipConfig, bus: EventBus | None = None,
+        bindings: RegistrarBindings | None = None,
+    ) -> RegistrarComponent:
+        """A registrar for ``config`` whose handler serves REGISTER on ``sip``; start it after ``sip``."""
+        component = cls(Registrar.from_config(config, bus, bindings))
+        sip.register_handler("REGISTER", component.on_register)
+        return component
 
     def __init__(
         self,
