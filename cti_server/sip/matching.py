@@ -1,0 +1,57 @@
+"""Transaction matching keys, RFC 3261 17.1.3 (client) and 17.2.3 (server, with the RFC 2543 fallback).
+
+A key is a hashable tuple; the stack keeps one dict of client transactions and one of server
+transactions keyed by these. ACK and CANCEL find the INVITE they refer to with ``invite_key``.
+"""
+
+from __future__ import annotations
+
+from cti_server.sip.message import SipRequest, SipResponse
+
+MAGIC_COOKIE = "z9hG4bK"
+"""RFC 3261 8.1.1.7: a branch starting with this was built by an RFC 3261 element and is unique."""
+
+ServerKey = tuple[str, ...]
+ClientKey = tuple[str, str]
+
+
+def client_key(message: SipRequest | SipResponse) -> ClientKey:
+    """17.1.3: the top Via branch plus the CSeq method (a CANCEL has the INVITE's branch)."""
+    return (message.top_via.branch or "", message.cseq.method)
+
+
+def server_key(request: SipRequest, method: str | None = None) -> ServerKey:
+    """17.2.3: branch + sent-by + method (ACK counts as INVITE); RFC 2543 fallback without a cookie.
+
+    ``method`` overrides the request's own, so a CANCEL looks up ``server_key(cancel, "INVITE")``.
+    The RFC 2543 form is Request-URI, From tag, Call-ID, CSeq number, top Via and method; the To tag
+    comparison the RFC also asks for is done by ``to_tag_matches`` (an ACK carries the response's tag).
+    """
+    match_method = method or ("INVITE" if request.method == "ACK" else request.method)
+    via = request.top_via
+    branch = via.branch
+    if branch is not None and branch.startswith(MAGIC_COOKIE):
+        return (branch, via.host.lower(), str(via.port or ""), match_method)
+    return (
+        "rfc2543",
+        str(request.uri),
+        request.from_tag or "",
+        request.call_id,
+        str(request.cseq.number),
+        request.headers.get_all("Via")[0].strip(),
+        match_method,
+    )
+
+
+def is_rfc2543_key(key: ServerKey) -> bool:
+    """True for a key built by the RFC 2543 fallback (no magic cookie in the branch)."""
+    return key[0] == "rfc2543"
+
+
+def to_tag_matches(request: SipRequest, original_to_tag: str | None, response_to_tag: str | None) -> bool:
+    """17.2.3 RFC 2543 rule for the To tag: an ACK carries the tag of our response, a retransmission
+    the tag of the original request; a CANCEL is not compared (9.2)."""
+    if request.method == "CANCEL":
+        return True
+    expected = response_to_tag if request.method == "ACK" else original_to_tag
+    return request.to_tag == expected

@@ -1,0 +1,59 @@
+"""Transaction matching (RFC 3261 17.1.3, 17.2.3) including the RFC 2543 fallback."""
+
+from __future__ import annotations
+
+from cti_server.sip.matching import client_key, is_rfc2543_key, server_key, to_tag_matches
+from tests.sip.tx_messages import request, response
+
+
+def test_client_key_is_branch_and_cseq_method() -> None:
+    invite = request("INVITE")
+    assert client_key(response(invite, 180)) == client_key(invite) == ("z9hG4bK-test-1", "INVITE")
+    cancel = request("CANCEL")  # same branch as the INVITE (9.1), its own transaction
+    assert client_key(response(cancel, 200)) == ("z9hG4bK-test-1", "CANCEL") != client_key(invite)
+
+
+def test_server_key_matches_retransmissions_and_ack_to_the_invite() -> None:
+    invite = request("INVITE")
+    assert server_key(request("INVITE")) == server_key(invite)
+    assert server_key(request("ACK", to_tag="tt1")) == server_key(invite)  # ACK for a non-2xx
+    assert not is_rfc2543_key(server_key(invite))
+
+
+def test_server_key_cancel_is_its_own_transaction_but_finds_the_invite() -> None:
+    invite = request("INVITE")
+    cancel = request("CANCEL")
+    assert server_key(cancel) != server_key(invite)
+    assert server_key(cancel, "INVITE") == server_key(invite)
+
+
+def test_server_key_separates_same_branch_from_different_sent_by() -> None:
+    a = request("OPTIONS", via_host="192.0.2.10:5060")
+    b = request("OPTIONS", via_host="192.0.2.11:5060")
+    c = request("OPTIONS", via_host="192.0.2.10:5070")
+    assert len({server_key(a), server_key(b), server_key(c)}) == 3
+    assert server_key(request("OPTIONS", via_host="HOST.example.com")) == server_key(
+        request("OPTIONS", via_host="host.example.com"))
+
+
+def test_rfc2543_fallback_without_magic_cookie() -> None:
+    invite = request("INVITE", branch=None)
+    key = server_key(invite)
+    assert is_rfc2543_key(key)
+    assert server_key(request("INVITE", branch=None)) == key
+    assert server_key(request("ACK", branch=None, to_tag="tt1")) == key
+    assert server_key(request("INVITE", branch=None, cseq=2)) != key
+    assert server_key(request("INVITE", branch=None, call_id="other@test")) != key
+    assert server_key(request("INVITE", branch=None, via_host="192.0.2.99")) != key
+    assert server_key(request("CANCEL", branch=None), "INVITE") == key
+    old_style = request("INVITE", branch="1234")  # a branch without the cookie is RFC 2543 too
+    assert is_rfc2543_key(server_key(old_style))
+
+
+def test_rfc2543_to_tag_rules() -> None:
+    ack = request("ACK", branch=None, to_tag="tt1")
+    assert to_tag_matches(ack, None, "tt1")
+    assert not to_tag_matches(ack, None, "other")
+    assert to_tag_matches(request("INVITE", branch=None), None, "tt1")
+    assert not to_tag_matches(request("INVITE", branch=None, to_tag="zz"), None, "tt1")
+    assert to_tag_matches(request("CANCEL", branch=None, to_tag="zz"), None, "tt1")
