@@ -8,17 +8,25 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from cti_server.api import health, registrations
-from cti_server.api.keys import BUS_KEY, CONFIG_KEY
+from cti_server.api import auth, health, login, registrations
+from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
 from cti_server.config import Config
 from cti_server.events import EventBus
+from cti_server.store import Store
 
 
-def create_app(config: Config, bus: EventBus | None = None) -> web.Application:
-    """Build the web application for ``config``; ``bus`` is shared with the SIP and routing layers."""
+def create_app(config: Config, bus: EventBus | None = None, store: Store | None = None) -> web.Application:
+    """Build the web application for ``config``; ``bus`` is shared with the SIP and routing layers.
+
+    ``store`` defaults to one built from ``config.store`` (no I/O until the server's StoreComponent
+    opens it); tests pass an opened one.
+    """
     app = web.Application(client_max_size=16 * 1024 * 1024)
     app[CONFIG_KEY] = config
     app[BUS_KEY] = bus if bus is not None else EventBus()
+    app[STORE_KEY] = store if store is not None else Store(config.store)
+    auth.setup(app)
+    app.add_routes(login.routes)
     app.add_routes(health.routes)
     app.add_routes(registrations.routes)
     return app

@@ -1,0 +1,111 @@
+"""Login, logout, sessions, API keys and role checks (cti_server/api/auth.py, login.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp.test_utils import TestClient
+
+from cti_server.api.auth import SESSION_COOKIE
+from cti_server.store import CLI_ACTOR, Store
+from cti_server.store.credentials import revoke_api_key
+from cti_server.store.directory import get_user, update_user
+from cti_server.store.models import ApiKey, User
+from tests.api.conftest import PASSWORD, Tenants
+
+Client = TestClient[Any, Any]
+
+
+async def test_login_gives_token_and_cookie_that_authenticate(api_client: Client, tenants: Tenants) -> None:
+    resp = await api_client.post("/api/v1/login", json={"username": "alpha-agent", "password": PASSWORD})
+    assert resp.status == 200
+    body = await resp.json()
+    assert body["user"]["role"] == "agent"
+    assert body["user"]["call_center_id"] == tenants.alpha.id
+    cookie = resp.cookies[SESSION_COOKIE]
+    assert cookie.value == body["token"]
+    assert cookie["httponly"] and cookie["samesite"] == "Strict"
+
+    me = await api_client.get("/api/v1/me", headers={"Authorization": f"Bearer {body['token']}"})
+    assert (await me.json())["name"] == "alpha-agent"
+    # The client's cookie jar now holds the session cookie: no header needed for the pages.
+    me_by_cookie = await api_client.get("/api/v1/me")
+    assert me_by_cookie.status == 200
+
+
+async def test_wrong_password_and_unknown_user_get_the_same_401(api_client: Client, tenants: Tenants) -> None:
+    wrong = await api_client.post("/api/v1/login", json={"username": "alpha-agent", "password": "nope" * 3})
+    unknown = await api_client.post("/api/v1/login", json={"username": "nobody", "password": "nope" * 3})
+    assert wrong.status == unknown.status == 401
+    assert await wrong.json() == await unknown.json()
+
+
+async def test_login_bad_body_names_the_field(api_client: Client) -> None:
+    resp = await api_client.post("/api/v1/login", json={"username": "x"})
+    assert resp.status == 400
+    assert await resp.json() == {"error": "is required", "field": "password"}
+    resp = await api_client.post("/api/v1/login", json={"username": 5, "password": "x"})
+    assert (await resp.json())["field"] == "username"
+    resp = await api_client.post("/api/v1/login", data=b"{not json")
+    assert (await resp.json())["field"] == "body"
+
+
+async def test_logout_ends_the_session(api_client: Client, tenants: Tenants) -> None:
+    headers = tenants.headers("agent")
+    assert (await api_client.post("/api/v1/logout", headers=headers)).status == 200
+    assert (await api_client.get("/api/v1/me", headers=headers)).status == 401
+
+
+async def test_inactive_user_cannot_log_in_and_loses_sessions(
+    api_client: Client, tenants: Tenants, sqlite_store: Store
+) -> None:
+    async with sqlite_store.session() as db:
+        await update_user(db, CLI_ACTOR, await get_user(db, "alpha-agent"), active=False)
+    assert (await api_client.get("/api/v1/me", headers=tenants.headers("agent"))).status == 401
+    resp = await api_client.post("/api/v1/login", json={"username": "alpha-agent", "password": PASSWORD})
+    assert resp.status == 401
+
+
+async def test_api_key_authenticates_as_integrator_of_its_call_center(
+    api_client: Client, tenants: Tenants, sqlite_store: Store
+) -> None:
+    resp = await api_client.get("/api/v1/me", headers=tenants.headers("api_key", "beta"))
+    assert resp.status == 200
+    assert await resp.json() == {"kind": "api_key", "id": tenants.beta.api_key_id, "name": "Beta CRM",
+                                 "role": "integrator", "call_center_id": tenants.beta.id}
+    async with sqlite_store.session() as db:
+        row = await db.get(ApiKey, tenants.beta.api_key_id)
+        assert row is not None and row.last_used_at is not None
+        await revoke_api_key(db, CLI_ACTOR, row)
+    assert (await api_client.get("/api/v1/me", headers=tenants.headers("api_key", "beta"))).status == 401
+
+
+async def test_tampered_api_key_is_refused(api_client: Client, tenants: Tenants) -> None:
+    key = tenants.token("api_key")
+    tampered = key[:-2] + ("AA" if not key.endswith("AA") else "BB")
+    resp = await api_client.get("/api/v1/me", headers={"Authorization": f"Bearer {tampered}"})
+    assert resp.status == 401
+    assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+
+
+async def test_cross_origin_write_with_cookie_is_not_authenticated(
+    api_client: Client, tenants: Tenants
+) -> None:
+    api_client.session.cookie_jar.update_cookies({SESSION_COOKIE: tenants.token("agent")})
+    assert (await api_client.get("/api/v1/me")).status == 200
+    resp = await api_client.post("/api/v1/logout", headers={"Origin": "https://evil.example"})
+    assert resp.status == 401
+    assert (await api_client.post("/api/v1/logout")).status == 200
+
+
+async def test_unassigned_user_may_see_me_but_nothing_scoped(
+    api_client: Client, tenants: Tenants, sqlite_store: Store
+) -> None:
+    from cti_server.store.directory import unassign
+
+    async with sqlite_store.session() as db:
+        user = await db.get(User, tenants.alpha.user_ids["agent"])
+        assert user is not None
+        await unassign(db, CLI_ACTOR, user)
+    resp = await api_client.get("/api/v1/me", headers=tenants.headers("agent"))
+    assert (await resp.json())["call_center_id"] is None
