@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -36,6 +37,9 @@ def make_config(**sections: Any) -> Config:
                 "users": [{"username": "1001", "password": "secret1001"},
                           {"username": "1002", "password": "secret1002"}]},
         "log": {"format": "json", "level": "warning"},
+        # A store file of this config's own, so servers started by tests never share var/cti-server.db.
+        "store": {"url": f"sqlite+aiosqlite:///{tempfile.mkdtemp(prefix='cti-store-')}/store.db"},
+        "auth": {"password_memory_kib": 1024, "password_time_cost": 1},
     }
     for name, values in sections.items():
         data.setdefault(name, {}).update(values)

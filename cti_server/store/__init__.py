@@ -6,7 +6,8 @@
 """
 
 from cti_server.store.audit import CLI_ACTOR, Actor, record_audit
-from cti_server.store.engine import ScopeViolation, Store, StoreComponent
+from cti_server.store.component import StoreComponent
+from cti_server.store.engine import ScopeViolation, Store
 from cti_server.store.migrate import SchemaOutOfDate
 
 __all__ = [

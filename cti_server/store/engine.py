@@ -124,19 +124,6 @@ class Store:
         await self.engine.dispose()
 
 
-class StoreComponent:
-    """Server component that opens the store before SIP and the web edge start, and closes it last."""
-
-    def __init__(self, store: Store) -> None:
-        self.store = store
-
-    async def start(self) -> None:
-        await self.store.open()
-
-    async def stop(self) -> None:
-        await self.store.close()
-
-
 def normalize_url(url: str) -> URL:
     """Parse ``url``; a bare ``postgresql://`` gets the asyncpg driver."""
     parsed = make_url(url)
