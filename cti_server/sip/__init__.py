@@ -18,6 +18,7 @@ from cti_server.sip.message import (
     new_call_id,
     new_tag,
 )
+from cti_server.sip.parser import StreamFramer, parse_message, response_for_unparseable
 from cti_server.sip.uri import SipUri, parse_uri
 from cti_server.sip.via import Via, parse_via
 
@@ -31,6 +32,7 @@ __all__ = [
     "SipRequest",
     "SipResponse",
     "SipUri",
+    "StreamFramer",
     "Via",
     "make_request",
     "make_response",
@@ -38,7 +40,9 @@ __all__ = [
     "new_call_id",
     "new_tag",
     "parse_contact_list",
+    "parse_message",
     "parse_name_addr",
     "parse_uri",
     "parse_via",
+    "response_for_unparseable",
 ]

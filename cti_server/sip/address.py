@@ -116,6 +116,7 @@ def parse_name_addr(text: str, what: str = "address") -> NameAddr:
     if stripped.startswith('"'):
         raise SipParseError(f"display name without <URI> in {what}: {text[:64]!r}")
     uri_text, semicolon, param_text = stripped.partition(";")
+    uri_text = uri_text.rstrip(" \t")
     if "?" in uri_text or "," in uri_text:
         raise SipParseError(f"URI with '?' or ',' must be enclosed in <> in {what}")
     uri = _parse_address_uri(uri_text, what)

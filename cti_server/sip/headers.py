@@ -77,11 +77,11 @@ def canonical_name(name: str) -> str:
 
     Unknown header names are returned as given (their case is kept for the wire).
     """
-    return _name_key(name)[1]
+    return name_key(name)[1]
 
 
-def _name_key(name: str) -> tuple[str, str]:
-    """(lower-case lookup key, canonical spelling) for a header name, cached."""
+def name_key(name: str) -> tuple[str, str]:
+    """(lower-case lookup key, canonical spelling) of a header name (RFC 3261 7.3.3), cached."""
     cached = _name_cache.get(name)
     if cached is not None:
         return cached
@@ -155,7 +155,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of header ``name`` (the first list element for list headers), or None."""
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         for entry_key, _, value in self._entries:
             if entry_key == key:
                 if key in MULTI_VALUE_HEADERS and ("," in value or not value.strip()):
@@ -168,7 +168,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name`` in wire order; list headers are split on commas."""
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         values = [value for entry_key, _, value in self._entries if entry_key == key]
         if key in MULTI_VALUE_HEADERS:
             split: list[str] = []
@@ -179,17 +179,17 @@ class Headers:
 
     def get_lines(self, name: str) -> list[str]:
         """Every header line's value of ``name`` in wire order, never split."""
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         return [value for entry_key, _, value in self._entries if entry_key == key]
 
     def count(self, name: str) -> int:
         """How many header lines named ``name`` there are."""
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         return sum(1 for entry in self._entries if entry[0] == key)
 
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` header with one line holding ``value`` (kept at the first one's place)."""
-        key, canonical = _name_key(name)
+        key, canonical = name_key(name)
         for index, entry in enumerate(self._entries):
             if entry[0] == key:
                 self._entries[index] = (key, canonical, value)
@@ -199,22 +199,22 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a ``name: value`` header line."""
-        key, canonical = _name_key(name)
+        key, canonical = name_key(name)
         self._entries.append((key, canonical, value))
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a ``name: value`` header line before every other line (e.g. a new top Via)."""
-        key, canonical = _name_key(name)
+        key, canonical = name_key(name)
         self._entries.insert(0, (key, canonical, value))
 
     def remove(self, name: str) -> None:
         """Remove every ``name`` header line (no error when there is none)."""
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         self._entries = [entry for entry in self._entries if entry[0] != key]
 
     def remove_first(self, name: str) -> str | None:
         """Remove the first list value of ``name`` (e.g. the top Via or Route) and return it."""
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         for index, (entry_key, canonical, value) in enumerate(self._entries):
             if entry_key != key:
                 continue
@@ -231,7 +231,7 @@ class Headers:
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = _name_key(name)[0]
+        key = name_key(name)[0]
         return any(entry[0] == key for entry in self._entries)
 
     def items(self) -> list[tuple[str, str]]:

@@ -1,0 +1,319 @@
+"""Bytes to SIP messages: parse_message, stream framing, and answers for what does not parse.
+
+RFC 3261 section 7 (message format), 7.3.1 (folding), 7.5 (framing), 18.3 (Content-Length on datagrams and
+streams) and 8.2.2 / 16.3 (what an element checks). ``parse_message`` raises only
+:class:`~cti_server.sip.errors.SipParseError`, whatever the bytes; the ``status`` of the error is what the
+peer should be answered (400, 416, 505, 513). Header values are decoded as UTF-8 with surrogate escapes,
+so undecodable octets survive a parse/serialize round trip unchanged.
+
+What is checked eagerly (so that a message that parses is usable): the start line; Call-ID, CSeq (and
+that its method matches the request's), From, To, the top Via, Contact, Max-Forwards, Content-Length,
+Expires and Date; each of From, To, Call-ID, CSeq, Max-Forwards, Content-Length and Content-Type at most
+once. Other typed headers (Route, Record-Route, the lower Vias...) are parsed when first read.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+from cti_server.sip.address import TOKEN_CHARS
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.headers import Headers, name_key
+from cti_server.sip.message import (
+    SipRequest,
+    SipResponse,
+    new_tag,
+    parse_delta_seconds,
+    parse_max_forwards,
+    reason_phrase,
+)
+from cti_server.sip.uri import parse_uri
+from cti_server.sip.via import parse_via
+
+DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
+"""Largest message ``parse_message`` accepts by default (RFC 3261 18.1.1 bounds UDP at 65,535)."""
+
+MAX_HEADER_LINES: Final = 512
+"""Most header lines accepted in one message (a resource limit against header floods)."""
+
+_METHOD_RE = re.compile(rf"[{TOKEN_CHARS}]+")
+_HEADER_NAME_RE = re.compile(rf"[{TOKEN_CHARS}]+")
+_VERSION_RE = re.compile(r"[Ss][Ii][Pp]/(\d+)\.(\d+)")
+_STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
+_FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
+_BARE_CR_OR_LF_RE = re.compile(r"\r(?!\n)|(?<!\r)\n")
+_CONTENT_LENGTH_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]*")
+_DATE_RE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
+)
+_STREAM_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]|[Ll])"
+                                       rb"[ \t]*:([^\r\n]*)")
+
+_SINGLE_HEADERS: Final = frozenset(
+    {"from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"})
+_CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+
+SipMessage = SipRequest | SipResponse
+
+
+def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> SipMessage:
+    """Parse one SIP message (RFC 3261 section 7) from a datagram or a framed stream message.
+
+    Without Content-Length the body is the rest of ``data`` (a datagram, RFC 3261 18.3); bytes after
+    Content-Length octets of body are ignored. Raises SipParseError (and nothing else) for any input.
+    """
+    try:
+        return _parse(data, max_size)
+    except SipParseError:
+        raise
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, RecursionError) as error:
+        # A parser bug must still look like bad input to the transport, never crash it.
+        raise SipParseError(f"unparseable message ({type(error).__name__})") from error
+
+
+def _parse(data: bytes, max_size: int) -> SipMessage:
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise SipParseError("message must be bytes")
+    data = bytes(data)
+    if len(data) > max_size:
+        raise SipParseError(f"message larger than {max_size} bytes", status=513)
+    start = 0
+    while data.startswith(b"\r\n", start):  # RFC 3261 7.5: ignore CRLFs before the start line
+        start += 2
+    end = data.find(b"\r\n\r\n", start)
+    if end < 0:
+        if start >= len(data):
+            raise SipParseError("empty message")
+        raise SipParseError("no end of header section (missing empty line)")
+    head = data[start:end].decode("utf-8", "surrogateescape")
+    if "\r\n " in head or "\r\n\t" in head:
+        head = _FOLD_RE.sub(" ", head)
+    if _BARE_CR_OR_LF_RE.search(head) is not None:
+        raise SipParseError("bare CR or LF in header section")
+    lines = head.split("\r\n")
+    if len(lines) > MAX_HEADER_LINES + 1:
+        raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
+
+    entries: list[tuple[str, str, str]] = []
+    seen_single: set[str] = set()
+    for line in lines[1:]:
+        colon = line.find(":")
+        if colon <= 0:
+            raise SipParseError(f"malformed header line {line[:40]!r}")
+        raw_name = line[:colon].rstrip(" \t")
+        if _HEADER_NAME_RE.fullmatch(raw_name) is None:
+            raise SipParseError(f"invalid header name {raw_name[:40]!r}")
+        key, canonical = name_key(raw_name)
+        if key in _SINGLE_HEADERS:
+            if key in seen_single:
+                raise SipParseError(f"more than one {canonical} header")
+            seen_single.add(key)
+        entries.append((key, canonical, line[colon + 1:].strip(" \t")))
+    headers = Headers._from_entries(entries)
+
+    body_start = end + 4
+    content_length = headers.get("Content-Length")
+    if content_length is None:
+        body = data[body_start:]
+    else:
+        match = _CONTENT_LENGTH_RE.fullmatch(content_length)
+        if match is None:
+            raise SipParseError(f"invalid Content-Length: {content_length[:20]!r}")
+        length = int(match.group(1))
+        if body_start + length > len(data):
+            raise SipParseError(
+                f"Content-Length {length} larger than the {len(data) - body_start} body bytes received")
+        body = data[body_start:body_start + length]
+
+    start_line = lines[0]
+    message: SipMessage
+    if start_line[:4].upper() == "SIP/":
+        message = _parse_status_line(start_line, headers, body)
+    else:
+        message = _parse_request_line(start_line, headers, body)
+    _check_headers(message)
+    return message
+
+
+def _check_version(version: str) -> None:
+    match = _VERSION_RE.fullmatch(version)
+    if match is None:
+        raise SipParseError(f"invalid SIP-Version {version[:20]!r}")
+    if match.group(1) != "2" or match.group(2) != "0":
+        raise SipParseError(f"SIP version {version[:20]} not supported", status=505)
+
+
+def _parse_request_line(line: str, headers: Headers, body: bytes) -> SipRequest:
+    parts = line.split(" ")
+    if len(parts) != 3:
+        raise SipParseError("malformed Request-Line (need exactly: Method SP Request-URI SP SIP-Version)")
+    method, uri_text, version = parts
+    if _METHOD_RE.fullmatch(method) is None:
+        raise SipParseError(f"invalid method {method[:40]!r}")
+    _check_version(version)
+    uri = parse_uri(uri_text)
+    if uri.headers:
+        raise SipParseError("Request-URI must not contain headers")
+    return SipRequest(method, uri, headers, body, "SIP/2.0")
+
+
+def _parse_status_line(line: str, headers: Headers, body: bytes) -> SipResponse:
+    version, _, rest = line.partition(" ")
+    _check_version(version)
+    code, _, reason = rest.partition(" ")
+    if _STATUS_RE.fullmatch(code) is None:
+        raise SipParseError(f"invalid Status-Code {code[:20]!r}")
+    return SipResponse(int(code), reason, headers, body, "SIP/2.0")
+
+
+def _check_headers(message: SipMessage) -> None:
+    """The checks of RFC 3261 8.2.2 / 16.3 that every element needs before it can use a message."""
+    headers = message.headers
+    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
+        if name not in headers:
+            raise SipParseError(f"missing {name}")
+    call_id = message.call_id
+    if not call_id or any(char in call_id for char in " \t"):
+        raise SipParseError(f"invalid Call-ID {call_id[:40]!r}")
+    cseq = message.cseq
+    if isinstance(message, SipRequest):
+        if cseq.method != message.method:
+            raise SipParseError(f"CSeq method {cseq.method[:20]} does not match {message.method[:20]}")
+        max_forwards = headers.get("Max-Forwards")
+        if max_forwards is not None:
+            parse_max_forwards(max_forwards)
+    _ = message.from_addr
+    _ = message.to_addr
+    _ = message.top_via
+    if "Contact" in headers:
+        _ = message.contacts
+    expires = headers.get("Expires")
+    if expires is not None:
+        parse_delta_seconds(expires, "Expires")
+    date = headers.get("Date")
+    if date is not None and _DATE_RE.fullmatch(date) is None:
+        raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
+
+
+class StreamFramer:
+    """Cuts a TCP/TLS byte stream into SIP messages by Content-Length (RFC 3261 section 18.3).
+
+    ``feed`` returns the complete messages found so far; a CRLF CRLF keep-alive ping between messages
+    (RFC 5626 section 3.5.1) is returned as ``b""`` (answer it with a single CRLF pong) and counted in
+    ``keepalives``. A lone CRLF (a pong) is skipped. SipParseError (status 513 or 400) means the stream
+    cannot be framed any more: close the connection.
+    """
+
+    def __init__(self, max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> None:
+        self.max_message_size = max_message_size
+        self.keepalives = 0
+        self._buffer = bytearray()
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as a message."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes) -> list[bytes]:
+        """Add received bytes; return every message (or b"" ping marker) now complete."""
+        buffer = self._buffer
+        buffer += data
+        out: list[bytes] = []
+        while buffer:
+            if buffer[:1] == b"\r":
+                if buffer[:4] == b"\r\n\r\n":
+                    del buffer[:4]
+                    self.keepalives += 1
+                    out.append(b"")
+                    continue
+                if len(buffer) < 4 and b"\r\n\r\n".startswith(bytes(buffer)):
+                    break  # maybe the start of a ping: wait for more
+                if buffer[:2] == b"\r\n":
+                    del buffer[:2]
+                    continue
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                if len(buffer) > self.max_message_size:
+                    raise SipParseError("header section larger than the message size limit", status=513)
+                break
+            header_end = end + 4
+            match = _STREAM_CONTENT_LENGTH_RE.search(buffer, 0, end + 2)
+            if match is None:
+                raise SipParseError("missing Content-Length on a stream transport")
+            length = match.group(1).strip(b" \t")
+            if not length.isdigit() or len(length) > 10:
+                raise SipParseError("invalid Content-Length on a stream transport")
+            total = header_end + int(length)
+            if total > self.max_message_size:
+                raise SipParseError(f"message larger than {self.max_message_size} bytes", status=513)
+            if len(buffer) < total:
+                break
+            out.append(bytes(buffer[:total]))
+            del buffer[:total]
+        return out
+
+
+_RECOVER_HEADERS: Final = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To",
+                           "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
+_REQUEST_LINE_RE = re.compile(rf"([{TOKEN_CHARS}]+) +[^ ]+ +[Ss][Ii][Pp]/")
+MAX_REASON_DETAIL: Final = 120
+
+
+def response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse | None:
+    """Best effort: the error response to send for a request that did not parse (RFC 3261 8.2, 16.3).
+
+    When ``data`` looks like a request (not ACK) and Via, From, To, Call-ID and CSeq can be recovered
+    from its header lines, returns a response with ``error.status``, a reason phrase naming the fault
+    (``Bad Request (missing Call-ID)``) and a ``Warning: 399`` header carrying it. None for responses,
+    ACKs and garbage (which are dropped and logged by the caller).
+    """
+    try:
+        return _response_for_unparseable(data, error)
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError, RecursionError):
+        return None
+
+
+def _response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse | None:
+    text = data[:DEFAULT_MAX_MESSAGE_SIZE].decode("utf-8", "surrogateescape").lstrip("\r\n")
+    end = text.find("\r\n\r\n")
+    if end >= 0:
+        text = text[:end]
+    text = _FOLD_RE.sub(" ", text)
+    lines = text.split("\r\n")
+    request_line = _REQUEST_LINE_RE.match(lines[0])
+    if request_line is None or request_line.group(1) == "ACK":
+        return None
+    found: dict[str, list[str]] = {}
+    for line in lines[1:MAX_HEADER_LINES + 1]:
+        name, colon, value = line.partition(":")
+        canonical = _RECOVER_HEADERS.get(name.strip(" \t").lower())
+        if not colon or canonical is None:
+            continue
+        value = value.strip(" \t")
+        if not value or _CONTROL_CHARS_RE.search(value):
+            continue
+        found.setdefault(canonical, []).append(value)
+    if any(name not in found for name in ("Via", "From", "To", "Call-ID", "CSeq")):
+        return None
+    try:
+        parse_via(found["Via"][0].split(",", 1)[0])
+    except SipParseError:
+        return None  # nowhere to send a response to (RFC 3261 18.2.2)
+    status = error.status if 400 <= error.status <= 699 else 400
+    detail = _CONTROL_CHARS_RE.sub(" ", error.reason)[:MAX_REASON_DETAIL]
+    detail = detail.encode("ascii", "replace").decode("ascii")
+    headers = Headers()
+    for value in found["Via"]:
+        headers.add("Via", value)
+    headers.add("From", found["From"][0])
+    to_value = found["To"][0]
+    if ";tag=" not in to_value.replace(" ", "").lower():
+        to_value = f"{to_value};tag={new_tag()}"
+    headers.add("To", to_value)
+    headers.add("Call-ID", found["Call-ID"][0])
+    headers.add("CSeq", found["CSeq"][0])
+    quoted = detail.replace("\\", "\\\\").replace('"', '\\"')
+    headers.add("Warning", f'399 cti-server "{quoted}"')
+    return SipResponse(status, f"{reason_phrase(status)} ({detail})", headers)
