@@ -1,0 +1,269 @@
+"""Redis routing backend: state shared by several server processes, atomic steps as one Lua script.
+
+Every change of state is one call of ``routing.lua`` (dispatched on its first argument), which Redis
+runs atomically: two nodes offering at the same moment are serialised, so an item is never offered
+to two agents and an agent never fills beyond capacity. All state lives in Redis under ``prefix``,
+so a restarted server process carries on where it was (timers included).
+
+Keys (after the prefix): ``cfg``, ``queue``, ``status``, ``skill``, ``agent``, ``item``, ``done``,
+``data`` (hashes of JSON), ``w:<queue>`` (waiting items by order score), ``wc:<queue>`` (by created
+time), ``o:<queue>`` (offered items), ``c:<queue>`` (candidate agents by routing-model score),
+``timers``, ``hist`` (history records by time), ``done:order``, ``seq``, ``retention``, ``keep``.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from cti_server.routing.backend import Offer, QueueSnapshot, TimerOutcome
+from cti_server.routing.model import (
+    DEFAULT_STATUSES,
+    Agent,
+    NotFound,
+    PresenceStatus,
+    Queue,
+    RoutingConfig,
+    RoutingConflict,
+    RoutingInputError,
+    Skill,
+    WorkItem,
+)
+
+_LUA = resources.files("cti_server.routing").joinpath("routing.lua").read_text(encoding="utf-8")
+_ITEM_LISTS = ("offers", "declined_by")
+_ITEM_DICTS = ("skills", "data")
+
+
+class RedisRoutingBackend:
+    """Routing state in Redis under ``prefix``; use :meth:`connect` to build one."""
+
+    def __init__(self, client: redis.Redis, prefix: str, scan_depth: int) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.scan_depth = scan_depth
+        self._script = client.register_script(_LUA)
+
+    @classmethod
+    async def connect(cls, url: str, prefix: str = "cti:routing:", scan_depth: int = 1000,
+                      history_retention_s: float = 86400.0,
+                      finished_items_kept: int = 10_000) -> RedisRoutingBackend:
+        """Connect, store the retention settings and create the default presence statuses if absent."""
+        client = redis.from_url(url, decode_responses=True)
+        backend = cls(client, prefix, scan_depth)
+        await client.set(prefix + "retention", repr(float(history_retention_s)))
+        await client.set(prefix + "keep", str(finished_items_kept))
+        for status in DEFAULT_STATUSES:
+            await client.hsetnx(prefix + "status", status.name, json.dumps(status.to_dict()))
+        return backend
+
+    async def _call(self, op: str, *args: Any) -> Any:
+        try:
+            return await self._script(keys=[], args=[op, self.prefix, *args])
+        except ResponseError as exc:
+            raise _translate(exc) from None
+
+    # --- configuration ---------------------------------------------------------------------------
+    async def put_routing_config(self, config: RoutingConfig) -> None:
+        await self._call("put_cfg", json.dumps(config.to_dict()))
+
+    async def get_routing_config(self, config_id: str) -> RoutingConfig:
+        return RoutingConfig.from_dict(await self._hget("cfg", config_id, "routing configuration"))
+
+    async def list_routing_configs(self) -> list[RoutingConfig]:
+        return [RoutingConfig.from_dict(d) for d in await self._hvals("cfg")]
+
+    async def delete_routing_config(self, config_id: str) -> None:
+        await self._call("del_cfg", config_id)
+
+    async def put_queue(self, queue: Queue) -> None:
+        await self._call("put_queue", json.dumps(queue.to_dict()))
+
+    async def get_queue(self, queue_id: str) -> Queue:
+        return Queue.from_dict(_queue_shape(await self._hget("queue", queue_id, "queue")))
+
+    async def list_queues(self) -> list[Queue]:
+        return [Queue.from_dict(_queue_shape(d)) for d in await self._hvals("queue")]
+
+    async def delete_queue(self, queue_id: str) -> None:
+        await self._call("del_queue", queue_id)
+
+    async def put_status(self, status: PresenceStatus) -> None:
+        await self._call("put_status", json.dumps(status.to_dict()))
+
+    async def list_statuses(self) -> list[PresenceStatus]:
+        return [PresenceStatus(d["name"], list(d["channels"] or [])) for d in await self._hvals("status")]
+
+    async def delete_status(self, name: str) -> None:
+        await self._call("del_status", name)
+
+    async def put_skill(self, skill: Skill) -> None:
+        await self.client.hset(self.prefix + "skill", skill.name, json.dumps(skill.to_dict()))
+
+    async def list_skills(self) -> list[Skill]:
+        return [Skill(**d) for d in await self._hvals("skill")]
+
+    async def delete_skill(self, name: str) -> None:
+        if not await self.client.hdel(self.prefix + "skill", name):
+            raise NotFound(f"no skill {name}")
+
+    # --- agents ----------------------------------------------------------------------------------
+    async def put_agent(self, agent: Agent, now: float) -> Agent:
+        return _agent(await self._call("put_agent", json.dumps(agent.to_dict()), repr(now)))
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        return _agent_from(await self._hget("agent", agent_id, "agent"))
+
+    async def list_agents(self) -> list[Agent]:
+        return [_agent_from(d) for d in await self._hvals("agent")]
+
+    async def delete_agent(self, agent_id: str) -> None:
+        await self._call("del_agent", agent_id)
+
+    async def set_agent_status(self, agent_id: str, status: str, now: float) -> Agent:
+        return _agent(await self._call("set_status", agent_id, status, repr(now)))
+
+    # --- items -----------------------------------------------------------------------------------
+    async def add_item(self, item: WorkItem, now: float) -> WorkItem:
+        body = item.to_dict()
+        data = body.pop("data")
+        raw = await self._call("add_item", json.dumps(body), json.dumps(data), repr(now))
+        return _item(json.loads(raw), data)
+
+    async def get_item(self, item_id: str) -> WorkItem:
+        raw, data = await self._pipeline_get(item_id)
+        if raw is None:
+            raise NotFound(f"no work item {item_id}")
+        return _item(json.loads(raw), json.loads(data) if data else {})
+
+    async def _pipeline_get(self, item_id: str) -> tuple[str | None, str | None]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hget(self.prefix + "item", item_id)
+            pipe.hget(self.prefix + "done", item_id)
+            pipe.hget(self.prefix + "data", item_id)
+            open_raw, done_raw, data = await pipe.execute()
+        return open_raw or done_raw, data
+
+    async def list_items(self, queue_id: str | None = None) -> list[WorkItem]:
+        items = [_item(d) for d in await self._hvals("item")]
+        return [i for i in items if queue_id is None or i.queue == queue_id]
+
+    async def offer_item(self, item_id: str, now: float) -> Offer | None:
+        raw = await self._call("offer_item", item_id, repr(now), self.scan_depth)
+        return _offer(json.loads(raw)) if raw else None
+
+    async def offer_to_agent(self, agent_id: str, now: float) -> list[Offer]:
+        raw = await self._call("offer_agent", agent_id, repr(now), self.scan_depth)
+        return [_offer(o) for o in json.loads(raw) or []]
+
+    async def offer_to(self, item_id: str, agent_id: str, now: float) -> Offer:
+        return _offer(json.loads(await self._call("offer_to", item_id, agent_id, repr(now))))
+
+    async def accept(self, item_id: str, agent_id: str, now: float) -> WorkItem:
+        return _item(json.loads(await self._call("accept", item_id, agent_id, repr(now))))
+
+    async def decline(self, item_id: str, agent_id: str, now: float, reason: str) -> WorkItem:
+        return _item(json.loads(await self._call("decline", item_id, agent_id, repr(now), reason)))
+
+    async def set_hold(self, item_id: str, held: bool, now: float) -> WorkItem:
+        return _item(json.loads(await self._call("hold", item_id, "1" if held else "0", repr(now))))
+
+    async def end_conversation(self, item_id: str, now: float) -> WorkItem:
+        return _item(json.loads(await self._call("end_conversation", item_id, repr(now))))
+
+    async def close(self, item_id: str, now: float, reason: str) -> WorkItem:
+        return _item(json.loads(await self._call("close", item_id, repr(now), reason)))
+
+    async def withdraw(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, str | None]:
+        result = json.loads(await self._call("withdraw", item_id, repr(now), reason))
+        return _item(result["item"]), result.get("agent")
+
+    async def move_to_queue(self, item_id: str, queue_id: str, now: float) -> tuple[WorkItem, str | None]:
+        result = json.loads(await self._call("move", item_id, queue_id, repr(now)))
+        return _item(result["item"]), result.get("agent")
+
+    # --- timers and figures ----------------------------------------------------------------------
+    async def fire_due_timers(self, now: float, limit: int) -> list[TimerOutcome]:
+        raw = await self._call("fire", repr(now), limit)
+        return [TimerOutcome(o["kind"], _item(o["item"]), o.get("agent"), o.get("from_queue"))
+                for o in json.loads(raw) or []]
+
+    async def next_timer_due(self) -> float | None:
+        first = await self.client.zrange(self.prefix + "timers", 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    async def queue_snapshot(self, queue_id: str) -> QueueSnapshot:
+        await self._hget("queue", queue_id, "queue")
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(self.prefix + "w:" + queue_id)
+            pipe.scard(self.prefix + "o:" + queue_id)
+            pipe.zrange(self.prefix + "wc:" + queue_id, 0, 0, withscores=True)
+            waiting, offered, oldest = await pipe.execute()
+        return QueueSnapshot(queue_id, int(waiting), int(offered), float(oldest[0][1]) if oldest else None)
+
+    async def history(self, start: float, end: float) -> list[dict[str, Any]]:
+        raw = await self.client.zrangebyscore(self.prefix + "hist", repr(start), f"({end!r}")
+        return [json.loads(str(r)) for r in raw]
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+    # --- helpers ---------------------------------------------------------------------------------
+    async def _hget(self, hash_name: str, key: str, what: str) -> dict[str, Any]:
+        raw = await self.client.hget(self.prefix + hash_name, key)
+        if raw is None:
+            raise NotFound(f"no {what} {key}")
+        value: dict[str, Any] = json.loads(raw)
+        return value
+
+    async def _hvals(self, hash_name: str) -> list[dict[str, Any]]:
+        return [json.loads(raw) for raw in await self.client.hvals(self.prefix + hash_name)]
+
+
+def _translate(exc: ResponseError) -> Exception:
+    """Map the script's ``KIND message`` error replies to the routing exceptions."""
+    kind, _sep, message = str(exc).partition(" ")
+    if kind == "CONFLICT":
+        return RoutingConflict(message)
+    if kind == "NOTFOUND":
+        return NotFound(message)
+    if kind == "INPUT":
+        field_name, _sep, detail = message.partition(" ")
+        return RoutingInputError(field_name, detail)
+    return exc
+
+
+def _item(data: dict[str, Any], extra: dict[str, Any] | None = None) -> WorkItem:
+    # Lua's cjson writes an empty list as {}: give lists and objects back their shape.
+    for name in _ITEM_LISTS:
+        data[name] = data.get(name) or []
+    for name in _ITEM_DICTS:
+        data[name] = data.get(name) or {}
+    if extra is not None:
+        data["data"] = extra
+    return WorkItem.from_dict(data)
+
+
+def _agent_from(data: dict[str, Any]) -> Agent:
+    for name in ("queues", "items"):
+        data[name] = data.get(name) or []
+    for name in ("channel_caps", "skills", "used_by_channel"):
+        data[name] = data.get(name) or {}
+    return Agent.from_dict(data)
+
+
+def _agent(raw: str) -> Agent:
+    return _agent_from(json.loads(raw))
+
+
+def _queue_shape(data: dict[str, Any]) -> dict[str, Any]:
+    data["skill_relaxation"] = data.get("skill_relaxation") or {}
+    return data
+
+
+def _offer(data: dict[str, Any]) -> Offer:
+    return Offer(_item(data["item"]), _agent_from(data["agent"]), data.get("deadline"))

@@ -1,0 +1,584 @@
+-- Atomic routing steps for the Redis backend (cti_server/routing/redis_backend.py).
+-- One script, dispatched on ARGV[1]; ARGV[2] is the key prefix. Each call runs atomically in Redis,
+-- so several server processes can route on one Redis without offering an item twice.
+-- The rules mirror cti_server/routing/memory.py exactly (see cti_server/routing/backend.py).
+-- Keys are built from the prefix (not declared in KEYS): this targets a single Redis, not a cluster.
+
+local op = ARGV[1]
+local P = ARGV[2]
+local NULL = cjson.null
+local SEQ_SCALE = 4294967296
+
+local function isnull(v) return v == nil or v == NULL end
+local function fmt(n) return string.format('%.17g', n) end
+local function fail(kind, message) return redis.error_reply(kind .. ' ' .. message) end
+
+local function jget(hash, id)
+  local raw = redis.call('HGET', P .. hash, id)
+  if not raw then return nil end
+  return cjson.decode(raw)
+end
+local function jput(hash, id, obj) redis.call('HSET', P .. hash, id, cjson.encode(obj)) end
+
+local cache = {status = {}, queue = {}, cfg = {}}
+local function cached(kind, id)
+  local v = cache[kind][id]
+  if v == nil then
+    v = jget(kind, id) or false
+    cache[kind][id] = v
+  end
+  return v or nil
+end
+local function cfg_of(queue_id) return cached('cfg', cached('queue', queue_id).routing_config) end
+
+local function contains(list, value)
+  for _, v in ipairs(list) do if v == value then return true end end
+  return false
+end
+local function remove_value(list, value)
+  for i, v in ipairs(list) do if v == value then table.remove(list, i); return true end end
+  return false
+end
+
+local function allows(status, channel)
+  if not status then return false end
+  for _, c in ipairs(status.channels) do if c == '*' or c == channel then return true end end
+  return false
+end
+
+local function fits(agent, item, check_skills)
+  if not allows(cached('status', agent.status), item.channel) then return false end
+  if agent.used + item.size > agent.capacity then return false end
+  local cap = agent.channel_caps[item.channel]
+  if cap ~= nil and (agent.used_by_channel[item.channel] or 0) + item.size > cap then return false end
+  if check_skills then
+    for skill, level in pairs(item.skills) do
+      if (agent.skills[skill] or -1) < level then return false end
+    end
+  end
+  return true
+end
+
+local function score(item) return (99 - item.priority) * 1e13 + item.created * 1000 end
+
+-- Re-rank the agent in each of their queues' candidate sets after a change of load or status.
+local function refresh(agent)
+  local seq = redis.call('INCR', P .. 'seq')
+  local status = cached('status', agent.status)
+  local available = status and #status.channels > 0 and agent.used < agent.capacity
+  for _, qid in ipairs(agent.queues) do
+    local queue = cached('queue', qid)
+    if available and queue then
+      local primary
+      if cached('cfg', queue.routing_config).model == 'least_active' then
+        primary = #agent.items
+      else
+        primary = agent.used - agent.capacity
+      end
+      redis.call('ZADD', P .. 'c:' .. qid, fmt(primary * SEQ_SCALE + seq), agent.id)
+    else
+      redis.call('ZREM', P .. 'c:' .. qid, agent.id)
+    end
+  end
+end
+
+local function add_timer(member, due) redis.call('ZADD', P .. 'timers', fmt(due), member) end
+local function cancel_timer(member) redis.call('ZREM', P .. 'timers', member) end
+local function offer_timer(item)
+  return 't|' .. item.id .. '|' .. tostring(item.agent) .. '|' .. tostring(item.offer_no)
+end
+
+local function enter_waiting(item)
+  redis.call('ZADD', P .. 'w:' .. item.queue, fmt(score(item)), item.id)
+  redis.call('ZADD', P .. 'wc:' .. item.queue, fmt(item.created), item.id)
+end
+local function leave_waiting(item)
+  redis.call('ZREM', P .. 'w:' .. item.queue, item.id)
+  redis.call('ZREM', P .. 'wc:' .. item.queue, item.id)
+end
+
+local function enter_queue(item, queue, now)
+  enter_waiting(item)
+  if not isnull(queue.overflow_queue) and not isnull(queue.overflow_after_s) then
+    add_timer('o|' .. item.id .. '|' .. queue.id, now + queue.overflow_after_s)
+  end
+  for skill, rule in pairs(queue.skill_relaxation) do
+    if (item.skills[skill] or 0) > rule.level then
+      add_timer('r|' .. item.id .. '|' .. queue.id .. '|' .. skill, now + rule.after_s)
+    end
+  end
+end
+
+local function drop_queue_timers(item)
+  cancel_timer('o|' .. item.id .. '|' .. item.queue)
+  local queue = cached('queue', item.queue)
+  if queue then
+    for skill, _ in pairs(queue.skill_relaxation) do
+      cancel_timer('r|' .. item.id .. '|' .. item.queue .. '|' .. skill)
+    end
+  end
+end
+
+local function record(now, rec)
+  rec.time = now
+  redis.call('ZADD', P .. 'hist', fmt(now), cjson.encode(rec))
+  local retention = tonumber(redis.call('GET', P .. 'retention') or '86400')
+  redis.call('ZREMRANGEBYSCORE', P .. 'hist', '-inf', '(' .. fmt(now - retention))
+end
+
+local function save_item(item) jput('item', item.id, item) end
+local function save_agent(agent) jput('agent', agent.id, agent) end
+
+local function finish(item)
+  redis.call('HDEL', P .. 'item', item.id)
+  jput('done', item.id, item)
+  redis.call('ZADD', P .. 'done:order', fmt(item.closed_at), item.id)
+  local keep = tonumber(redis.call('GET', P .. 'keep') or '10000')
+  local extra = redis.call('ZCARD', P .. 'done:order') - keep
+  if extra > 0 then
+    local old = redis.call('ZRANGE', P .. 'done:order', 0, extra - 1)
+    for _, id in ipairs(old) do
+      redis.call('HDEL', P .. 'done', id)
+      redis.call('HDEL', P .. 'data', id)
+    end
+    redis.call('ZREMRANGEBYRANK', P .. 'done:order', 0, extra - 1)
+  end
+end
+
+local function release(item, agent_id)
+  local agent = jget('agent', agent_id)
+  if not agent or not remove_value(agent.items, item.id) then return end
+  agent.used = agent.used - item.size
+  local left = (agent.used_by_channel[item.channel] or 0) - item.size
+  if left > 0 then agent.used_by_channel[item.channel] = left else agent.used_by_channel[item.channel] = nil end
+  refresh(agent)
+  save_agent(agent)
+end
+
+local function do_offer(item, agent, now, from_queue)
+  if from_queue then leave_waiting(item) end
+  item.state = 'offered'
+  item.agent = agent.id
+  item.offer_no = item.offer_no + 1
+  table.insert(item.offers, {agent = agent.id, offered_at = now, outcome = '', reason = '', ended_at = NULL})
+  table.insert(agent.items, item.id)
+  agent.used = agent.used + item.size
+  agent.used_by_channel[item.channel] = (agent.used_by_channel[item.channel] or 0) + item.size
+  refresh(agent)
+  save_agent(agent)
+  redis.call('SADD', P .. 'o:' .. item.queue, item.id)
+  local timeout = cfg_of(item.queue).push_timeout_s
+  local deadline = NULL
+  if timeout > 0 then
+    deadline = now + timeout
+    add_timer(offer_timer(item), deadline)
+  end
+  save_item(item)
+  return {item = item, agent = agent, deadline = deadline}
+end
+
+local function end_offer(item, now, outcome, reason)
+  cancel_timer(offer_timer(item))
+  redis.call('SREM', P .. 'o:' .. item.queue, item.id)
+  local rec = item.offers[#item.offers]
+  rec.outcome = outcome
+  rec.reason = reason
+  rec.ended_at = now
+  release(item, item.agent)
+  item.agent = NULL
+end
+
+local function requeue(item, now, outcome, reason)
+  if not contains(item.declined_by, item.agent) then table.insert(item.declined_by, item.agent) end
+  end_offer(item, now, outcome, reason)
+  item.state = 'queued'
+  enter_waiting(item)
+  save_item(item)
+end
+
+local function stop_hold(item, now)
+  if not isnull(item.hold_since) then
+    item.hold_s = item.hold_s + now - item.hold_since
+    item.hold_since = NULL
+  end
+end
+
+local function close_item(item, now, reason)
+  cancel_timer('w|' .. item.id)
+  stop_hold(item, now)
+  if isnull(item.ended_at) then item.ended_at = now end
+  item.state = 'closed'
+  item.closed_at = now
+  item.close_reason = reason
+  release(item, item.agent)
+  finish(item)
+  record(now, {kind = 'handled', item = item.id, queue = item.queue, channel = item.channel,
+               call_center = item.call_center, agent = item.agent,
+               talk_s = item.ended_at - item.accepted_at - item.hold_s, hold_s = item.hold_s,
+               acw_s = now - item.ended_at})
+  return item
+end
+
+local function open_item(id)
+  local item = jget('item', id)
+  if item then return item end
+  local done = jget('done', id)
+  if done then return nil, fail('CONFLICT', 'work item ' .. id .. ' is ' .. done.state) end
+  return nil, fail('NOTFOUND', 'no work item ' .. id)
+end
+
+local function best_item_for(agent, depth)
+  local status = cached('status', agent.status)
+  if not status or #status.channels == 0 then return nil end
+  local tiers, priorities = {}, {}
+  for _, qid in ipairs(agent.queues) do
+    local queue = cached('queue', qid)
+    if queue then
+      local p = cached('cfg', queue.routing_config).routing_priority
+      if not tiers[p] then tiers[p] = {}; table.insert(priorities, p) end
+      table.insert(tiers[p], qid)
+    end
+  end
+  table.sort(priorities)
+  local fallback = nil
+  for _, p in ipairs(priorities) do
+    local best, best_score, best_id = nil, nil, nil
+    for _, qid in ipairs(tiers[p]) do
+      local entries = redis.call('ZRANGE', P .. 'w:' .. qid, 0, depth - 1, 'WITHSCORES')
+      for i = 1, #entries, 2 do
+        local item = jget('item', entries[i])
+        if item and fits(agent, item, true) then
+          if contains(item.declined_by, agent.id) then
+            if not fallback then fallback = item end
+          else
+            local s = tonumber(entries[i + 1])
+            if best == nil or s < best_score or (s == best_score and entries[i] < best_id) then
+              best, best_score, best_id = item, s, entries[i]
+            end
+            break
+          end
+        end
+      end
+    end
+    if best then return best end
+  end
+  return fallback
+end
+
+local function fire_one(member, now)
+  local parts = {}
+  for part in string.gmatch(member, '[^|]+') do table.insert(parts, part) end
+  local kind, item = parts[1], jget('item', parts[2])
+  if not item then return nil end
+  if kind == 't' then
+    local agent_id = item.agent
+    if item.state ~= 'offered' or agent_id ~= parts[3] or tostring(item.offer_no) ~= parts[4] then return nil end
+    requeue(item, now, 'timeout', 'push timeout')
+    return {kind = 'timed_out', item = item, agent = agent_id}
+  end
+  if kind == 'w' then
+    if item.state ~= 'assigned' or isnull(item.ended_at) then return nil end
+    local agent_id = item.agent
+    close_item(item, now, 'wrap-up ended')
+    return {kind = 'wrap_up_ended', item = item, agent = agent_id}
+  end
+  local queue = cached('queue', parts[3])
+  if item.queue ~= parts[3] or not queue or item.state == 'assigned' then return nil end
+  if kind == 'r' then
+    local skill = parts[4]
+    local rule = queue.skill_relaxation[skill]
+    if not rule or (item.skills[skill] or 0) <= rule.level then return nil end
+    if rule.level == 0 then item.skills[skill] = nil else item.skills[skill] = rule.level end
+    save_item(item)
+    if item.state == 'queued' then return {kind = 'skills_relaxed', item = item} end
+    return nil
+  end
+  if kind == 'o' and not isnull(queue.overflow_queue) then
+    local target = cached('queue', queue.overflow_queue)
+    if not target then return nil end
+    if item.state == 'offered' then
+      add_timer(member, now + math.max(cfg_of(item.queue).push_timeout_s, 1.0))
+      return nil
+    end
+    leave_waiting(item)
+    drop_queue_timers(item)
+    local from_queue = item.queue
+    item.queue = target.id
+    item.queued_at = now
+    enter_queue(item, target, now)
+    save_item(item)
+    return {kind = 'overflowed', item = item, from_queue = from_queue}
+  end
+  return nil
+end
+
+local function all_agents()
+  local out = {}
+  for _, raw in ipairs(redis.call('HVALS', P .. 'agent')) do table.insert(out, cjson.decode(raw)) end
+  return out
+end
+
+local function rebuild_queue(qid)
+  for _, agent in ipairs(all_agents()) do
+    if contains(agent.queues, qid) then refresh(agent) end
+  end
+end
+
+-- ------------------------------------------------------------------------------------------------
+if op == 'put_cfg' then
+  local cfg = cjson.decode(ARGV[3])
+  jput('cfg', cfg.id, cfg)
+  cache.cfg[cfg.id] = cfg
+  for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
+    local queue = cjson.decode(raw)
+    if queue.routing_config == cfg.id then rebuild_queue(queue.id) end
+  end
+  return 'OK'
+elseif op == 'del_cfg' then
+  if not jget('cfg', ARGV[3]) then return fail('NOTFOUND', 'no routing configuration ' .. ARGV[3]) end
+  for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
+    local queue = cjson.decode(raw)
+    if queue.routing_config == ARGV[3] then
+      return fail('CONFLICT', 'routing configuration ' .. ARGV[3] .. ' is used by queue ' .. queue.id)
+    end
+  end
+  redis.call('HDEL', P .. 'cfg', ARGV[3])
+  return 'OK'
+elseif op == 'put_queue' then
+  local queue = cjson.decode(ARGV[3])
+  if not jget('cfg', queue.routing_config) then
+    return fail('INPUT', 'routing_config no routing configuration ' .. queue.routing_config)
+  end
+  jput('queue', queue.id, queue)
+  cache.queue[queue.id] = queue
+  rebuild_queue(queue.id)
+  return 'OK'
+elseif op == 'del_queue' then
+  local qid = ARGV[3]
+  if not jget('queue', qid) then return fail('NOTFOUND', 'no queue ' .. qid) end
+  if redis.call('ZCARD', P .. 'w:' .. qid) > 0 or redis.call('SCARD', P .. 'o:' .. qid) > 0 then
+    return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items')
+  end
+  for _, raw in ipairs(redis.call('HVALS', P .. 'item')) do
+    if cjson.decode(raw).queue == qid then return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items') end
+  end
+  redis.call('HDEL', P .. 'queue', qid)
+  redis.call('DEL', P .. 'c:' .. qid, P .. 'w:' .. qid, P .. 'wc:' .. qid, P .. 'o:' .. qid)
+  return 'OK'
+elseif op == 'put_status' then
+  local status = cjson.decode(ARGV[3])
+  jput('status', status.name, status)
+  cache.status[status.name] = status
+  for _, agent in ipairs(all_agents()) do
+    if agent.status == status.name then refresh(agent) end
+  end
+  return 'OK'
+elseif op == 'del_status' then
+  if not jget('status', ARGV[3]) then return fail('NOTFOUND', 'no presence status ' .. ARGV[3]) end
+  for _, agent in ipairs(all_agents()) do
+    if agent.status == ARGV[3] then return fail('CONFLICT', 'agents are in presence status ' .. ARGV[3]) end
+  end
+  redis.call('HDEL', P .. 'status', ARGV[3])
+  return 'OK'
+elseif op == 'put_agent' then
+  local agent = cjson.decode(ARGV[3])
+  local now = tonumber(ARGV[4])
+  local old = jget('agent', agent.id)
+  if old then
+    agent.status, agent.status_since = old.status, old.status_since
+    agent.used, agent.used_by_channel, agent.items = old.used, old.used_by_channel, old.items
+    for _, qid in ipairs(old.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
+  else
+    if not cached('status', agent.status) then return fail('INPUT', 'status no presence status ' .. agent.status) end
+    agent.status_since = now
+    agent.used, agent.used_by_channel, agent.items = 0, {}, {}
+  end
+  refresh(agent)
+  save_agent(agent)
+  return cjson.encode(agent)
+elseif op == 'del_agent' then
+  local agent = jget('agent', ARGV[3])
+  if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
+  if #agent.items > 0 then return fail('CONFLICT', 'agent ' .. agent.id .. ' still holds work items') end
+  for _, qid in ipairs(agent.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
+  redis.call('HDEL', P .. 'agent', agent.id)
+  return 'OK'
+elseif op == 'set_status' then
+  local agent = jget('agent', ARGV[3])
+  if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
+  if not cached('status', ARGV[4]) then return fail('INPUT', 'status no presence status ' .. ARGV[4]) end
+  if agent.status ~= ARGV[4] then
+    agent.status = ARGV[4]
+    agent.status_since = tonumber(ARGV[5])
+    refresh(agent)
+    save_agent(agent)
+  end
+  return cjson.encode(agent)
+elseif op == 'add_item' then
+  local item = cjson.decode(ARGV[3])
+  local now = tonumber(ARGV[5])
+  if redis.call('HEXISTS', P .. 'item', item.id) == 1 or redis.call('HEXISTS', P .. 'done', item.id) == 1 then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' exists')
+  end
+  local queue = cached('queue', item.queue)
+  if not queue then return fail('INPUT', 'queue no queue ' .. item.queue) end
+  item.state = 'queued'
+  item.queued_at = now
+  redis.call('HSET', P .. 'data', item.id, ARGV[4])
+  enter_queue(item, queue, now)
+  save_item(item)
+  return cjson.encode(item)
+elseif op == 'offer_item' then
+  local item = jget('item', ARGV[3])
+  local now, depth = tonumber(ARGV[4]), tonumber(ARGV[5])
+  if not item or item.state ~= 'queued' then return '' end
+  local fallback = nil
+  for _, aid in ipairs(redis.call('ZRANGE', P .. 'c:' .. item.queue, 0, depth - 1)) do
+    local agent = jget('agent', aid)
+    if agent and fits(agent, item, true) then
+      if not contains(item.declined_by, aid) then return cjson.encode(do_offer(item, agent, now, true)) end
+      if not fallback then fallback = agent end
+    end
+  end
+  if fallback then return cjson.encode(do_offer(item, fallback, now, true)) end
+  return ''
+elseif op == 'offer_agent' then
+  local agent = jget('agent', ARGV[3])
+  local now, depth = tonumber(ARGV[4]), tonumber(ARGV[5])
+  local offers = {}
+  while agent and agent.used < agent.capacity do
+    local item = best_item_for(agent, depth)
+    if not item then break end
+    table.insert(offers, do_offer(item, agent, now, true))
+  end
+  if #offers == 0 then return '[]' end
+  return cjson.encode(offers)
+elseif op == 'offer_to' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  local agent = jget('agent', ARGV[4])
+  local now = tonumber(ARGV[5])
+  if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[4]) end
+  if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
+  if item.agent == agent.id then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is already offered to ' .. agent.id)
+  end
+  if not fits(agent, item, false) then
+    return fail('CONFLICT', 'agent ' .. agent.id .. ' (' .. agent.status .. ') has no room for work item ' .. item.id)
+  end
+  if item.state == 'offered' then
+    end_offer(item, now, 'moved', 'supervisor')
+    agent = jget('agent', ARGV[4])
+  else
+    leave_waiting(item)
+  end
+  return cjson.encode(do_offer(item, agent, now, false))
+elseif op == 'accept' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  local now = tonumber(ARGV[5])
+  if item.state ~= 'offered' or item.agent ~= ARGV[4] then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
+  end
+  cancel_timer(offer_timer(item))
+  redis.call('SREM', P .. 'o:' .. item.queue, item.id)
+  item.state = 'assigned'
+  item.accepted_at = now
+  local rec = item.offers[#item.offers]
+  rec.outcome = 'accepted'
+  rec.ended_at = now
+  save_item(item)
+  record(now, {kind = 'answered', item = item.id, queue = item.queue, channel = item.channel,
+               call_center = item.call_center, agent = item.agent, wait_s = now - item.created})
+  return cjson.encode(item)
+elseif op == 'decline' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  if item.state ~= 'offered' or item.agent ~= ARGV[4] then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
+  end
+  requeue(item, tonumber(ARGV[5]), 'declined', ARGV[6])
+  return cjson.encode(item)
+elseif op == 'hold' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  local now = tonumber(ARGV[5])
+  if item.state ~= 'assigned' or not isnull(item.ended_at) then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is not in conversation')
+  end
+  if ARGV[4] == '1' and isnull(item.hold_since) then
+    item.hold_since = now
+  elseif ARGV[4] == '0' then
+    stop_hold(item, now)
+  end
+  save_item(item)
+  return cjson.encode(item)
+elseif op == 'end_conversation' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  local now = tonumber(ARGV[4])
+  if item.state ~= 'assigned' or not isnull(item.ended_at) then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is not in conversation')
+  end
+  stop_hold(item, now)
+  item.ended_at = now
+  local wrap_up = cfg_of(item.queue).after_call_work_s
+  if wrap_up > 0 then
+    add_timer('w|' .. item.id, now + wrap_up)
+    save_item(item)
+    return cjson.encode(item)
+  end
+  return cjson.encode(close_item(item, now, 'completed'))
+elseif op == 'close' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  if item.state ~= 'assigned' then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is ' .. item.state .. '; withdraw it instead')
+  end
+  return cjson.encode(close_item(item, tonumber(ARGV[4]), ARGV[5]))
+elseif op == 'withdraw' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  local now = tonumber(ARGV[4])
+  local agent_id = item.agent
+  if item.state == 'assigned' then
+    return fail('CONFLICT', 'work item ' .. item.id .. ' is assigned; close it instead')
+  end
+  if item.state == 'offered' then end_offer(item, now, 'withdrawn', ARGV[5]) else leave_waiting(item) end
+  drop_queue_timers(item)
+  item.state = 'withdrawn'
+  item.closed_at = now
+  item.close_reason = ARGV[5]
+  finish(item)
+  record(now, {kind = 'abandoned', item = item.id, queue = item.queue, channel = item.channel,
+               call_center = item.call_center, wait_s = now - item.created})
+  return cjson.encode({item = item, agent = agent_id})
+elseif op == 'move' then
+  local item, err = open_item(ARGV[3])
+  if not item then return err end
+  local queue = cached('queue', ARGV[4])
+  local now = tonumber(ARGV[5])
+  if not queue then return fail('INPUT', 'queue no queue ' .. ARGV[4]) end
+  if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
+  local agent_id = item.agent
+  if item.state == 'offered' then end_offer(item, now, 'moved', 'to queue ' .. ARGV[4]) else leave_waiting(item) end
+  drop_queue_timers(item)
+  item.state = 'queued'
+  item.queue = queue.id
+  item.queued_at = now
+  enter_queue(item, queue, now)
+  save_item(item)
+  return cjson.encode({item = item, agent = agent_id})
+elseif op == 'fire' then
+  local now, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+  local out = {}
+  local due = redis.call('ZRANGEBYSCORE', P .. 'timers', '-inf', ARGV[3], 'LIMIT', 0, limit)
+  for _, member in ipairs(due) do
+    redis.call('ZREM', P .. 'timers', member)
+    local result = fire_one(member, now)
+    if result then table.insert(out, result) end
+  end
+  if #out == 0 then return '[]' end
+  return cjson.encode(out)
+end
+return fail('INPUT', 'op unknown routing operation ' .. tostring(op))
