@@ -1,23 +1,716 @@
-"""The SIP component of the server: transports, transaction layer and the registrar wired together.
+"""The SIP stack component: transports, the transaction layer and request dispatch (RFC 3261 8.2, 17, 18).
 
-Placeholder until the SIP core lands (issue 3): it opens nothing yet.
+``SipComponent`` is what ``CtiServer`` starts. It owns the listeners (``transport``), keeps the client
+and server transactions (``transaction``) in two dicts keyed per 17.1.3 / 17.2.3 (``matching``),
+arms one ``loop.call_at`` per transaction for its next deadline, and hands new requests to the
+handler registered for their method. What it answers by itself (RFC 3261 8.2):
+
+- ``OPTIONS`` without a handler: 200 with Allow, Accept, Accept-Language, Supported (11.2);
+- a method it knows but nobody handles: 405 with Allow (8.2.1); an unknown method: 501;
+- ``Max-Forwards: 0`` on anything but OPTIONS: 483 (16.3 step 3, OPTIONS per 11);
+- a ``CANCEL`` that matches no INVITE: 481; one that does: 200, then 487 to the INVITE unless the
+  transaction user already answered it (9.2);
+- a message that does not parse: the 400 (or 505/513) the parser's error names, where one can be
+  built; otherwise the bytes are dropped and counted. A handler that raises: 500.
+
+Every message is handled under a guard: nothing a peer sends can stop the component.
 """
 
 from __future__ import annotations
 
+import asyncio
+import inspect
+import ipaddress
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
 from cti_server.config import Config
 from cti_server.events import EventBus
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.matching import (
+    MAGIC_COOKIE,
+    ClientKey,
+    ServerKey,
+    client_key,
+    is_rfc2543_key,
+    server_key,
+    to_tag_matches,
+)
+from cti_server.sip.message import SipRequest, SipResponse, make_response, new_branch, new_tag
+from cti_server.sip.parser import parse_message, response_for_unparseable
+from cti_server.sip.stats import SipStats
+from cti_server.sip.timers import TimerValues
+from cti_server.sip.transaction import (
+    CONFIRMED,
+    PROCEEDING,
+    ClientTransaction,
+    DeliverAck,
+    DeliverResponse,
+    InviteClientTransaction,
+    InviteServerTransaction,
+    InviteSuccessRetransmission,
+    NonInviteClientTransaction,
+    NonInviteServerTransaction,
+    Output,
+    ServerTransaction,
+    Terminated,
+    TimedOut,
+    Transmit,
+    TransportFailed,
+)
+from cti_server.sip.transport import Address, Flow, SipTransports, server_tls_context
+from cti_server.sip.via import parse_via
+
+log = structlog.get_logger(__name__)
+
+KNOWN_METHODS = frozenset({
+    "INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER",  # RFC 3261
+    "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO", "REFER", "MESSAGE", "UPDATE",  # extensions
+})  # fmt: skip
+"""Methods answered 405 (not 501) when no handler is registered (RFC 3261 8.2.1)."""
+
+ACCEPT = "application/sdp"
+SUPPORTED = "path, outbound"
+CONNECT_TIMEOUT = 5.0
+
+Handler = Callable[["IncomingRequest"], Awaitable[None] | None]
+CancelCallback = Callable[["IncomingRequest"], None]
+ResponseCallback = Callable[[SipResponse], None]
+
+
+@dataclass(slots=True, eq=False)
+class IncomingRequest:
+    """A new request for the transaction user, and the server transaction it answers through.
+
+    ``source`` is where the answer goes (after received/rport, RFC 3261 18.2.1, RFC 3581);
+    ``local`` the listener address it arrived on. ``respond`` hands a response to the server
+    transaction, which retransmits it as 17.2 says. ACKs for 2xx come with ``respond`` a no-op.
+    """
+
+    request: SipRequest
+    transport: str
+    source: Address
+    local: Address
+    _stack: SipComponent = field(repr=False)
+    _flow: Flow = field(repr=False)
+    _tx: ServerTransaction | None = field(default=None, repr=False)
+    _handle: asyncio.TimerHandle | None = field(default=None, repr=False)
+    _deadline: float | None = field(default=None, repr=False)
+    _cancel_callbacks: list[CancelCallback] | None = field(default=None, repr=False)
+    _final_sent: bool = field(default=False, repr=False)
+
+    def respond(self, response: SipResponse) -> None:
+        """Send ``response`` through the server transaction (provisional, then one final)."""
+        self._stack._respond(self, response)
+
+    @property
+    def answered(self) -> bool:
+        """True once a final response went out."""
+        return self._final_sent
+
+    def on_cancel(self, callback: CancelCallback) -> None:
+        """Call ``callback`` when a CANCEL for this INVITE arrives before the final response (9.2)."""
+        if self._cancel_callbacks is None:
+            self._cancel_callbacks = []
+        self._cancel_callbacks.append(callback)
+
+
+@dataclass(slots=True, eq=False)
+class _ClientEntry:
+    tx: ClientTransaction
+    request: SipRequest
+    flow: Flow
+    future: asyncio.Future[SipResponse]
+    on_provisional: ResponseCallback | None
+    on_retransmitted_2xx: ResponseCallback | None
+    handle: asyncio.TimerHandle | None = None
+    deadline: float | None = None
+
+
+@dataclass(slots=True, eq=False)
+class _OkEntry:
+    tx: InviteSuccessRetransmission
+    incoming: IncomingRequest
+    handle: asyncio.TimerHandle | None = None
+    deadline: float | None = None
 
 
 class SipComponent:
-    """Starts the SIP listeners configured in ``config.sip``."""
+    """The SIP stack of the server (contract in notes/contracts.md): listeners, transactions, dispatch."""
 
     def __init__(self, config: Config, bus: EventBus) -> None:
         self.config = config
         self.bus = bus
+        sip = config.sip
+        self.stats = SipStats()
+        self._handlers: dict[str, Handler] = {}
+        self._server: dict[ServerKey, IncomingRequest] = {}
+        self._client: dict[ClientKey, _ClientEntry] = {}
+        self._ok: dict[tuple[str, int], _OkEntry] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._timers_udp = TimerValues.from_config(sip.timers, reliable=False)
+        self._timers_reliable = TimerValues.from_config(sip.timers, reliable=True)
+        self._max_size = sip.max_message_size
+        self._server_header = sip.user_agent
+        self._debug = config.log.level == "debug"
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._transports: SipTransports | None = None
+
+    # -- lifetime ----------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        return None
+        """Bind the UDP and TCP listeners (and TLS when a certificate is configured)."""
+        sip = self.config.sip
+        self._loop = asyncio.get_running_loop()
+        tls_context = None
+        if sip.tls_certificate:
+            tls_context = server_tls_context(sip.tls_certificate, sip.tls_private_key)
+        self._transports = SipTransports(
+            sip.host, udp_port=sip.udp_port, tcp_port=sip.tcp_port,
+            tls_port=sip.tls_port if tls_context else None, tls_context=tls_context,
+            on_message=self._on_message, stats=self.stats, max_message_size=sip.max_message_size,
+            idle_timeout=sip.tcp_idle_timeout,
+        )  # fmt: skip
+        await self._transports.start()
+        log.info("sip_listening", udp=self.udp_address, tcp=self.tcp_address, tls=self.tls_address)
 
     async def stop(self) -> None:
-        return None
+        """Close the listeners, cancel every timer, fail pending client transactions with 503."""
+        if self._transports is not None:
+            await self._transports.stop()
+        for incoming in self._server.values():
+            if incoming._handle is not None:
+                incoming._handle.cancel()
+        for ok in self._ok.values():
+            if ok.handle is not None:
+                ok.handle.cancel()
+        for entry in list(self._client.values()):
+            if entry.handle is not None:
+                entry.handle.cancel()
+            if not entry.future.done():
+                entry.future.set_result(self._synthesize(entry.request, 503, "Service Unavailable"))
+        self._server.clear()
+        self._ok.clear()
+        self._client.clear()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    @property
+    def udp_address(self) -> Address | None:
+        """The bound UDP (host, port) after start."""
+        return self._transports.udp_address if self._transports else None
+
+    @property
+    def tcp_address(self) -> Address | None:
+        """The bound TCP (host, port) after start."""
+        return self._transports.tcp_address if self._transports else None
+
+    @property
+    def tls_address(self) -> Address | None:
+        """The bound TLS (host, port) after start, None without a certificate."""
+        return self._transports.tls_address if self._transports else None
+
+    @property
+    def transactions(self) -> Mapping[str, int]:
+        """How many server, client and 2xx-retransmitting transactions are alive right now."""
+        return {"server": len(self._server), "client": len(self._client), "invite_2xx": len(self._ok)}
+
+    # -- transaction user API ----------------------------------------------------------------------
+
+    def register_handler(self, method: str, handler: Handler) -> None:
+        """Send new requests of ``method`` to ``handler`` (ACK: the ACKs for 2xx responses).
+
+        CANCEL is handled by the stack itself; see ``IncomingRequest.on_cancel``.
+        """
+        method = method.upper()
+        if method == "CANCEL":
+            raise ValueError("CANCEL is answered by the stack; use IncomingRequest.on_cancel")
+        self._handlers[method] = handler
+
+    def allowed_methods(self) -> list[str]:
+        """The Allow header's methods: OPTIONS, CANCEL, ACK and every method with a handler."""
+        return sorted({"OPTIONS", "ACK", "CANCEL", *self._handlers})
+
+    async def send_request(
+        self,
+        request: SipRequest,
+        destination: tuple[str, str, int],
+        on_provisional: ResponseCallback | None = None,
+        on_retransmitted_2xx: ResponseCallback | None = None,
+    ) -> SipResponse:
+        """Run a client transaction for ``request`` to ``(transport, host, port)`` (RFC 3261 17.1).
+
+        The top Via gets this stack's transport and sent-by (18.1.1), a branch if it has none, and
+        ``rport`` (RFC 3581). Returns the final response; 408 is synthesized when timer B or F fires
+        and 503 when the transport fails (8.1.3.1). Provisional responses go to ``on_provisional``,
+        further 2xx answers to an INVITE (forks, retransmits) to ``on_retransmitted_2xx``.
+        """
+        loop = self._require_loop()
+        transport, host, port = destination
+        transport = transport.lower()
+        try:
+            remote = await self._resolve(host, port)
+            assert self._transports is not None
+            flow = await self._transports.flow_to(transport, remote, CONNECT_TIMEOUT)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            self.stats["transport_errors"] += 1
+            log.warning("sip_send_failed", call_id=request.call_id, destination=destination, error=str(exc))
+            return self._synthesize(request, 503, "Service Unavailable")
+        self._prepare_via(request, flow)
+        key = client_key(request)
+        timers = self._timers_reliable if flow.reliable else self._timers_udp
+        tx: ClientTransaction
+        if request.method == "INVITE":
+            tx = InviteClientTransaction(key, request, timers)
+        else:
+            tx = NonInviteClientTransaction(key, request, timers)
+        entry = _ClientEntry(tx, request, flow, loop.create_future(), on_provisional, on_retransmitted_2xx)
+        self._client[key] = entry
+        self.stats["client_transactions_created"] += 1
+        self.stats["requests_out"] += 1
+        self._client_outputs(entry, tx.start(loop.time()))
+        return await entry.future
+
+    async def send_stateless(
+        self, message: SipRequest | SipResponse, destination: tuple[str, str, int]
+    ) -> None:
+        """Send ``message`` once, outside any transaction (ACK for 2xx, 17.1.1.3 / 13.2.2.4)."""
+        transport, host, port = destination
+        remote = await self._resolve(host, port)
+        assert self._transports is not None
+        flow = await self._transports.flow_to(transport.lower(), remote, CONNECT_TIMEOUT)
+        if isinstance(message, SipRequest):
+            self._prepare_via(message, flow)
+        flow.send(message.serialize())
+
+    async def send_ack(self, ack: SipRequest, destination: tuple[str, str, int]) -> None:
+        """Send the ACK for a 2xx to INVITE: its own transaction-less request (RFC 3261 13.2.2.4)."""
+        await self.send_stateless(ack, destination)
+
+    # -- receive path ------------------------------------------------------------------------------
+
+    def _on_message(self, data: bytes, flow: Flow) -> None:
+        """Entry point of every datagram / framed stream message: the guard that never lets go."""
+        try:
+            self._receive(data, flow)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("sip_message_failed", transport=flow.transport, remote=flow.remote,
+                          size=len(data))
+
+    def _receive(self, data: bytes, flow: Flow) -> None:
+        if not data.strip(b"\r\n"):
+            self.stats["keepalives_in"] += 1  # a UDP CRLF keep-alive carries nothing to answer
+            return
+        try:
+            message = parse_message(data, max_size=self._max_size)
+        except SipParseError as exc:
+            self.stats["oversize_messages" if exc.status == 513 else "parse_errors"] += 1
+            self._answer_unparseable(data, flow, exc)
+            return
+        if isinstance(message, SipResponse):
+            self.stats["responses_in"] += 1
+            self._receive_response(message)
+        else:
+            self.stats["requests_in"] += 1
+            self._receive_request(message, flow)
+
+    def _answer_unparseable(self, data: bytes, flow: Flow, error: SipParseError) -> None:
+        response = response_for_unparseable(data, error)
+        log.info("sip_unparseable", transport=flow.transport, remote=flow.remote, reason=error.reason,
+                 status=error.status, answered=response is not None)
+        if response is None:
+            self.stats["garbage_dropped"] += 1
+            return
+        counter = f"answered_{response.status}"
+        if counter in self.stats:
+            self.stats[counter] += 1
+        self._send_on(flow, response.serialize())
+
+    def _receive_request(self, request: SipRequest, flow: Flow) -> None:
+        now = self._require_loop().time()
+        source = self._received_rport(request, flow)
+        method = request.method
+        if self._debug:
+            log.debug("sip_request_in", method=method, call_id=request.call_id, remote=flow.remote,
+                      transport=flow.transport)
+        if method == "ACK":
+            self._receive_ack(request, flow, source, now)
+            return
+        key = server_key(request)
+        existing = self._server.get(key)
+        if existing is not None and (not is_rfc2543_key(key) or self._rfc2543_match(request, existing)):
+            self.stats["retransmissions_absorbed"] += 1
+            assert existing._tx is not None
+            self._server_outputs(existing, existing._tx.receive_request(request, now))
+            return
+        incoming = IncomingRequest(request, flow.transport, source, flow.local, self,
+                                   self._response_flow_for_request(request, flow, source))
+        timers = self._timers_reliable if flow.reliable else self._timers_udp
+        tx: ServerTransaction
+        if method == "INVITE":
+            tx = InviteServerTransaction(key, request, timers)
+        else:
+            tx = NonInviteServerTransaction(key, request, timers)
+        incoming._tx = tx
+        self._server[key] = incoming
+        self.stats["server_transactions_created"] += 1
+        self._server_outputs(incoming, tx.receive_request(request, now))
+        self._dispatch(incoming)
+
+    def _dispatch(self, incoming: IncomingRequest) -> None:
+        request = incoming.request
+        method = request.method
+        max_forwards = request.max_forwards
+        if max_forwards is not None and max_forwards <= 0 and method != "OPTIONS":
+            self._answer(incoming, 483, "Too Many Hops")
+            return
+        if method == "CANCEL":
+            self._receive_cancel(incoming)
+            return
+        handler = self._handlers.get(method)
+        if handler is None:
+            if method == "OPTIONS":
+                self._answer_options(incoming)
+            elif method in KNOWN_METHODS:
+                self._answer(incoming, 405, None, allow=True)
+            else:
+                self._answer(incoming, 501, None)
+            return
+        self._call_handler(handler, incoming)
+
+    def _call_handler(self, handler: Handler, incoming: IncomingRequest) -> None:
+        try:
+            result = handler(incoming)
+        except Exception:
+            self._handler_failed(incoming)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(result)
+            self._tasks.add(task)
+            task.add_done_callback(lambda t: self._handler_done(t, incoming))
+
+    def _handler_done(self, task: asyncio.Task[Any], incoming: IncomingRequest) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self._handler_failed(incoming, task.exception())
+
+    def _handler_failed(self, incoming: IncomingRequest, exc: BaseException | None = None) -> None:
+        self.stats["handler_errors"] += 1
+        log.error("sip_handler_failed", method=incoming.request.method, call_id=incoming.request.call_id,
+                  exc_info=exc if exc is not None else True)
+        if not incoming._final_sent and incoming.request.method != "ACK":
+            self._answer(incoming, 500, "Server Internal Error")
+
+    def _answer(
+        self, incoming: IncomingRequest, status: int, reason: str | None, *, allow: bool = False
+    ) -> None:
+        counter = f"answered_{status}"
+        if counter in self.stats:
+            self.stats[counter] += 1
+        response = self.build_response(incoming.request, status, reason)
+        if allow:
+            response.headers.add("Allow", ", ".join(self.allowed_methods()))
+        incoming.respond(response)
+
+    def _answer_options(self, incoming: IncomingRequest) -> None:
+        self.stats["options_answered"] += 1
+        response = self.build_response(incoming.request, 200, None)
+        headers = response.headers
+        headers.add("Allow", ", ".join(self.allowed_methods()))
+        headers.add("Accept", ACCEPT)
+        headers.add("Accept-Language", "en")
+        headers.add("Supported", SUPPORTED)
+        incoming.respond(response)
+
+    def build_response(self, request: SipRequest, status: int, reason: str | None = None) -> SipResponse:
+        """A response of the stack's own (8.2.6): a To tag when the request had none, and Server."""
+        to_tag = new_tag() if status > 100 and request.to_tag is None else None
+        response = make_response(request, status, reason, to_tag=to_tag)
+        response.headers.add("Server", self._server_header)
+        return response
+
+    def _receive_cancel(self, incoming: IncomingRequest) -> None:
+        """RFC 3261 9.2: 481 when no INVITE matches; else 200 and 487 to the unanswered INVITE."""
+        cancel = incoming.request
+        invite = self._server.get(server_key(cancel, "INVITE"))
+        if invite is None or invite._tx is None or not invite._tx.is_invite:
+            self._answer(incoming, 481, "Call/Transaction Does Not Exist")
+            return
+        incoming.respond(self.build_response(cancel, 200))
+        if invite._final_sent or invite._tx.state != PROCEEDING:
+            return
+        for callback in invite._cancel_callbacks or ():
+            try:
+                callback(invite)
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("sip_cancel_callback_failed", call_id=cancel.call_id)
+        if not invite._final_sent:
+            invite.respond(self.build_response(invite.request, 487, "Request Terminated"))
+
+    def _receive_ack(self, ack: SipRequest, flow: Flow, source: Address, now: float) -> None:
+        key = server_key(ack)
+        incoming = self._server.get(key)
+        if incoming is not None and incoming._tx is not None and (
+            not is_rfc2543_key(key) or self._rfc2543_match(ack, incoming)
+        ):
+            tx = incoming._tx
+            if isinstance(tx, InviteServerTransaction):
+                if tx.state == CONFIRMED:
+                    self.stats["retransmissions_absorbed"] += 1
+                self._server_outputs(incoming, tx.receive_ack(ack, now))
+                return
+        ok = self._ok.pop((ack.call_id, ack.cseq.number), None)
+        if ok is not None:
+            self._cancel_timer(ok)
+            ok.tx.receive_ack(ack, now)
+        self._deliver_ack(IncomingRequest(ack, flow.transport, source, flow.local, self, flow))
+
+    def _deliver_ack(self, ack: IncomingRequest) -> None:
+        handler = self._handlers.get("ACK")
+        if handler is None:
+            self.stats["acks_unmatched"] += 1
+            return
+        self._call_handler(handler, ack)
+
+    def _rfc2543_match(self, request: SipRequest, incoming: IncomingRequest) -> bool:
+        tx = incoming._tx
+        return tx is not None and to_tag_matches(request, incoming.request.to_tag, tx.response_to_tag)
+
+    def _receive_response(self, response: SipResponse) -> None:
+        entry = self._client.get(client_key(response))
+        if entry is None:
+            self.stats["responses_unmatched"] += 1
+            if self._debug:
+                log.debug("sip_response_unmatched", call_id=response.call_id, status=response.status)
+            return
+        self._client_outputs(entry, entry.tx.receive_response(response, self._require_loop().time()))
+
+    # -- server side sending -----------------------------------------------------------------------
+
+    def _respond(self, incoming: IncomingRequest, response: SipResponse) -> None:
+        tx = incoming._tx
+        if tx is None:
+            return  # an ACK cannot be answered
+        now = self._require_loop().time()
+        if response.status >= 200:
+            if incoming._final_sent and not (tx.is_invite and 200 <= response.status < 300):
+                return
+            incoming._final_sent = True
+        self.stats["responses_out"] += 1
+        self._server_outputs(incoming, tx.send_response(response, now))
+        if tx.is_invite and 200 <= response.status < 300:
+            self._start_ok_retransmission(incoming, response, now)
+
+    def _start_ok_retransmission(self, incoming: IncomingRequest, response: SipResponse, now: float) -> None:
+        key = (response.call_id, response.cseq.number)
+        if key in self._ok:
+            return
+        timers = self._timers_reliable if incoming._flow.reliable else self._timers_udp
+        ok = _OkEntry(InviteSuccessRetransmission(key, incoming.request, timers), incoming)
+        self._ok[key] = ok
+        self._ok_outputs(ok, ok.tx.start(response, now))
+
+    def _server_outputs(self, incoming: IncomingRequest, outputs: list[Output]) -> None:
+        tx = incoming._tx
+        assert tx is not None
+        for output in outputs:
+            if isinstance(output, Transmit):
+                if not self._send_on(incoming._flow, output.data):
+                    self._server_outputs(incoming, tx.transport_error(self._require_loop().time()))
+                    return
+            elif isinstance(output, DeliverAck):
+                self._deliver_ack(IncomingRequest(output.ack, incoming.transport, incoming.source,
+                                                  incoming.local, self, incoming._flow))
+            elif isinstance(output, TimedOut):
+                self.stats["transactions_timed_out"] += 1
+                log.info("sip_ack_not_received", call_id=incoming.request.call_id, timer=output.timer)
+            elif isinstance(output, Terminated):
+                self.stats["transactions_terminated"] += 1
+                if self._server.get(tx.key) is incoming:  # type: ignore[call-overload]
+                    del self._server[tx.key]  # type: ignore[arg-type]
+        self._schedule(incoming, tx.next_deadline(), self._on_server_timer)
+
+    def _on_server_timer(self, incoming: IncomingRequest) -> None:
+        incoming._handle = None
+        incoming._deadline = None
+        tx = incoming._tx
+        if tx is not None:
+            outputs = tx.fire_timers(self._require_loop().time())
+            self.stats["retransmissions_sent"] += sum(1 for o in outputs if isinstance(o, Transmit))
+            self._guarded(self._server_outputs, incoming, outputs)
+
+    def _ok_outputs(self, ok: _OkEntry, outputs: list[Output]) -> None:
+        for output in outputs:
+            if isinstance(output, Transmit):
+                self.stats["retransmissions_sent"] += 1
+                self._send_on(ok.incoming._flow, output.data)
+            elif isinstance(output, TimedOut):
+                self.stats["transactions_timed_out"] += 1
+                log.warning("sip_2xx_ack_timeout", call_id=ok.incoming.request.call_id)
+            elif isinstance(output, Terminated):
+                key = ok.tx.key
+                if self._ok.get(key) is ok:  # type: ignore[call-overload]
+                    del self._ok[key]  # type: ignore[arg-type]
+        self._schedule(ok, ok.tx.next_deadline(), self._on_ok_timer)
+
+    def _on_ok_timer(self, ok: _OkEntry) -> None:
+        ok.handle = None
+        ok.deadline = None
+        self._guarded(self._ok_outputs, ok, ok.tx.fire_timers(self._require_loop().time()))
+
+    # -- client side -------------------------------------------------------------------------------
+
+    def _client_outputs(self, entry: _ClientEntry, outputs: list[Output]) -> None:
+        tx = entry.tx
+        for output in outputs:
+            if isinstance(output, Transmit):
+                if not self._send_on(entry.flow, output.data):
+                    self._client_outputs(entry, tx.transport_error(self._require_loop().time()))
+                    return
+            elif isinstance(output, DeliverResponse):
+                self._deliver_response(entry, output.response)
+            elif isinstance(output, TimedOut):
+                self.stats["transactions_timed_out"] += 1
+                self._finish(entry, self._synthesize(entry.request, 408, "Request Timeout"))
+            elif isinstance(output, TransportFailed):
+                self._finish(entry, self._synthesize(entry.request, 503, "Service Unavailable"))
+            elif isinstance(output, Terminated):
+                self.stats["transactions_terminated"] += 1
+                if self._client.get(tx.key) is entry:  # type: ignore[call-overload]
+                    del self._client[tx.key]  # type: ignore[arg-type]
+        self._schedule(entry, tx.next_deadline(), self._on_client_timer)
+
+    def _deliver_response(self, entry: _ClientEntry, response: SipResponse) -> None:
+        if response.status < 200:
+            callback = entry.on_provisional
+        elif not entry.future.done():
+            entry.future.set_result(response)
+            return
+        else:
+            callback = entry.on_retransmitted_2xx
+        if callback is not None:
+            try:
+                callback(response)
+            except Exception:
+                self.stats["handler_errors"] += 1
+                log.exception("sip_response_callback_failed", call_id=response.call_id)
+
+    def _finish(self, entry: _ClientEntry, response: SipResponse) -> None:
+        if not entry.future.done():
+            entry.future.set_result(response)
+
+    def _on_client_timer(self, entry: _ClientEntry) -> None:
+        entry.handle = None
+        entry.deadline = None
+        outputs = entry.tx.fire_timers(self._require_loop().time())
+        self.stats["retransmissions_sent"] += sum(1 for o in outputs if isinstance(o, Transmit))
+        self._guarded(self._client_outputs, entry, outputs)
+
+    # -- helpers -----------------------------------------------------------------------------------
+
+    def _schedule(self, holder: Any, deadline: float | None, callback: Callable[[Any], None]) -> None:
+        """Keep exactly one loop.call_at per transaction, at its next deadline."""
+        previous: float | None = holder._deadline if isinstance(holder, IncomingRequest) else holder.deadline
+        if deadline == previous:
+            return
+        handle = holder._handle if isinstance(holder, IncomingRequest) else holder.handle
+        if handle is not None:
+            handle.cancel()
+        new_handle = None if deadline is None else self._require_loop().call_at(deadline, callback, holder)
+        if isinstance(holder, IncomingRequest):
+            holder._handle, holder._deadline = new_handle, deadline
+        else:
+            holder.handle, holder.deadline = new_handle, deadline
+
+    def _cancel_timer(self, ok: _OkEntry) -> None:
+        if ok.handle is not None:
+            ok.handle.cancel()
+            ok.handle = None
+            ok.deadline = None
+
+    def _guarded(self, function: Callable[..., None], *args: Any) -> None:
+        try:
+            function(*args)
+        except Exception:
+            self.stats["handler_errors"] += 1
+            log.exception("sip_timer_failed")
+
+    def _send_on(self, flow: Flow, data: bytes) -> bool:
+        try:
+            flow.send(data)
+        except (OSError, ConnectionError) as exc:
+            self.stats["transport_errors"] += 1
+            log.warning("sip_send_failed", transport=flow.transport, remote=flow.remote, error=str(exc))
+            return False
+        return True
+
+    def _received_rport(self, request: SipRequest, flow: Flow) -> Address:
+        """RFC 3261 18.2.1 / RFC 3581 4: note where the request came from in its top Via, and return
+        where responses go (18.2.2): the source port with rport, else the sent-by port."""
+        via = request.top_via
+        src_host, src_port = flow.remote
+        rport = via.rport
+        if via.host == src_host and rport is None:
+            return (src_host, via.port or 5060) if not flow.reliable else flow.remote
+        via.params["received"] = src_host
+        if rport is not None:
+            via.params["rport"] = str(src_port)
+        request.headers.remove_first("Via")
+        request.headers.prepend("Via", str(via))
+        if rport is not None or flow.reliable:
+            return flow.remote
+        return (src_host, via.port or 5060)
+
+    def _response_flow_for_request(self, request: SipRequest, flow: Flow, source: Address) -> Flow:
+        """18.2.2: on a stream, the connection the request came on; on UDP, the received/rport address."""
+        if flow.reliable or source == flow.remote:
+            return flow
+        assert self._transports is not None
+        return self._transports.udp_flow(source)
+
+    def _prepare_via(self, request: SipRequest, flow: Flow) -> None:
+        """18.1.1: the transport fills the top Via's transport and sent-by; add a branch and rport."""
+        assert self._transports is not None
+        listener = self._transports.local_address(flow.transport) or flow.local
+        host = self.config.sip.advertised_host or listener[0]
+        vias = request.headers.get_all("Via")
+        if vias:
+            via = parse_via(vias[0])
+            request.headers.remove_first("Via")
+        else:
+            via = parse_via(f"SIP/2.0/UDP {host};branch={new_branch()}")
+        via.transport = flow.transport.upper()
+        via.host = host
+        via.port = listener[1]
+        if not (via.branch or "").startswith(MAGIC_COOKIE):
+            via.params["branch"] = new_branch()
+        via.params.setdefault("rport", None)
+        request.headers.prepend("Via", str(via))
+
+    async def _resolve(self, host: str, port: int) -> Address:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+            return (host.strip("[]"), port)
+        except ValueError:
+            pass
+        infos = await self._require_loop().getaddrinfo(host, port, type=2)  # SOCK_DGRAM
+        if not infos:
+            raise OSError(f"cannot resolve {host}")
+        address = infos[0][4]
+        return (str(address[0]), int(address[1]))
+
+    def _synthesize(self, request: SipRequest, status: int, reason: str) -> SipResponse:
+        """A response the stack makes up for its own user (8.1.3.1: timeout 408, transport error 503)."""
+        return make_response(request, status, reason)
+
+    def _require_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        return self._loop

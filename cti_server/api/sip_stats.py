@@ -1,0 +1,38 @@
+"""``GET /api/v1/sip/stats``: the SIP stack's counters and live transaction counts, read while running.
+
+TODO(auth engineer): guard with ``requires("admin", "supervisor")`` from cti_server/api/auth.py; until
+then the route is open, like /healthz, and serves only on the configured HTTP address.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+from aiohttp import web
+
+
+class SipStatsSource(Protocol):
+    """What the route reads from ``SipComponent``."""
+
+    @property
+    def stats(self) -> Mapping[str, int]: ...
+
+    @property
+    def transactions(self) -> Mapping[str, int]: ...
+
+
+SIP_STACK_KEY = web.AppKey("sip_stack", SipStatsSource)
+"""Set by the server when the SIP stack runs (see ``server.build_components``)."""
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/api/v1/sip/stats")
+async def sip_stats(request: web.Request) -> web.Response:
+    """``{"counters": {...}, "transactions": {"server": n, "client": n, "invite_2xx": n}}``;
+    503 when no SIP stack runs in this process."""
+    stack = request.app.get(SIP_STACK_KEY)
+    if stack is None:
+        raise web.HTTPServiceUnavailable(text="the SIP stack is not running")
+    return web.json_response({"counters": dict(stack.stats), "transactions": dict(stack.transactions)})
