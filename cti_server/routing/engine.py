@@ -71,7 +71,6 @@ class RoutingEngine:
             item.created = now
         stored = await self.backend.add_item(item, now)
         self._emit("work_item.queued", stored)
-        log.debug("work_item_queued", item=item.id, queue=item.queue, channel=item.channel)
         await self._route_item(stored.id)
         return stored
 
