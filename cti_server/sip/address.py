@@ -24,7 +24,8 @@ _PARAM_RE = re.compile(
     rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
     rf"(?:[ \t]*=[ \t]*({QUOTED_STRING}|\[[0-9A-Fa-f:.]+\]|[{TOKEN_CHARS}:]+))?[ \t]*"
 )
-_NEEDS_QUOTING_RE = re.compile(r'["\\]')
+_NEEDS_QUOTING_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
+_QUOTE_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
 
 
 def parse_header_params(text: str, what: str) -> dict[str, str | None]:
@@ -50,9 +51,11 @@ def format_params(params: dict[str, str | None]) -> str:
 
 
 def quote_string(text: str) -> str:
-    """A quoted-string (RFC 3261 section 25.1) holding ``text``, escaping '"' and '\\'."""
+    """A quoted-string (RFC 3261 section 25.1) holding ``text``: '"', '\\' and controls as quoted-pairs."""
+    if "\r" in text or "\n" in text:
+        text = text.replace("\r", " ").replace("\n", " ")  # no quoted-pair can carry CR or LF
     if _NEEDS_QUOTING_RE.search(text):
-        text = text.replace("\\", "\\\\").replace('"', '\\"')
+        text = _QUOTE_RE.sub(r"\\\1", text)
     return f'"{text}"'
 
 

@@ -298,7 +298,7 @@ class SipResponse(_MessageBase):
 def parse_max_forwards(text: str) -> int:
     """Max-Forwards: an integer 0..255 (RFC 3261 section 20.22)."""
     match = _DIGITS_RE.fullmatch(text)
-    if match is None or len(match.group(1)) > 3 or int(match.group(1)) > 255:
+    if match is None or len(match.group(1)) > 10 or int(match.group(1)) > 255:
         raise SipParseError(f"invalid Max-Forwards: {text[:40]!r}")
     return int(match.group(1))
 
