@@ -52,7 +52,8 @@ def test_wsinv_short_tortuous_invite() -> None:
     assert msg.method == "INVITE"
     assert msg.uri.user == "vivekg" and msg.uri.host == "chair-dnrc.example.com"
     assert msg.uri.params == {"unknownparam": None}
-    assert msg.to_addr.uri.user == "vivekg" and msg.to_tag == "1918181833n" and msg.to_addr.display_name is None
+    assert msg.to_addr.uri.user == "vivekg" and msg.to_tag == "1918181833n"
+    assert msg.to_addr.display_name is None
     assert msg.from_addr.display_name == 'J Rosenberg \\"' and msg.from_tag == "98asjd8"
     assert msg.max_forwards == 68
     assert msg.call_id == "wsinv.ndaksdj@192.0.2.1"
@@ -65,7 +66,8 @@ def test_wsinv_short_tortuous_invite() -> None:
     assert msg.headers.get("Subject") == ""
     assert msg.headers.get("NewFangledHeader") == "newfangled value continued newfangled value"
     assert msg.headers.get_all("UnknownHeaderWithUnusualValue") == [";;,,;;,;"]
-    assert msg.headers.get_all("Route") == ["<sip:services.example.com;lr;unknownwith=value;unknown-no-value>"]
+    route = "<sip:services.example.com;lr;unknownwith=value;unknown-no-value>"
+    assert msg.headers.get_all("Route") == [route]
     contacts = msg.contacts
     assert contacts != "*" and len(contacts) == 1
     assert contacts[0].display_name == 'Quoted string ""'
@@ -240,7 +242,8 @@ def test_application_layer_messages_that_parse(name: str) -> None:
 
 
 def test_bext01_require_lists_split() -> None:
-    assert request("bext01").headers.get_all("Require") == ["nothingSupportsThis", "nothingSupportsThisEither"]
+    require = request("bext01").headers.get_all("Require")
+    assert require == ["nothingSupportsThis", "nothingSupportsThisEither"]
 
 
 def test_zeromf_and_invut_and_regaut01_values() -> None:
