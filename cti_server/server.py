@@ -85,13 +85,17 @@ class CtiServer:
 def build_components(server: CtiServer) -> list[Component]:
     """The components that come before the web edge, in start order (each issue adds its own)."""
     from cti_server.api.keys import STORE_KEY
+    from cti_server.api.registrations import BINDINGS_KEY
     from cti_server.api.sip_stats import SIP_STACK_KEY
+    from cti_server.sip.registrar import RegistrarComponent
     from cti_server.sip.stack import SipComponent
     from cti_server.store import StoreComponent
 
     sip = SipComponent(server.config, server.bus)
     server.app[SIP_STACK_KEY] = sip
-    return [StoreComponent(server.app[STORE_KEY], server.config), sip]
+    registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus)
+    server.app[BINDINGS_KEY] = registrar.registrar.bindings
+    return [StoreComponent(server.app[STORE_KEY], server.config), sip, registrar]
 
 
 async def run_until_signalled(config: Config) -> None:

@@ -361,6 +361,8 @@ class AuthResult:
     outcome: AuthOutcome
     username: str | None = None
     reason: str = ""
+    algorithm: str | None = None  # of an OK result: what the peer answered with
+    qop: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -458,4 +460,4 @@ class DigestAuthenticator:
             return AuthResult(AuthOutcome.STALE, creds.username, "nonce expired")
         if creds.nc is not None and not self.nonce_counts.accept(creds.nonce, int(creds.nc, 16), now):
             return AuthResult(AuthOutcome.STALE, creds.username, "nonce-count replayed")
-        return AuthResult(AuthOutcome.OK, creds.username)
+        return AuthResult(AuthOutcome.OK, creds.username, algorithm=creds.algorithm, qop=creds.qop)

@@ -163,6 +163,8 @@ class Registrar:
         aor = aor_for(username, self.config.realm)
         async with self._locked(aor):
             current = await self._apply(request, aor, source, transport, now)
+        log.info("register_accepted", call_id=request.call_id, aor=aor, algorithm=result.algorithm,
+                 qop=result.qop, contacts=len(current))
         response = self._reply(request, 200, "OK")
         for binding in current:
             response.headers.add("Contact", self._contact_value(binding, now))

