@@ -1,0 +1,311 @@
+"""One RTP endpoint per call leg: a UDP socket pair (RTP on an even port, RTCP on the next) with
+symmetric RTP latching (RFC 4961), counters and media timeout detection.
+
+The latching rules are the sans-IO ``SymmetricRtpLatch``. ``RtpEndpoint`` is the asyncio edge: it reads
+its non-blocking sockets with ``loop.add_reader`` and drains every queued datagram per wake-up (one epoll
+round for a burst, not one per packet), hands each accepted RTP datagram to ``on_rtp`` unparsed, and sends
+with ``socket.sendto`` directly (a full socket buffer drops the packet and counts it, as UDP would).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+
+import structlog
+
+from cti_server.media.ports import RtpPortAllocator
+from cti_server.media.rtcp import RtcpPacket, RtcpParseError, SenderReport, parse_compound
+from cti_server.media.rtp import RTP_VERSION
+from cti_server.media.stream import OutgoingStream
+
+log = structlog.get_logger(__name__)
+
+Address = tuple[str, int]
+_MAX_DATAGRAM = 2048
+_DRAIN_BATCH = 64  # datagrams read per wake-up before yielding to other sockets
+
+
+class SymmetricRtpLatch:
+    """Where to send a leg's RTP, and which sources to accept from (RFC 4961 symmetric RTP).
+
+    With ``enabled``, the first valid RTP packet (payload type among those negotiated) latches the
+    destination onto its source address. After that only the latched source is accepted, except a packet
+    from a new address with the latched SSRC and a negotiated payload type, which relatches (the NAT
+    binding of the phone changed). ``expect`` is called with each new SDP (answer, re-INVITE): when the
+    signalled address changes the latch is released and the next valid packet latches again; hold and
+    resume on the same address keep it. Without ``enabled`` RTP goes to the signalled address and every
+    valid packet is accepted.
+    """
+
+    def __init__(self, enabled: bool = True, signalled: Address | None = None,
+                 payload_types: frozenset[int] = frozenset()) -> None:
+        self.enabled = enabled
+        self.signalled = signalled
+        self.payload_types = payload_types
+        self.source: Address | None = None
+        self.ssrc: int | None = None
+        self.relatches = 0
+
+    @property
+    def destination(self) -> Address | None:
+        """Where RTP for this leg goes now."""
+        if self.enabled and self.source is not None:
+            return self.source
+        return self.signalled
+
+    def expect(self, signalled: Address | None, payload_types: frozenset[int]) -> None:
+        """New remote description: the address and payload types from the SDP."""
+        if signalled != self.signalled:
+            self.source = None
+            self.ssrc = None
+        self.signalled = signalled
+        self.payload_types = payload_types
+
+    def release(self) -> None:
+        """Forget the latched source; the next valid packet latches again."""
+        self.source = None
+        self.ssrc = None
+
+    def accept(self, source: Address, payload_type: int, ssrc: int) -> bool:
+        """Whether a valid RTP packet from ``source`` belongs to this leg; latches as a side effect."""
+        if not self.enabled:
+            return True
+        if source == self.source:
+            self.ssrc = ssrc
+            return True
+        if self.payload_types and payload_type not in self.payload_types:
+            return False
+        if self.source is None:
+            self.source = source
+            self.ssrc = ssrc
+            return True
+        if ssrc == self.ssrc:
+            self.source = source
+            self.relatches += 1
+            return True
+        return False
+
+
+@dataclass(slots=True)
+class RtpCounters:
+    """What moved through one endpoint (Kamailio-style statistics, readable while running)."""
+
+    packets_received: int = 0
+    bytes_received: int = 0
+    packets_sent: int = 0
+    bytes_sent: int = 0
+    invalid_packets: int = 0
+    rejected_source: int = 0
+    send_dropped: int = 0
+    rtcp_received: int = 0
+    rtcp_invalid: int = 0
+    rtcp_sent: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return asdict(self)
+
+
+RtpHandler = Callable[[bytes], None]
+
+
+class RtpEndpoint:
+    """The RTP/RTCP sockets of one call leg (RFC 3550 section 11: RTCP on RTP port + 1).
+
+    Build with ``await RtpEndpoint.open(...)``; set ``on_rtp`` to receive each accepted RTP datagram
+    (bytes, unparsed) and ``on_timeout`` to hear when no RTP came for ``rtp_timeout`` seconds while
+    ``expect_media`` is true (a held leg that sends nothing sets it false). ``close`` frees the ports.
+    """
+
+    def __init__(self, rtp_sock: socket.socket, rtcp_sock: socket.socket, *, symmetric: bool,
+                 rtp_timeout: float, call_id: str, leg: str,
+                 release: Callable[[], None] | None = None) -> None:
+        self._rtp_sock = rtp_sock
+        self._rtcp_sock = rtcp_sock
+        self.local_address: Address = rtp_sock.getsockname()[:2]
+        self.latch = SymmetricRtpLatch(enabled=symmetric)
+        self.rtcp_source: Address | None = None
+        self.counters = RtpCounters()
+        self.outgoing = OutgoingStream(time.monotonic)
+        self.rtp_timeout = rtp_timeout
+        self.expect_media = True
+        self.call_id = call_id
+        self.leg = leg
+        self.on_rtp: RtpHandler | None = None
+        self.on_rtcp: Callable[[list[RtcpPacket]], None] | None = None
+        self.on_timeout: Callable[[RtpEndpoint], None] | None = None
+        self.last_sender_report: SenderReport | None = None
+        self._release = release
+        self._loop = asyncio.get_running_loop()
+        self._closed = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._timed_out = False
+        self._seen_packets = 0
+        self._last_change = self._loop.time()
+        self._log = log.bind(call_id=call_id, leg=leg, port=self.local_address[1])
+        self._loop.add_reader(rtp_sock.fileno(), self._on_rtp_readable)
+        self._loop.add_reader(rtcp_sock.fileno(), self._on_rtcp_readable)
+        if rtp_timeout > 0:
+            self._schedule_timeout_check()
+
+    @classmethod
+    async def open(cls, host: str, allocator: RtpPortAllocator, *, symmetric: bool = True,
+                   rtp_timeout: float = 0.0, call_id: str = "", leg: str = "",
+                   attempts: int = 16) -> RtpEndpoint:
+        """Bind an RTP/RTCP pair from ``allocator`` on ``host``; a pair some other process holds is
+        given back and the next one tried (up to ``attempts``)."""
+        last_error: OSError | None = None
+        for _ in range(attempts):
+            port = allocator.allocate()
+            try:
+                rtp_sock, rtcp_sock = _bind_pair(host, port)
+            except OSError as exc:
+                allocator.release(port)
+                last_error = exc
+                continue
+            return cls(rtp_sock, rtcp_sock, symmetric=symmetric, rtp_timeout=rtp_timeout,
+                       call_id=call_id, leg=leg, release=functools.partial(allocator.release, port))
+        raise OSError(f"no bindable RTP port pair on {host} after {attempts} attempts: {last_error}")
+
+    @property
+    def port(self) -> int:
+        return self.local_address[1]
+
+    def set_remote(self, address: Address | None, payload_types: frozenset[int] = frozenset()) -> None:
+        """The far end's RTP address and payload types from its SDP (offer, answer or re-INVITE)."""
+        before = self.latch.source
+        self.latch.expect(address, payload_types)
+        if before is not None and self.latch.source is None:
+            self._log.info("rtp_latch_released", signalled=address)
+
+    def send_rtp(self, data: bytes) -> None:
+        """Send one RTP datagram to the leg's current destination (nothing to send to yet: counted)."""
+        destination = self.latch.destination
+        if destination is None or self._closed:
+            self.counters.send_dropped += 1
+            return
+        try:
+            self._rtp_sock.sendto(data, destination)
+        except OSError:
+            # Full buffer (BlockingIOError) or an ICMP error from an earlier datagram: UDP drops it.
+            self.counters.send_dropped += 1
+            return
+        self.counters.packets_sent += 1
+        self.counters.bytes_sent += len(data)
+
+    def send_rtcp(self, data: bytes) -> None:
+        """Send one RTCP compound datagram to the latched RTCP source or signalled RTP port + 1."""
+        destination = self.rtcp_source
+        if destination is None:
+            rtp_destination = self.latch.destination
+            if rtp_destination is None:
+                return
+            destination = (rtp_destination[0], rtp_destination[1] + 1)
+        try:
+            self._rtcp_sock.sendto(data, destination)
+            self.counters.rtcp_sent += 1
+        except OSError:
+            self.counters.send_dropped += 1
+
+    def _on_rtp_readable(self) -> None:
+        sock = self._rtp_sock
+        counters = self.counters
+        latch = self.latch
+        for _ in range(_DRAIN_BATCH):
+            try:
+                data, source = sock.recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue  # an ICMP error report for something we sent; nothing to read
+            if len(data) < 12 or data[0] >> 6 != RTP_VERSION:
+                counters.invalid_packets += 1
+                continue
+            if source != latch.source:
+                was_latched = latch.source
+                if not latch.accept(source, data[1] & 0x7F, int.from_bytes(data[8:12], "big")):
+                    counters.rejected_source += 1
+                    continue
+                if latch.source is not None and latch.source != was_latched:
+                    self._log.info("rtp_latched", source=source, previous=was_latched)
+            counters.packets_received += 1
+            counters.bytes_received += len(data)
+            handler = self.on_rtp
+            if handler is not None:
+                handler(data)
+
+    def _on_rtcp_readable(self) -> None:
+        for _ in range(_DRAIN_BATCH):
+            try:
+                data, source = self._rtcp_sock.recvfrom(_MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                continue
+            try:
+                packets = parse_compound(data)
+            except RtcpParseError as exc:
+                self.counters.rtcp_invalid += 1
+                self._log.debug("rtcp_invalid", source=source, reason=str(exc))
+                continue
+            self.counters.rtcp_received += 1
+            latched = self.latch.destination
+            if latched is None or source[0] == latched[0]:
+                self.rtcp_source = source
+            for packet in packets:
+                if isinstance(packet, SenderReport):
+                    self.last_sender_report = packet
+            if self.on_rtcp is not None:
+                self.on_rtcp(packets)
+
+    def _schedule_timeout_check(self) -> None:
+        interval = min(1.0, self.rtp_timeout / 4)
+        self._timer = self._loop.call_later(interval, self._check_timeout)
+
+    def _check_timeout(self) -> None:
+        now = self._loop.time()
+        if self.counters.packets_received != self._seen_packets or not self.expect_media:
+            self._seen_packets = self.counters.packets_received
+            self._last_change = now
+            self._timed_out = False
+        elif not self._timed_out and now - self._last_change >= self.rtp_timeout:
+            self._timed_out = True
+            self._log.warning("rtp_timeout", seconds=self.rtp_timeout, **self.counters.as_dict())
+            if self.on_timeout is not None:
+                self.on_timeout(self)
+        if not self._closed:
+            self._schedule_timeout_check()
+
+    def close(self) -> None:
+        """Stop reading, close both sockets and give the port pair back (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._timer is not None:
+            self._timer.cancel()
+        for sock in (self._rtp_sock, self._rtcp_sock):
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+        if self._release is not None:
+            self._release()
+        self._log.debug("rtp_endpoint_closed", **self.counters.as_dict())
+
+
+def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    rtp = socket.socket(family, socket.SOCK_DGRAM)
+    rtcp = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        rtp.setblocking(False)
+        rtcp.setblocking(False)
+        rtp.bind((host, port))
+        rtcp.bind((host, port + 1))
+    except OSError:
+        rtp.close()
+        rtcp.close()
+        raise
+    return rtp, rtcp

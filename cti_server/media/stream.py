@@ -1,0 +1,58 @@
+"""The RTP stream we send to one leg: one SSRC with continuous sequence numbers and timestamps
+(RFC 3550 section 5.1) whatever feeds it.
+
+A call leg hears different sources over its life: the other party, that party again with a new SSRC
+after a re-INVITE, music on hold, another call's leg after a transfer. The leg's jitter buffer should
+see one stream, with the marker bit set where a new source starts (RFC 3551 section 4.1).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+
+
+class OutgoingStream:
+    """The RTP stream we send to one leg (RFC 3550 section 5.1): SSRC, sequence and timestamp kept
+    continuous across changes of source.
+
+    The first source is forwarded with the identity mapping (its own SSRC, no offsets). When another
+    source takes over, the offsets are set so that its first packet follows the last one sent: the next
+    sequence number, and a timestamp advanced by the wall-clock time since (at least one frame).
+    """
+
+    def __init__(self, clock: Clock, clock_rate: int = 8000, frame_samples: int = 160) -> None:
+        self.clock = clock
+        self.clock_rate = clock_rate
+        self.frame_samples = frame_samples
+        self.ssrc: int | None = None
+        self.source: object = None
+        self.seq_offset = 0
+        self.ts_offset = 0
+        self.last_seq = 0
+        self.last_ts = 0
+        self.last_time = 0.0
+        self.marker_pending = False
+        self.source_changes = 0
+
+    def switch_source(self, source: object, first_seq: int, first_ts: int, ssrc: int | None) -> None:
+        """``source`` now feeds the stream, starting with a packet of ``first_seq`` / ``first_ts``."""
+        if self.ssrc is None:
+            self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
+            self.seq_offset = (0 if ssrc is not None else random.getrandbits(16))
+            self.ts_offset = (0 if ssrc is not None else random.getrandbits(32))
+        else:
+            elapsed = round((self.clock() - self.last_time) * self.clock_rate)
+            self.seq_offset = (self.last_seq + 1 - first_seq) & 0xFFFF
+            self.ts_offset = (self.last_ts + max(self.frame_samples, elapsed) - first_ts) & 0xFFFFFFFF
+            self.marker_pending = True
+            self.source_changes += 1
+        self.source = source
+
+    def sent(self, seq: int, ts: int) -> None:
+        """Record the packet just sent (the relay's hot path does this inline)."""
+        self.last_seq = seq
+        self.last_ts = ts
+        self.last_time = self.clock()
