@@ -15,6 +15,7 @@ import structlog
 
 from cti_server.config import ConfigError, load_config
 from cti_server.logs import configure_logging
+from cti_server.routing import simulate_cli
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 _AREAS: list[Register] = [_register_run]
+_AREAS.append(simulate_cli.register)
 
 
 def build_parser() -> argparse.ArgumentParser:
