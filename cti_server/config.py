@@ -373,6 +373,49 @@ class AuthConfig:
 
 
 @dataclass(frozen=True)
+class RoutingEngineConfig:
+    """The omni-channel routing engine (cti_server/routing): where its state lives and its timers.
+
+    ``backend``: ``memory`` (one process) or ``redis`` (several processes share queues, presence and
+    timers at ``redis_url`` under ``redis_prefix``; socket.io then also fans out through that Redis).
+    ``default_push_timeout_s`` / ``default_service_level_threshold_s`` shape the ``default`` routing
+    configuration created at first start. ``scan_depth``: waiting items or candidate agents looked at
+    per queue in one routing step. ``timer_poll_s``: how often a node looks for due timers set by
+    other nodes. ``figures_window_s``: the window of the live queue figures; ``figures_interval_s``:
+    how often ``queue.figures`` events go to supervisors (0 = never).
+    """
+
+    backend: str = "memory"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_prefix: str = "cti:routing:"
+    default_push_timeout_s: float = 30.0
+    default_service_level_threshold_s: float = 20.0
+    scan_depth: int = 1000
+    timer_poll_s: float = 0.25
+    figures_window_s: float = 3600.0
+    figures_interval_s: float = 5.0
+    history_retention_s: float = 604800.0
+    finished_items_kept: int = 10000
+
+    def __post_init__(self) -> None:
+        check_choice("backend", self.backend, ("memory", "redis"))
+        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("redis_url", f"expected redis://, rediss:// or unix://, got {self.redis_url!r}")
+        if not self.redis_prefix:
+            raise ConfigError("redis_prefix", "must not be empty")
+        for name in ("default_push_timeout_s", "default_service_level_threshold_s", "figures_interval_s"):
+            if getattr(self, name) < 0:
+                raise ConfigError(name, f"must be >= 0, got {getattr(self, name)}")
+        for name in ("timer_poll_s", "figures_window_s", "history_retention_s"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(name, f"must be > 0, got {getattr(self, name)}")
+        if self.scan_depth < 1:
+            raise ConfigError("scan_depth", f"must be >= 1, got {self.scan_depth}")
+        if self.finished_items_kept < 0:
+            raise ConfigError("finished_items_kept", f"must be >= 0, got {self.finished_items_kept}")
+
+
+@dataclass(frozen=True)
 class Config:
     """The whole server configuration."""
 
@@ -384,6 +427,7 @@ class Config:
     calls: CallsConfig = field(default_factory=CallsConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    routing: RoutingEngineConfig = field(default_factory=RoutingEngineConfig)
 
 
 _T = TypeVar("_T")
