@@ -20,7 +20,7 @@ import structlog
 from aiohttp import hdrs, web
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cti_server.api.errors import api_error
+from cti_server.api.errors import api_error, store_errors
 from cti_server.api.keys import CONFIG_KEY, PASSWORDS_KEY, STORE_KEY
 from cti_server.store.audit import Actor
 from cti_server.store.credentials import API_KEY_PREFIX, api_key_for, user_for_session
@@ -178,7 +178,8 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def setup(app: web.Application) -> None:
-    """Install the authentication middleware and the password hasher on ``app``."""
+    """Install the store-error and authentication middlewares and the password hasher on ``app``."""
+    app.middlewares.append(store_errors)
     app.middlewares.append(authenticate)
     if PASSWORDS_KEY not in app:
         app[PASSWORDS_KEY] = PasswordHashing(app[CONFIG_KEY].auth)

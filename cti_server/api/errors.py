@@ -7,9 +7,13 @@ of its body was wrong instead of seeing a traceback or an HTML error page.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
+
+from cti_server.store.engine import ScopeViolation
+from cti_server.store.errors import Conflict, InvalidField, NotFound
 
 _EXCEPTIONS: dict[int, type[web.HTTPException]] = {
     400: web.HTTPBadRequest,
@@ -60,3 +64,21 @@ def field_value(data: dict[str, Any], name: str, kind: type, *, required: bool =
 
 
 _KIND_NAMES = {str: "a string", int: "an integer", bool: "true or false", dict: "an object", list: "a list"}
+
+
+@web.middleware
+async def store_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Answer the store's expected errors as JSON: InvalidField 400, NotFound 404, Conflict 409,
+    a write outside the caller's call center 403."""
+    try:
+        return await handler(request)
+    except InvalidField as exc:
+        raise api_error(400, exc.message, field=exc.field) from None
+    except Conflict as exc:
+        raise api_error(409, exc.message, field=exc.field) from None
+    except NotFound as exc:
+        raise api_error(404, str(exc)) from None
+    except ScopeViolation:
+        raise api_error(403, "that record belongs to another call center") from None

@@ -2,9 +2,10 @@
 
 ``Store(config)`` builds the async engine (no I/O yet). ``Store.session()`` is an unscoped session for
 the system and admins; ``Store.tenant_session(call_center_id)`` is a session whose every ORM SELECT,
-UPDATE and DELETE on a ``CallCenterScoped`` table (and on ``User``, through membership) is filtered to
-that call center, and whose flush refuses rows of another call center. Scoping therefore holds for
-every query a handler writes, not just the ones that remember a WHERE clause.
+UPDATE and DELETE on a ``CallCenterScoped`` table (and on ``CallCenter`` itself, and on ``User``
+through membership) is filtered to that call center, and whose flush refuses rows of another call
+center. Scoping therefore holds for every query a handler writes, not just the ones that remember a
+WHERE clause.
 
 SQLite connections run in WAL mode with foreign keys on and a busy timeout, so readers never wait
 for the writer and cascades behave as on PostgreSQL.
@@ -24,7 +25,7 @@ from sqlalchemy.pool import StaticPool
 
 from cti_server.config import StoreConfig
 from cti_server.store.base import CallCenterScoped
-from cti_server.store.tenancy import Membership, User
+from cti_server.store.tenancy import CallCenter, Membership, User
 
 log = structlog.get_logger(__name__)
 
@@ -56,6 +57,7 @@ def _limit_to_call_center(state: ORMExecuteState) -> None:
             lambda cls: cls.call_center_id == call_center_id,
             include_aliases=True,
         ),
+        with_loader_criteria(CallCenter, lambda cls: cls.id == call_center_id, include_aliases=True),
         with_loader_criteria(
             User,
             lambda cls: cls.id.in_(

@@ -71,8 +71,13 @@ async def test_api_key_authenticates_as_integrator_of_its_call_center(
 ) -> None:
     resp = await api_client.get("/api/v1/me", headers=tenants.headers("api_key", "beta"))
     assert resp.status == 200
-    assert await resp.json() == {"kind": "api_key", "id": tenants.beta.api_key_id, "name": "Beta CRM",
-                                 "role": "integrator", "call_center_id": tenants.beta.id}
+    assert await resp.json() == {
+        "kind": "api_key",
+        "id": tenants.beta.api_key_id,
+        "name": "Beta CRM",
+        "role": "integrator",
+        "call_center_id": tenants.beta.id,
+    }
     async with sqlite_store.session() as db:
         row = await db.get(ApiKey, tenants.beta.api_key_id)
         assert row is not None and row.last_used_at is not None

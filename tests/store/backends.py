@@ -10,11 +10,13 @@ fixtures: ``from tests.store.backends import store, sqlite_store, postgres_url, 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import secrets
 import shutil
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from pathlib import Path
+from typing import Any
 
 import asyncpg
 import pytest
@@ -43,6 +45,13 @@ async def _migrate(url: str) -> None:
         await store.close()
 
 
+def _run(awaitable: Coroutine[Any, Any, None]) -> None:
+    """Run ``awaitable`` to completion on a loop of its own (session fixtures may be first requested
+    from inside a test's running loop, where asyncio.run is not allowed)."""
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, awaitable).result(timeout=120)
+
+
 async def _admin(statement: str) -> None:
     connection = await asyncpg.connect(f"postgresql://{PG_SERVER}/postgres", timeout=10)
     try:
@@ -55,7 +64,7 @@ async def _admin(statement: str) -> None:
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A SQLite file at the head revision, migrated once per session."""
     path = tmp_path_factory.mktemp("store-template") / "template.db"
-    asyncio.run(_migrate(sqlite_url(path)))
+    _run(_migrate(sqlite_url(path)))
     return path
 
 
@@ -63,13 +72,13 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def postgres_url() -> Iterator[str]:
     """A fresh PostgreSQL database at the head revision for this test session; dropped afterwards."""
     name = f"cti_store_test_{os.getpid()}_{secrets.token_hex(4)}"
-    asyncio.run(_admin(f'CREATE DATABASE "{name}"'))
+    _run(_admin(f'CREATE DATABASE "{name}"'))
     url = f"postgresql+asyncpg://{PG_SERVER}/{name}"
     try:
-        asyncio.run(_migrate(url))
+        _run(_migrate(url))
         yield url
     finally:
-        asyncio.run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        _run(_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def _empty_tables(store: Store) -> None:

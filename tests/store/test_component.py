@@ -18,18 +18,26 @@ def _ha1(hash_name: str, text: str) -> str:
 
 
 async def test_start_migrates_a_new_sqlite_file_and_imports_sip_users(tmp_path: Path) -> None:
-    config = make_config(store={"url": f"sqlite+aiosqlite:///{tmp_path}/sub/dir/store.db"},
-                         sip={"realm": "pbx.test",
-                              "users": [{"username": "1001", "password": "secret1001"},
-                                        {"username": "1002", "ha1_md5": "0" * 32}]})
+    config = make_config(
+        store={"url": f"sqlite+aiosqlite:///{tmp_path}/sub/dir/store.db"},
+        sip={
+            "realm": "pbx.test",
+            "users": [
+                {"username": "1001", "password": "secret1001"},
+                {"username": "1002", "ha1_md5": "0" * 32},
+            ],
+        },
+    )
     store = Store(config.store)
     component = StoreComponent(store, config)
     await component.start()
     try:
         assert (tmp_path / "sub/dir/store.db").exists()
         lookup = sip_credentials_lookup(store, "pbx.test")
-        assert await lookup("1001") == (_ha1("md5", "1001:pbx.test:secret1001"),
-                                        _ha1("sha256", "1001:pbx.test:secret1001"))
+        assert await lookup("1001") == (
+            _ha1("md5", "1001:pbx.test:secret1001"),
+            _ha1("sha256", "1001:pbx.test:secret1001"),
+        )
         assert await lookup("1002") == ("0" * 32, "")
         assert await lookup("1003") is None
         # Another realm's hashes cannot answer this realm's challenges.
@@ -37,15 +45,19 @@ async def test_start_migrates_a_new_sqlite_file_and_imports_sip_users(tmp_path: 
         async with store.session() as db:
             users = (await db.scalars(select(User).order_by(User.username))).all()
             assert [(u.username, u.role, u.password_hash) for u in users] == [
-                ("1001", "agent", None), ("1002", "agent", None)]
+                ("1001", "agent", None),
+                ("1002", "agent", None),
+            ]
             imported = (await db.scalars(select(AuditEntry.action))).all()
             assert imported == ["user.sip_import", "user.sip_import"]
     finally:
         await component.stop()
 
     # A restart with the same configuration changes nothing; a new password is picked up.
-    again = make_config(store={"url": f"sqlite+aiosqlite:///{tmp_path}/sub/dir/store.db"},
-                        sip={"realm": "pbx.test", "users": [{"username": "1001", "password": "new-secret"}]})
+    again = make_config(
+        store={"url": f"sqlite+aiosqlite:///{tmp_path}/sub/dir/store.db"},
+        sip={"realm": "pbx.test", "users": [{"username": "1001", "password": "new-secret"}]},
+    )
     store = Store(again.store)
     component = StoreComponent(store, again)
     await component.start()

@@ -1,0 +1,192 @@
+// The admin page: lists call centers and their members, assigns users by picking them.
+// Talks only to the server's REST API (/api/v1/...), signed in with the session cookie.
+"use strict";
+
+const state = { callCenters: [], users: [], selected: null };
+const $ = (selector) => document.querySelector(selector);
+
+async function api(method, path, body) {
+  const response = await fetch(path, {
+    method,
+    credentials: "same-origin",
+    headers: body === undefined ? {} : { "Content-Type": "application/json" },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error = new Error(data.field ? `${data.field}: ${data.error}` : data.error || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return data;
+}
+
+function say(text, ok = false) {
+  const message = $("#message");
+  message.textContent = text;
+  message.className = ok ? "ok" : "";
+}
+
+function cell(row, text) {
+  const td = document.createElement("td");
+  td.textContent = text;
+  row.appendChild(td);
+  return td;
+}
+
+function callCenterName(id) {
+  const found = state.callCenters.find((c) => c.id === id);
+  return found ? found.name : "no call center";
+}
+
+function renderCallCenters() {
+  const body = $("#call-centers tbody");
+  body.replaceChildren();
+  for (const center of state.callCenters) {
+    const row = document.createElement("tr");
+    row.className = "selectable" + (center.id === state.selected ? " selected" : "");
+    row.dataset.id = center.id;
+    for (const value of [center.name, center.phone_region, center.recording_policy,
+                         center.member_count, center.did_count]) {
+      cell(row, String(value));
+    }
+    row.addEventListener("click", () => select(center.id));
+    body.appendChild(row);
+  }
+}
+
+async function renderDetail() {
+  const center = state.callCenters.find((c) => c.id === state.selected);
+  $("#detail").hidden = !center;
+  if (!center) return;
+  $("#detail-title").textContent = center.name;
+  const [members, dids] = await Promise.all([
+    api("GET", `/api/v1/call-centers/${center.id}/members`),
+    api("GET", `/api/v1/call-centers/${center.id}/dids`),
+  ]);
+  const body = $("#members tbody");
+  body.replaceChildren();
+  for (const user of members.members) {
+    const row = document.createElement("tr");
+    cell(row, user.display_name ? `${user.display_name} (${user.username})` : user.username);
+    cell(row, user.role);
+    const remove = document.createElement("button");
+    remove.textContent = "Remove";
+    remove.addEventListener("click", () => unassign(center.id, user.id));
+    cell(row, "").appendChild(remove);
+    body.appendChild(row);
+  }
+  const candidates = $("#candidates");
+  candidates.replaceChildren();
+  for (const user of state.users) {
+    if (user.role === "admin" || user.call_center_id === center.id) continue;
+    const option = document.createElement("option");
+    option.value = user.id;
+    option.textContent = `${user.username} (${user.role}, ${callCenterName(user.call_center_id)})`;
+    candidates.appendChild(option);
+  }
+  $("#dids").replaceChildren(...dids.dids.map((did) => {
+    const item = document.createElement("li");
+    item.textContent = did.description ? `${did.number} — ${did.description}` : did.number;
+    return item;
+  }));
+}
+
+async function reload() {
+  const [centers, users] = await Promise.all([api("GET", "/api/v1/call-centers"), api("GET", "/api/v1/users")]);
+  state.callCenters = centers.call_centers;
+  state.users = users.users;
+  renderCallCenters();
+  await renderDetail();
+}
+
+async function select(id) {
+  state.selected = id;
+  renderCallCenters();
+  await renderDetail();
+}
+
+async function unassign(centerId, userId) {
+  try {
+    await api("DELETE", `/api/v1/call-centers/${centerId}/members/${userId}`);
+    say("Removed.", true);
+    await reload();
+  } catch (error) { say(error.message); }
+}
+
+async function showSignedIn() {
+  let me;
+  try {
+    me = await api("GET", "/api/v1/me");
+  } catch (error) {
+    $("#login-section").hidden = false;
+    $("#admin").hidden = true;
+    $("#logout").hidden = true;
+    return;
+  }
+  $("#who").textContent = `${me.name} (${me.role})`;
+  $("#logout").hidden = false;
+  $("#login-section").hidden = true;
+  if (me.role !== "admin") {
+    $("#admin").hidden = false;
+    say("This page is for admins.");
+    return;
+  }
+  $("#admin").hidden = false;
+  await reload();
+}
+
+function formData(form) {
+  return Object.fromEntries(new FormData(form).entries());
+}
+
+$("#login-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    await api("POST", "/api/v1/login", formData(event.target));
+    await showSignedIn();
+  } catch (error) {
+    alert(error.message);
+  }
+});
+
+$("#logout").addEventListener("click", async () => {
+  await api("POST", "/api/v1/logout").catch(() => {});
+  await showSignedIn();
+});
+
+$("#new-call-center").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const created = await api("POST", "/api/v1/call-centers", formData(event.target));
+    event.target.reset();
+    say(`Created ${created.name}.`, true);
+    state.selected = created.id;
+    await reload();
+  } catch (error) { say(error.message); }
+});
+
+$("#new-user").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  try {
+    const created = await api("POST", "/api/v1/users", formData(event.target));
+    event.target.reset();
+    say(`Created ${created.username}.`, true);
+    await reload();
+  } catch (error) { say(error.message); }
+});
+
+$("#assign-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const picked = [...$("#candidates").selectedOptions].map((option) => option.value);
+  if (!picked.length) { say("Pick at least one user."); return; }
+  try {
+    for (const userId of picked) {
+      await api("PUT", `/api/v1/call-centers/${state.selected}/members/${userId}`);
+    }
+    say(`Assigned ${picked.length} user(s).`, true);
+    await reload();
+  } catch (error) { say(error.message); }
+});
+
+showSignedIn();
