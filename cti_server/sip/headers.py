@@ -9,6 +9,7 @@ challenges and credentials, Date, ...) are never split.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 
 COMPACT_FORMS: dict[str, str] = {
@@ -104,30 +105,19 @@ def split_header_values(value: str) -> list[str]:
     if '"' not in value and "<" not in value:
         return [part for part in (p.strip() for p in value.split(",")) if part]
     parts: list[str] = []
-    start = 0
-    in_quotes = False
-    in_angle = False
-    escaped = False
-    for index, char in enumerate(value):
-        if in_quotes:
-            if escaped:
-                escaped = False
-            elif char == "\\":
-                escaped = True
-            elif char == '"':
-                in_quotes = False
-        elif in_angle:
-            if char == ">":
-                in_angle = False
-        elif char == '"':
-            in_quotes = True
-        elif char == "<":
-            in_angle = True
-        elif char == ",":
-            parts.append(value[start:index])
-            start = index + 1
-    parts.append(value[start:])
+    current: list[str] = []
+    for piece in _LIST_PIECE_RE.findall(value):
+        if piece == ",":
+            parts.append("".join(current))
+            current = []
+        else:
+            current.append(piece)
+    parts.append("".join(current))
     return [part for part in (p.strip() for p in parts) if part]
+
+
+# A quoted string (possibly unterminated), an <...> (possibly unclosed), a run of other text, or a comma.
+_LIST_PIECE_RE = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\\?$)|<[^>]*>?|[^,"<]+|,', re.DOTALL)
 
 
 class Headers:

@@ -265,9 +265,10 @@ def response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse |
     """Best effort: the error response to send for a request that did not parse (RFC 3261 8.2, 16.3).
 
     When ``data`` looks like a request (not ACK) and Via, From, To, Call-ID and CSeq can be recovered
-    from its header lines, returns a response with ``error.status``, a reason phrase naming the fault
-    (``Bad Request (missing Call-ID)``) and a ``Warning: 399`` header carrying it. None for responses,
-    ACKs and garbage (which are dropped and logged by the caller).
+    from its header lines (well-formed enough that the response itself parses), returns a response
+    with ``error.status``, a reason phrase naming the fault (``Bad Request (missing Call-ID)``) and a
+    ``Warning: 399`` header carrying it. None for responses, ACKs and garbage (which are dropped and
+    logged by the caller).
     """
     try:
         return _response_for_unparseable(data, error)
@@ -316,4 +317,9 @@ def _response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse 
     headers.add("CSeq", found["CSeq"][0])
     quoted = detail.replace("\\", "\\\\").replace('"', '\\"')
     headers.add("Warning", f'399 cti-server "{quoted}"')
-    return SipResponse(status, f"{reason_phrase(status)} ({detail})", headers)
+    response = SipResponse(status, f"{reason_phrase(status)} ({detail})", headers)
+    try:
+        _parse(response.serialize(), DEFAULT_MAX_MESSAGE_SIZE)
+    except SipParseError:
+        return None  # the fault is in a header the response must copy: the peer could not use it
+    return response
