@@ -95,6 +95,7 @@ def write_config(directory: Path, users: int, sip_port: int, http_port: int) -> 
         "[log]", 'level = "warning"', 'format = "json"',
         "[sip]", 'host = "127.0.0.1"', f"udp_port = {sip_port}", f"tcp_port = {sip_port}",
         f'realm = "{REALM}"', 'digest_algorithms = ["MD5"]', "max_expires = 3600",
+        "[store]", f'url = "sqlite+aiosqlite:///{directory / "bench.db"}"',
     ]
     for i in range(users):
         name = f"u{2000 + i}"
@@ -141,13 +142,12 @@ def running_server(config: Path, http_port: int, cpu: int | None, profile: Path 
             process.wait()
 
 
-def parse_elapsed(text: str) -> float:
-    """sipp's ``HH:MM:SS:micro`` elapsed time in seconds."""
-    parts = text.strip().split(":")
-    if len(parts) != 4:
+def epoch_of(stamp: str) -> float:
+    """The epoch seconds of a sipp time column (``date<TAB>time<TAB>epoch``)."""
+    try:
+        return float(stamp.strip().split("\t")[-1])
+    except ValueError:
         return 0.0
-    hours, minutes, seconds, micro = (int(p) for p in parts)
-    return hours * 3600 + minutes * 60 + seconds + micro / 1e6
 
 
 def run_step(scenario: str, rate: int, duration: float, sip_port: int, workdir: Path, cpu: int | None,
@@ -178,7 +178,7 @@ def run_step(scenario: str, rate: int, duration: float, sip_port: int, workdir: 
         successful=int(stats.get("SuccessfulCall(C)", "0") or 0),
         failed=int(stats.get("FailedCall(C)", "0") or 0),
         retransmissions=int(stats.get("Retransmissions(C)", "0") or 0),
-        elapsed_s=parse_elapsed(stats.get("ElapsedTime(C)", "")),
+        elapsed_s=epoch_of(stats.get("CurrentTime", "")) - epoch_of(stats.get("StartTime", "")),
         returncode=completed.returncode,
     )
 
