@@ -19,6 +19,7 @@ from cti_server.sip.message import (
     new_tag,
 )
 from cti_server.sip.parser import StreamFramer, parse_message, response_for_unparseable
+from cti_server.sip.sdp import MediaDescription, SdpParseError, SessionDescription, parse_sdp
 from cti_server.sip.uri import SipUri, parse_uri
 from cti_server.sip.via import Via, parse_via
 
@@ -27,7 +28,10 @@ __all__ = [
     "REASON_PHRASES",
     "CSeq",
     "Headers",
+    "MediaDescription",
     "NameAddr",
+    "SdpParseError",
+    "SessionDescription",
     "SipParseError",
     "SipRequest",
     "SipResponse",
@@ -42,6 +46,7 @@ __all__ = [
     "parse_contact_list",
     "parse_message",
     "parse_name_addr",
+    "parse_sdp",
     "parse_uri",
     "parse_via",
     "response_for_unparseable",
