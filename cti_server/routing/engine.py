@@ -85,12 +85,12 @@ class RoutingEngine:
         return item
 
     async def decline(self, item_id: str, agent_id: str, reason: str = "") -> WorkItem:
-        """The agent refuses the offer; the item goes to the next agent that fits."""
+        """The agent refuses the offer; the item goes to the next agent that fits (returned as it is then)."""
         item = await self.backend.decline(item_id, agent_id, self.clock.now(), reason)
         self._emit("work_item.declined", item, agent_id, reason=reason)
         await self._route_item(item_id)
         await self._route_agent(agent_id)
-        return item
+        return await self.backend.get_item(item_id)
 
     async def withdraw(self, item_id: str, reason: str = "withdrawn") -> WorkItem:
         """Take back a queued or offered item (the caller hung up, the chat ended before an answer)."""
@@ -137,7 +137,7 @@ class RoutingEngine:
             if previous is not None:
                 await self._route_agent(previous)
             await self._route_item(item_id)
-            return item
+            return await self.backend.get_item(item_id)
         assert agent is not None
         check_name("agent", agent)
         before = (await self.backend.get_item(item_id)).agent
