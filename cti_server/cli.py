@@ -13,6 +13,7 @@ from pathlib import Path
 
 import structlog
 
+from cti_server import admin_cli
 from cti_server.config import ConfigError, load_config
 from cti_server.logs import configure_logging
 from cti_server.routing import simulate_cli
@@ -39,6 +40,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 _AREAS: list[Register] = [_register_run]
 _AREAS.append(simulate_cli.register)
+_AREAS.append(admin_cli.register)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -110,9 +110,7 @@ class Store:
 
     async def open(self, migrate: bool | None = None) -> None:
         """Create the SQLite directory, then migrate to head (default: SQLite only) or check the revision."""
-        database = self.url.database
-        if self.is_sqlite and database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        self.ensure_directory()
         from cti_server.store.migrate import check_revision, upgrade
 
         if self.is_sqlite if migrate is None else migrate:
@@ -120,6 +118,12 @@ class Store:
         else:
             await check_revision(self.engine)
         log.info("store_opened", backend=self.url.get_backend_name(), database=self.url.database)
+
+    def ensure_directory(self) -> None:
+        """Create the directory of a SQLite file (``var/`` by default) if it is missing."""
+        database = self.url.database
+        if self.is_sqlite and database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
 
     async def close(self) -> None:
         """Close every pooled connection."""
