@@ -1,0 +1,147 @@
+"""The socket.io server on the aiohttp app: authenticated namespaces fed only by the event bus.
+
+Namespaces per audience:
+
+- ``/agent`` (agents and supervisors): each connection joins ``agent:<user id>``; it receives the
+  ``work_item.*`` and ``agent.*`` events that name that agent (offers, timeouts, moves, status).
+- ``/supervisor`` (supervisors and admins): joins ``cc:<call center id>`` (admins: ``cc:*``) and
+  receives every ``work_item.*``, ``agent.*`` and ``queue.*`` event of the call center, including the
+  periodic ``queue.figures``.
+
+A client authenticates at connect with ``auth={"token": <session token or API key>}`` (or the session
+cookie / ``Authorization: Bearer`` header of the handshake); anything else is refused. The socket.io
+event name is the bus topic; its payload is ``{"topic", "data", "call_center", "timestamp"}``. No
+module emits to browsers itself: this forwarder subscribes to the bus. With ``[routing] backend =
+"redis"`` a Redis client manager carries emits to clients connected to other server processes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import socketio
+import structlog
+from aiohttp import web
+
+from cti_server.api.auth import SESSION_COOKIE, Principal, principal_from_token
+from cti_server.api.keys import BUS_KEY, CONFIG_KEY
+from cti_server.events import Event, Subscription
+
+log = structlog.get_logger(__name__)
+
+AGENT_NAMESPACE = "/agent"
+SUPERVISOR_NAMESPACE = "/supervisor"
+SOCKETIO_KEY = web.AppKey("socketio", socketio.AsyncServer)
+FORWARDED_TOPICS = ("work_item.*", "agent.*", "queue.*")
+_ALL_CALL_CENTERS = "cc:*"
+
+
+def _token(environ: dict[str, Any], auth: Any) -> str:
+    if isinstance(auth, dict) and isinstance(auth.get("token"), str):
+        return str(auth["token"])
+    header = str(environ.get("HTTP_AUTHORIZATION", ""))
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    for part in str(environ.get("HTTP_COOKIE", "")).split(";"):
+        name, _, value = part.strip().partition("=")
+        if name == SESSION_COOKIE:
+            return value
+    return ""
+
+
+class _AuthenticatedNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
+    """Refuses connections without a principal of one of ``roles``; keeps the principal in the session."""
+
+    roles: frozenset[str] = frozenset()
+
+    def __init__(self, namespace: str, app: web.Application) -> None:
+        super().__init__(namespace)
+        self.app = app
+
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
+        principal = await principal_from_token(self.app, _token(environ, auth))
+        if principal is None:
+            raise socketio.exceptions.ConnectionRefusedError("authentication required")
+        if principal.role not in self.roles:
+            refusal = f"role {principal.role} may not join {self.namespace}"
+            raise socketio.exceptions.ConnectionRefusedError(refusal)
+        await self.save_session(sid, {"principal": principal.as_json()})
+        for room in self.rooms_of(principal):
+            await self.enter_room(sid, room)
+        log.info("socketio_connected", namespace=self.namespace, user=principal.id, role=principal.role)
+
+    def rooms_of(self, principal: Principal) -> list[str]:
+        raise NotImplementedError
+
+
+class AgentNamespace(_AuthenticatedNamespace):
+    """``/agent``: the agent's own offers and status."""
+
+    roles = frozenset({"agent", "supervisor"})
+
+    def rooms_of(self, principal: Principal) -> list[str]:
+        return [f"agent:{principal.id}"]
+
+
+class SupervisorNamespace(_AuthenticatedNamespace):
+    """``/supervisor``: everything routing reports about the supervisor's call center."""
+
+    roles = frozenset({"supervisor", "admin"})
+
+    def rooms_of(self, principal: Principal) -> list[str]:
+        if principal.is_admin:
+            return [_ALL_CALL_CENTERS]
+        return [f"cc:{principal.call_center_id}"]
+
+
+class BusForwarder:
+    """Subscribes to the bus and emits each routing event to the rooms it concerns."""
+
+    def __init__(self, sio: socketio.AsyncServer) -> None:
+        self.sio = sio
+        self._subscriptions: list[Subscription] = []
+
+    def attach(self, app: web.Application) -> None:
+        bus = app[BUS_KEY]
+        self._subscriptions = [bus.subscribe(pattern, self.forward) for pattern in FORWARDED_TOPICS]
+
+    def detach(self, app: web.Application) -> None:
+        for sub in self._subscriptions:
+            app[BUS_KEY].unsubscribe(sub)
+        self._subscriptions = []
+
+    async def forward(self, event: Event) -> None:
+        payload = {"topic": event.topic, "data": event.data, "call_center": event.call_center,
+                   "timestamp": event.timestamp}
+        rooms = [_ALL_CALL_CENTERS]
+        if event.call_center is not None:
+            rooms.append(f"cc:{event.call_center}")
+        await self.sio.emit(event.topic, payload, room=rooms, namespace=SUPERVISOR_NAMESPACE)
+        agent = event.data.get("agent")
+        if isinstance(agent, str) and not event.topic.startswith("queue."):
+            await self.sio.emit(event.topic, payload, room=f"agent:{agent}", namespace=AGENT_NAMESPACE)
+
+
+def setup(app: web.Application) -> None:
+    """Attach the socket.io server (path ``/socket.io``) and the bus forwarder to ``app``."""
+    routing = app[CONFIG_KEY].routing
+    manager = None
+    if routing.backend == "redis":
+        manager = socketio.AsyncRedisManager(routing.redis_url, channel=routing.redis_prefix + "socketio")
+    # cors_allowed_origins left at its default: same-origin browsers only (the served pages).
+    sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=manager)
+    sio.attach(app)
+    sio.register_namespace(AgentNamespace(AGENT_NAMESPACE, app))
+    sio.register_namespace(SupervisorNamespace(SUPERVISOR_NAMESPACE, app))
+    app[SOCKETIO_KEY] = sio
+    forwarder = BusForwarder(sio)
+
+    async def start(app: web.Application) -> None:
+        forwarder.attach(app)
+
+    async def stop(app: web.Application) -> None:
+        forwarder.detach(app)
+
+    app.on_startup.append(start)
+    app.on_cleanup.append(stop)
