@@ -1,9 +1,6 @@
-"""Store fixtures on SQLite and PostgreSQL for every screen-pop test (defined in fixtures.py)."""
+"""Screen-pop tests run on SQLite and PostgreSQL through the store fixtures of tests/store/backends.py."""
 
-from tests.screenpop.fixtures import (  # noqa: F401
-    call_center,
-    postgres_url,
-    sqlite_template,
-    store,
-    store_url,
-)
+from tests.screenpop.fixtures import call_center
+from tests.store.backends import postgres_url, sqlite_store, sqlite_template, store
+
+__all__ = ["call_center", "postgres_url", "sqlite_store", "sqlite_template", "store"]
