@@ -1,18 +1,25 @@
 """One RTP endpoint per call leg: a UDP socket pair (RTP on an even port, RTCP on the next) with
 symmetric RTP latching (RFC 4961), counters and media timeout detection.
 
-The latching rules are the sans-IO ``SymmetricRtpLatch``. ``RtpEndpoint`` is the asyncio edge: it reads
-its non-blocking sockets with ``loop.add_reader`` and drains every queued datagram per wake-up (one epoll
-round for a burst, not one per packet), hands each accepted RTP datagram to ``on_rtp`` unparsed, and sends
-with ``socket.sendto`` directly (a full socket buffer drops the packet and counts it, as UDP would).
+The latching rules are the sans-IO ``SymmetricRtpLatch``. ``RtpEndpoint`` is the asyncio edge: it hands
+each accepted RTP datagram to ``on_rtp`` unparsed and sends with ``socket.sendto`` directly (a full socket
+buffer drops the packet and counts it, as UDP would).
+
+Reading: hundreds of calls mean thousands of sockets, each readable 50 times a second. Registering each
+with the event loop costs a loop callback per packet; instead all media sockets of a loop sit in one
+epoll set (``MediaSocketPoller``) that is itself the loop's only reader, so one loop callback serves every
+socket that became readable. Each ready socket is read once per round (level-triggered: a socket with
+more queued comes back in the next round), which avoids a failing ``recvfrom`` per packet.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import select
 import socket
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
@@ -27,7 +34,66 @@ log = structlog.get_logger(__name__)
 
 Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
-_DRAIN_BATCH = 64  # datagrams read per wake-up before yielding to other sockets
+
+
+class MediaSocketPoller:
+    """One epoll set holding every media socket of an event loop, registered with the loop as a single
+    reader; ``for_loop`` returns the loop's poller. Without epoll (not Linux) sockets are registered with
+    the loop one by one."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaSocketPoller] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._handlers: dict[int, Callable[[], None]] = {}
+        self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        if self._epoll is not None:
+            loop.add_reader(self._epoll.fileno(), self._on_ready)
+
+    @classmethod
+    def for_loop(cls, loop: asyncio.AbstractEventLoop) -> MediaSocketPoller:
+        poller = cls._by_loop.get(loop)
+        if poller is None:
+            poller = cls._by_loop[loop] = cls(loop)
+        return poller
+
+    def add(self, fd: int, handler: Callable[[], None]) -> None:
+        self._handlers[fd] = handler
+        if self._epoll is None:
+            self._loop.add_reader(fd, handler)
+        else:
+            self._epoll.register(fd, select.EPOLLIN)
+
+    def remove(self, fd: int) -> None:
+        if self._handlers.pop(fd, None) is None:
+            return
+        if self._epoll is None:
+            self._loop.remove_reader(fd)
+        else:
+            self._epoll.unregister(fd)
+        if not self._handlers:
+            self.close()
+
+    def close(self) -> None:
+        """Unregister from the loop; the next ``for_loop`` builds a new poller."""
+        if self._epoll is not None:
+            self._loop.remove_reader(self._epoll.fileno())
+            self._epoll.close()
+            self._epoll = None
+        if self._by_loop.get(self._loop) is self:
+            del self._by_loop[self._loop]
+
+    def _on_ready(self) -> None:
+        epoll = self._epoll
+        if epoll is None:
+            return
+        handlers = self._handlers
+        for fd, _events in epoll.poll(0):
+            handler = handlers.get(fd)
+            if handler is not None:
+                handler()
 
 
 class SymmetricRtpLatch:
@@ -147,8 +213,9 @@ class RtpEndpoint:
         self._seen_packets = 0
         self._last_change = self._loop.time()
         self._log = log.bind(call_id=call_id, leg=leg, port=self.local_address[1])
-        self._loop.add_reader(rtp_sock.fileno(), self._on_rtp_readable)
-        self._loop.add_reader(rtcp_sock.fileno(), self._on_rtcp_readable)
+        self._poller = MediaSocketPoller.for_loop(self._loop)
+        self._poller.add(rtp_sock.fileno(), self._on_rtp_readable)
+        self._poller.add(rtcp_sock.fileno(), self._on_rtcp_readable)
         if rtp_timeout > 0:
             self._schedule_timeout_check()
 
@@ -212,55 +279,48 @@ class RtpEndpoint:
             self.counters.send_dropped += 1
 
     def _on_rtp_readable(self) -> None:
-        sock = self._rtp_sock
+        try:
+            data, source = self._rtp_sock.recvfrom(_MAX_DATAGRAM)
+        except OSError:
+            return  # nothing queued after all, or an ICMP error report for something we sent
         counters = self.counters
+        if len(data) < 12 or data[0] >> 6 != RTP_VERSION:
+            counters.invalid_packets += 1
+            return
         latch = self.latch
-        for _ in range(_DRAIN_BATCH):
-            try:
-                data, source = sock.recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
+        if source != latch.source:
+            was_latched = latch.source
+            if not latch.accept(source, data[1] & 0x7F, int.from_bytes(data[8:12], "big")):
+                counters.rejected_source += 1
                 return
-            except OSError:
-                continue  # an ICMP error report for something we sent; nothing to read
-            if len(data) < 12 or data[0] >> 6 != RTP_VERSION:
-                counters.invalid_packets += 1
-                continue
-            if source != latch.source:
-                was_latched = latch.source
-                if not latch.accept(source, data[1] & 0x7F, int.from_bytes(data[8:12], "big")):
-                    counters.rejected_source += 1
-                    continue
-                if latch.source is not None and latch.source != was_latched:
-                    self._log.info("rtp_latched", source=source, previous=was_latched)
-            counters.packets_received += 1
-            counters.bytes_received += len(data)
-            handler = self.on_rtp
-            if handler is not None:
-                handler(data)
+            if latch.source is not None and latch.source != was_latched:
+                self._log.info("rtp_latched", source=source, previous=was_latched)
+        counters.packets_received += 1
+        counters.bytes_received += len(data)
+        handler = self.on_rtp
+        if handler is not None:
+            handler(data)
 
     def _on_rtcp_readable(self) -> None:
-        for _ in range(_DRAIN_BATCH):
-            try:
-                data, source = self._rtcp_sock.recvfrom(_MAX_DATAGRAM)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError:
-                continue
-            try:
-                packets = parse_compound(data)
-            except RtcpParseError as exc:
-                self.counters.rtcp_invalid += 1
-                self._log.debug("rtcp_invalid", source=source, reason=str(exc))
-                continue
-            self.counters.rtcp_received += 1
-            latched = self.latch.destination
-            if latched is None or source[0] == latched[0]:
-                self.rtcp_source = source
-            for packet in packets:
-                if isinstance(packet, SenderReport):
-                    self.last_sender_report = packet
-            if self.on_rtcp is not None:
-                self.on_rtcp(packets)
+        try:
+            data, source = self._rtcp_sock.recvfrom(_MAX_DATAGRAM)
+        except OSError:
+            return
+        try:
+            packets = parse_compound(data)
+        except RtcpParseError as exc:
+            self.counters.rtcp_invalid += 1
+            self._log.debug("rtcp_invalid", source=source, reason=str(exc))
+            return
+        self.counters.rtcp_received += 1
+        latched = self.latch.destination
+        if latched is None or source[0] == latched[0]:
+            self.rtcp_source = source
+        for packet in packets:
+            if isinstance(packet, SenderReport):
+                self.last_sender_report = packet
+        if self.on_rtcp is not None:
+            self.on_rtcp(packets)
 
     def _schedule_timeout_check(self) -> None:
         interval = min(1.0, self.rtp_timeout / 4)
@@ -288,7 +348,7 @@ class RtpEndpoint:
         if self._timer is not None:
             self._timer.cancel()
         for sock in (self._rtp_sock, self._rtcp_sock):
-            self._loop.remove_reader(sock.fileno())
+            self._poller.remove(sock.fileno())
             sock.close()
         if self._release is not None:
             self._release()
