@@ -14,9 +14,25 @@ import structlog
 from cti_server.config import LogConfig
 
 
+class _CurrentStderr:
+    """Writes to whatever ``sys.stderr`` is at the time of each write.
+
+    Binding the stream object once would keep a closed one after a test harness or a daemonizer swaps it.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure_logging(config: LogConfig, stream: object | None = None) -> None:
     """Install structlog processors for ``config``; safe to call more than once."""
-    out = stream if stream is not None else sys.stderr
+    out = stream if stream is not None else _CurrentStderr()
     level = getattr(logging, config.level.upper())
     use_console = config.format == "console" or (
         config.format == "auto" and hasattr(out, "isatty") and out.isatty()
@@ -37,4 +53,4 @@ def configure_logging(config: LogConfig, stream: object | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=out, format="%(levelname)s %(name)s %(message)s")  # type: ignore[arg-type]
+    logging.basicConfig(level=level, stream=out, format="%(levelname)s %(name)s %(message)s", force=True)  # type: ignore[arg-type]
