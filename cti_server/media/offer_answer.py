@@ -1,0 +1,260 @@
+"""SDP offer/answer (RFC 3264) for one call leg: codec choice by the configured preference, RFC 4733
+telephone-event, stream directions and hold, on top of ``cti_server.sip.sdp``.
+
+Sans-IO: ``LocalSdp`` holds our half of the exchange on one leg (our address and port, the o= line and
+its version) and turns the peer's SDP into a ``NegotiatedMedia`` that says where to send, with which
+codec and payload types (``leg_media`` for the relay), and whether the peer put the call on hold.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from cti_server.config import MediaConfig
+from cti_server.media.g711 import CODECS
+from cti_server.media.relay import LegMedia
+from cti_server.sip.sdp import Connection, MediaDescription, Origin, SessionDescription
+
+TELEPHONE_EVENT = "telephone-event"
+HOLD_ADDRESSES = ("0.0.0.0", "::")
+"""A c= address that means "do not send to me" (RFC 2543 hold, RFC 3264 section 8.4 tolerates it)."""
+_RTP_PROFILES = ("RTP/AVP", "RTP/AVPF")
+
+
+class OfferAnswerError(ValueError):
+    """The peer's SDP cannot be used: ``status`` is the SIP response to send (488 Not Acceptable Here,
+    RFC 3261 section 21.4.26, or 400 for a description that breaks RFC 3264)."""
+
+    def __init__(self, reason: str, status: int = 488) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.status = status
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPolicy:
+    """What we offer and accept: codecs by preference, packetization, DTMF payload type."""
+
+    codecs: tuple[str, ...] = ("PCMU", "PCMA")
+    ptime: int = 20
+    dtmf_payload_type: int = 101
+
+    @classmethod
+    def from_config(cls, config: MediaConfig) -> MediaPolicy:
+        return cls(config.codecs, config.ptime, config.dtmf_payload_type)
+
+
+@dataclass(frozen=True, slots=True)
+class NegotiatedMedia:
+    """The outcome of one offer/answer on a leg (RFC 3264 sections 6 and 7).
+
+    ``remote_address`` is where the peer wants RTP (None when it gave port 0 or a hold address);
+    ``remote_direction`` is the peer's direction as it wrote it, ``local_direction`` ours; ``on_hold``
+    is true when the peer no longer wants to receive from us (sendonly, inactive or c=0.0.0.0).
+    """
+
+    codec: str
+    payload_type: int
+    dtmf_payload_type: int | None
+    ptime: int
+    remote_address: tuple[str, int] | None
+    remote_rtcp_address: tuple[str, int] | None
+    remote_direction: str
+    local_direction: str
+    on_hold: bool
+
+    @property
+    def leg_media(self) -> LegMedia:
+        """The relay's view of this leg."""
+        return LegMedia(self.codec, self.payload_type, self.dtmf_payload_type, self.ptime)
+
+    @property
+    def payload_types(self) -> frozenset[int]:
+        """The payload types the peer may send us (for symmetric RTP latching)."""
+        types = {self.payload_type}
+        if self.dtmf_payload_type is not None:
+            types.add(self.dtmf_payload_type)
+        return frozenset(types)
+
+    @property
+    def sending(self) -> bool:
+        """Whether we send media to the peer."""
+        return self.local_direction in ("sendrecv", "sendonly") and self.remote_address is not None
+
+    @property
+    def receiving(self) -> bool:
+        """Whether the peer sends media to us (a leg that does not is not timed out for silence)."""
+        return self.local_direction in ("sendrecv", "recvonly")
+
+
+def _direction(send: bool, receive: bool) -> str:
+    return {(True, True): "sendrecv", (True, False): "sendonly",
+            (False, True): "recvonly", (False, False): "inactive"}[(send, receive)]
+
+
+def _sends(direction: str) -> bool:
+    return direction in ("sendrecv", "sendonly")
+
+
+def _receives(direction: str) -> bool:
+    return direction in ("sendrecv", "recvonly")
+
+
+@dataclass
+class LocalSdp:
+    """Our side of offer/answer on one leg: builds our offers and answers, reads the peer's.
+
+    The o= session version goes up by one each time what we describe changes (RFC 3264 section 8);
+    ``hold=True`` describes us as sendonly (we play music, we do not listen: section 8.4).
+    """
+
+    address: str
+    port: int
+    policy: MediaPolicy = field(default_factory=MediaPolicy)
+    session_id: str = field(default_factory=lambda: str(random.randrange(1, 2**62)))
+    version: int = field(default_factory=lambda: random.randrange(1, 2**31))
+    _last_body: tuple[str, ...] | None = None
+    _offered: MediaDescription | None = None
+
+    def create_offer(self, hold: bool = False) -> SessionDescription:
+        """Our offer: one audio stream with our codecs by preference and telephone-event."""
+        names = {CODECS[name].payload_type: name for name in self.policy.codecs}
+        media = self._audio(list(names), names, self.policy.dtmf_payload_type, self.policy.ptime,
+                            "sendonly" if hold else "sendrecv")
+        self._offered = media
+        return self._session([media])
+
+    def create_answer(self, offer: SessionDescription, hold: bool = False
+                      ) -> tuple[SessionDescription, NegotiatedMedia]:
+        """Answer ``offer`` (RFC 3264 section 6): the first audio stream with a codec we support is
+        accepted, every other m= line is rejected with port 0; raise OfferAnswerError (488) when no
+        audio stream can be accepted."""
+        answers: list[MediaDescription] = []
+        negotiated: NegotiatedMedia | None = None
+        for offered in offer.media:
+            choice = None if negotiated is not None else self._choose(offered)
+            if choice is None:
+                answers.append(MediaDescription(offered.media, 0, offered.proto, list(offered.formats)))
+                continue
+            codec, payload_type, dtmf_type = choice
+            remote_direction = offer.direction_of(offered)
+            remote_address, rtcp_address = self._remote(offer, offered)
+            peer_receives = _receives(remote_direction) and remote_address is not None
+            local_direction = _direction(peer_receives, _sends(remote_direction) and not hold)
+            ptime = offered.ptime or self.policy.ptime
+            names = {payload_type: codec}
+            answers.append(self._audio([payload_type], names, dtmf_type, ptime, local_direction,
+                                       proto=offered.proto))
+            negotiated = NegotiatedMedia(
+                codec=codec, payload_type=payload_type, dtmf_payload_type=dtmf_type, ptime=ptime,
+                remote_address=remote_address, remote_rtcp_address=rtcp_address,
+                remote_direction=remote_direction, local_direction=local_direction,
+                on_hold=not peer_receives,
+            )
+        if negotiated is None:
+            offered_codecs = sorted({name for m in offer.media for name, _, _ in m.rtpmaps.values()})
+            raise OfferAnswerError(
+                f"no audio stream with a codec we accept ({', '.join(self.policy.codecs)}); "
+                f"offered: {', '.join(offered_codecs) or 'none'}"
+            )
+        return self._session(answers), negotiated
+
+    def accept_answer(self, answer: SessionDescription) -> NegotiatedMedia:
+        """Read the peer's answer to our last offer (RFC 3264 section 7): the first codec it lists that
+        we offered is used; raise OfferAnswerError when it rejected or changed the audio stream."""
+        offered = self._offered
+        if offered is None:
+            raise OfferAnswerError("an answer came but we made no offer", status=400)
+        if not answer.media:
+            raise OfferAnswerError("the answer has no m= line for our audio offer", status=400)
+        media = answer.media[0]
+        if media.media != "audio" or media.port == 0:
+            raise OfferAnswerError("the peer rejected our audio stream")
+        ours = set(offered.payload_types)
+        rtpmaps = media.rtpmaps
+        chosen: tuple[str, int] | None = None
+        for payload_type in media.payload_types:
+            name = rtpmaps.get(payload_type, ("", 0, 0))[0].upper()
+            if payload_type in ours and name in CODECS and rtpmaps[payload_type][1] == 8000:
+                chosen = (name, payload_type)
+                break
+        if chosen is None:
+            raise OfferAnswerError("the answer names none of the codecs we offered")
+        dtmf_type = _telephone_event_type(media)
+        remote_direction = answer.direction_of(media)
+        remote_address, rtcp_address = self._remote(answer, media)
+        our_direction = offered.direction
+        peer_receives = _receives(remote_direction) and remote_address is not None
+        local_direction = _direction(_sends(our_direction) and peer_receives,
+                                     _receives(our_direction) and _sends(remote_direction))
+        return NegotiatedMedia(
+            codec=chosen[0], payload_type=chosen[1],
+            dtmf_payload_type=dtmf_type if dtmf_type in ours else None,
+            ptime=media.ptime or self.policy.ptime, remote_address=remote_address,
+            remote_rtcp_address=rtcp_address, remote_direction=remote_direction,
+            local_direction=local_direction, on_hold=not peer_receives,
+        )
+
+    def _choose(self, offered: MediaDescription) -> tuple[str, int, int | None] | None:
+        if offered.media != "audio" or offered.port == 0 or offered.proto not in _RTP_PROFILES:
+            return None
+        rtpmaps = offered.rtpmaps
+        by_name: dict[str, int] = {}
+        for payload_type in offered.payload_types:
+            name, rate, _channels = rtpmaps.get(payload_type, ("", 0, 0))
+            if name.upper() in CODECS and rate == 8000:
+                by_name.setdefault(name.upper(), payload_type)
+        for name in self.policy.codecs:
+            if name in by_name:
+                return name, by_name[name], _telephone_event_type(offered)
+        return None
+
+    @staticmethod
+    def _remote(session: SessionDescription, media: MediaDescription
+                ) -> tuple[tuple[str, int] | None, tuple[str, int] | None]:
+        connection = session.connection_for(media)
+        if connection is None or connection.address in HOLD_ADDRESSES or media.port == 0:
+            return None, None
+        rtcp = (connection.address, media.port + 1)
+        rtcp_attribute = media.get_attribute("rtcp")  # RFC 3605: a=rtcp:port [IN IP4 address]
+        if rtcp_attribute:
+            parts = rtcp_attribute.split()
+            if parts[0].isdigit() and int(parts[0]) <= 65535:
+                rtcp = (parts[3] if len(parts) >= 4 else connection.address, int(parts[0]))
+        return (connection.address, media.port), rtcp
+
+    def _audio(self, formats: list[int], names: dict[int, str], dtmf_type: int | None, ptime: int,
+               direction: str, proto: str = "RTP/AVP") -> MediaDescription:
+        all_formats = [*formats, *([dtmf_type] if dtmf_type is not None else [])]
+        media = MediaDescription("audio", self.port, proto, [str(pt) for pt in all_formats])
+        for payload_type in formats:
+            media.add_attribute("rtpmap", f"{payload_type} {names[payload_type]}/8000")
+        if dtmf_type is not None:
+            media.add_attribute("rtpmap", f"{dtmf_type} {TELEPHONE_EVENT}/8000")
+            media.add_attribute("fmtp", f"{dtmf_type} 0-15")
+        media.add_attribute("ptime", str(ptime))
+        media.direction = direction
+        return media
+
+    def _session(self, media: list[MediaDescription]) -> SessionDescription:
+        addrtype = "IP6" if ":" in self.address else "IP4"
+        session = SessionDescription(
+            origin=Origin("cti-server", self.session_id, self.version, "IN", addrtype, self.address),
+            session_name="cti-server",
+            connection=Connection(self.address, addrtype),
+            media=media,
+        )
+        body = tuple(session.lines()[2:])
+        if self._last_body is not None and body != self._last_body:
+            self.version += 1
+            session.origin.session_version = self.version
+        self._last_body = body
+        return session
+
+
+def _telephone_event_type(media: MediaDescription) -> int | None:
+    for payload_type, (name, rate, _channels) in media.rtpmaps.items():
+        if name.lower() == TELEPHONE_EVENT and rate == 8000 and payload_type in media.payload_types:
+            return payload_type
+    return None
