@@ -163,11 +163,12 @@ class Transaction:
     def _fire_due(self) -> None:
         # Zero-length timers (reliable transports) fire here at once, so a TCP transaction ends
         # without a trip through the event loop.
-        while self.deadlines and self.state != TERMINATED:
-            name, deadline = min(self.deadlines.items(), key=lambda item: item[1])
-            if deadline > self._now:
+        deadlines = self.deadlines
+        while deadlines and self.state != TERMINATED:
+            name = min(deadlines, key=deadlines.__getitem__)
+            if deadlines[name] > self._now:
                 return
-            del self.deadlines[name]
+            del deadlines[name]
             self._step("timer_" + name, None)
 
     def _arm(self, name: str, duration: float) -> None:
@@ -251,7 +252,8 @@ def _send_response(tx: Transaction, message: Message) -> None:
     data = message.serialize()
     tx.last_response = data
     if message.status >= 200:
-        tx.response_to_tag = message.to_tag
+        if tx.is_invite:  # only an ACK (RFC 2543 matching) ever asks for it; parsing To is not free
+            tx.response_to_tag = message.to_tag
         tx.request = None  # the final response is all a server transaction still needs
     tx._out.append(Transmit(data))
 
