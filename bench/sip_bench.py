@@ -118,7 +118,7 @@ def running_server(config: Path, http_port: int, cpu: int | None, profile: Path 
     argv = [*pin(cpu), *python, "-m", "cti_server", "run", "--config", str(config)]
     process = subprocess.Popen(argv, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 120  # the store imports every sip.users entry at start
         while True:
             if process.poll() is not None:
                 err = process.stderr.read().decode(errors="replace") if process.stderr else ""
@@ -130,7 +130,7 @@ def running_server(config: Path, http_port: int, cpu: int | None, profile: Path 
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError("server did not answer /healthz within 20 s")
+                raise RuntimeError("server did not answer /healthz within 120 s")
             time.sleep(0.2)
         yield
     finally:
@@ -158,6 +158,7 @@ def run_step(scenario: str, rate: int, duration: float, sip_port: int, workdir: 
     argv = [
         *pin(cpu), shutil.which("sipp") or "sipp", f"127.0.0.1:{sip_port}",
         "-sf", str(SCENARIOS / f"{scenario}.xml"), "-inf", str(workdir / "users.csv"),
+        "-au", "[field0]", "-ap", "[field1]",  # sipp 3.6 expands fields here, not inside [authentication]
         "-i", "127.0.0.1", "-p", "0", "-t", "u1" if transport == "udp" else "t1",
         "-r", str(rate), "-rp", "1000", "-m", str(calls), "-l", str(max(100, rate * 2)),
         "-nostdin", "-timeout", f"{int(duration) + 30}s", "-timeout_error",

@@ -24,8 +24,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import functools
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -68,6 +69,16 @@ class ContactRequest:
     q: float | None
     instance_id: str | None
     reg_id: int | None
+
+
+@functools.lru_cache(maxsize=4)
+def _http_date_of_second(second: int) -> str:
+    return email.utils.formatdate(second, usegmt=True)
+
+
+def http_date(now: float) -> str:
+    """The ``Date`` header value (RFC 3261 section 20.17, RFC 1123 format), formatted once a second."""
+    return _http_date_of_second(int(now))
 
 
 def aor_for(username: str, realm: str) -> str:
@@ -151,8 +162,10 @@ class Registrar:
         if result.outcome is AuthOutcome.MALFORMED:
             raise RegisterRejected(400, f"Bad Authorization: {result.reason}")
         if not result.ok:
-            log.info("register_challenge", call_id=request.call_id, outcome=result.outcome.value,
-                     user=result.username, reason=result.reason)
+            # The first REGISTER of every phone comes without credentials: only failures are news.
+            report = log.debug if result.outcome is AuthOutcome.MISSING else log.info
+            report("register_challenge", call_id=request.call_id, outcome=result.outcome.value,
+                   user=result.username, reason=result.reason)
             stale = result.outcome is AuthOutcome.STALE
             challenges = [("WWW-Authenticate", v) for v in self.authenticator.challenges(now, stale=stale)]
             return self._reply(request, 401, "Unauthorized", challenges)
@@ -161,14 +174,18 @@ class Registrar:
         if to_uri.user != username:
             raise RegisterRejected(403, "To Does Not Match Authenticated User")
         aor = aor_for(username, self.config.realm)
-        async with self._locked(aor):
+        lock = await self._lock(aor)
+        try:
             current = await self._apply(request, aor, source, transport, now)
+        finally:
+            self._unlock(aor, lock)
         log.info("register_accepted", call_id=request.call_id, aor=aor, algorithm=result.algorithm,
-                 qop=result.qop, contacts=len(current))
+                 qop=result.qop, bound=[b.contact for b in current], source=f"{source[0]}:{source[1]}",
+                 transport=transport)
         response = self._reply(request, 200, "OK")
         for binding in current:
             response.headers.add("Contact", self._contact_value(binding, now))
-        response.headers.add("Date", email.utils.formatdate(now, usegmt=True))
+        response.headers.add("Date", http_date(now))
         return response
 
     def _check_require(self, request: SipRequest) -> None:
@@ -232,8 +249,6 @@ class Registrar:
             previous = await self.bindings.add(binding)
             fresh = previous is None or previous.expires_at <= now
             self._publish("registration.added" if fresh else "registration.refreshed", binding, now)
-            log.info("registration_bound", call_id=call_id, aor=aor, contact=binding.contact,
-                     expires=contact.expires, source=f"{source[0]}:{source[1]}", transport=transport)
         return [b for b in await self.bindings.lookup(aor) if b.expires_at > now]
 
     def _contact_request(self, contact: NameAddr, header_expires: int | None) -> ContactRequest:
@@ -308,21 +323,22 @@ class Registrar:
             self._publish("registration.expired", binding, now)
         return expired
 
-    @contextlib.asynccontextmanager
-    async def _locked(self, aor: str) -> AsyncIterator[None]:
+    async def _lock(self, aor: str) -> asyncio.Lock:
         # One REGISTER per AOR at a time: the read-check-write of step 7 must not interleave
-        # (it matters once a store suspends, as Redis will).
-        lock, users = self._aor_locks.get(aor, (asyncio.Lock(), 0))
+        # (it matters once a store suspends, as Redis will). Locks live only while in use.
+        entry = self._aor_locks.get(aor)
+        lock, users = entry if entry is not None else (asyncio.Lock(), 0)
         self._aor_locks[aor] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._aor_locks[aor]
-            if users <= 1:
-                del self._aor_locks[aor]
-            else:
-                self._aor_locks[aor] = (lock, users - 1)
+        await lock.acquire()
+        return lock
+
+    def _unlock(self, aor: str, lock: asyncio.Lock) -> None:
+        lock.release()
+        _lock, users = self._aor_locks[aor]
+        if users <= 1:
+            del self._aor_locks[aor]
+        else:
+            self._aor_locks[aor] = (lock, users - 1)
 
 
 class IncomingRequestLike(Protocol):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from cti_server.config import SipUserConfig
 from cti_server.sip.digest import (
@@ -312,3 +316,16 @@ def test_plain_password_warning_names_users_once() -> None:
     warnings = [e for e in logs if e["event"] == "sip_plaintext_passwords"]
     assert len(warnings) == 1
     assert warnings[0]["users"] == ["1001"]
+
+
+@given(st.text(alphabet=' \t,="\\abcAZ09-_.:/@', max_size=60))
+def test_fast_and_slow_auth_param_parsers_agree(text: str) -> None:
+    from cti_server.sip.digest import _parse_auth_params_slowly
+
+    def outcome(parse: Callable[[str], dict[str, str]]) -> object:
+        try:
+            return parse(text)
+        except DigestParseError:
+            return "error"
+
+    assert outcome(parse_auth_params) == outcome(_parse_auth_params_slowly)
