@@ -16,7 +16,8 @@ Entry point for the call layer (voice)::
     await engine.set_hold(call_id, True) / (call_id, False)   # hold time feeds average handle time
     await engine.end_conversation(call_id)                     # BYE: after-call work, then closed
 
-Event topics (``Event.data`` holds ``item`` as a dict and ``agent`` where one is concerned):
+Event topics (``Event.data`` holds ``item``, the item's summary without offer history or payload -
+``GET /api/v1/work-items/{id}`` has the rest - and ``agent`` where one is concerned):
 ``work_item.queued|offered|accepted|declined|timed_out|moved|overflowed|skills_relaxed|held|resumed|
 wrap_up|closed|withdrawn``, ``agent.updated``, ``agent.status_changed``.
 """
@@ -212,7 +213,7 @@ class RoutingEngine:
     def _emit(self, topic: str, item: WorkItem, agent: str | None = None, **extra: Any) -> None:
         if self._publish is None:
             return
-        data: dict[str, Any] = {"item": item.to_dict(), "agent": agent, **extra}
+        data: dict[str, Any] = {"item": item.summary(), "agent": agent, **extra}
         self._publish(Event(topic, data, call_center=item.call_center))
 
     def _emit_agent(self, topic: str, agent: Agent) -> None:

@@ -128,6 +128,14 @@ class WorkItem:
             "close_reason": self.close_reason,
         }
 
+    def summary(self) -> dict[str, Any]:
+        """The fields events carry (no offer history or payload): cheap enough for every routing step."""
+        return {
+            "id": self.id, "channel": self.channel, "queue": self.queue, "call_center": self.call_center,
+            "size": self.size, "priority": self.priority, "record": self.record, "created": self.created,
+            "state": str(self.state), "agent": self.agent, "offer_no": self.offer_no,
+        }
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:
         """Inverse of :meth:`to_dict`."""
@@ -175,8 +183,13 @@ class Agent:
             check_name("queues", queue)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-safe form."""
-        return asdict(self)
+        """JSON-safe form (written out: it goes with every agent event)."""
+        return {
+            "id": self.id, "call_center": self.call_center, "capacity": self.capacity,
+            "channel_caps": dict(self.channel_caps), "skills": dict(self.skills), "queues": list(self.queues),
+            "name": self.name, "status": self.status, "status_since": self.status_since, "used": self.used,
+            "used_by_channel": dict(self.used_by_channel), "items": list(self.items),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Agent:

@@ -1,0 +1,136 @@
+"""Routing throughput: assignments per second with 10,000 agents and 100,000 waiting items.
+
+Phase "fill": 100,000 items wait in one queue; 10,000 agents (capacity 1) go Available, each status
+change offers the agent the best waiting item (agent-driven routing). Phase "churn": agents accept and
+finish their item, which frees them and offers them the next waiting item; each step is accept +
+end + offer. Both run through RoutingEngine on the memory backend and on the real Redis (Lua), with
+``--workers`` coroutines at once on Redis (round trips overlap; the scripts still run one at a time).
+
+    .venv/bin/python bench/routing_throughput.py --backend memory
+    .venv/bin/python bench/routing_throughput.py --backend redis --workers 16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from cti_server.events import Event
+
+from cti_server.routing.backend import RoutingBackend
+from cti_server.routing.clock import SimulatedClock
+from cti_server.routing.engine import RoutingEngine
+from cti_server.routing.memory import MemoryRoutingBackend
+from cti_server.routing.model import Agent, Queue, RoutingConfig, WorkItem
+from cti_server.routing.redis_backend import RedisRoutingBackend
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def open_backend(kind: str, prefix: str) -> RoutingBackend:
+    if kind == "memory":
+        return MemoryRoutingBackend(scan_depth=100)
+    return await RedisRoutingBackend.connect(REDIS_URL, prefix=prefix, scan_depth=100)
+
+
+async def in_parallel(workers: int, jobs: list[str], step: Callable[[str], Awaitable[Any]]) -> None:
+    """Run ``step(job)`` for every job with ``workers`` coroutines."""
+    if workers == 1:
+        for job in jobs:
+            await step(job)
+        return
+    queue: asyncio.Queue[str] = asyncio.Queue()
+    for job in jobs:
+        queue.put_nowait(job)
+
+    async def worker() -> None:
+        while not queue.empty():
+            await step(queue.get_nowait())
+
+    await asyncio.gather(*(worker() for _ in range(workers)))
+
+
+async def run(kind: str, agents: int, items: int, churn: int, workers: int) -> dict[str, object]:
+    prefix = f"bench:routing:{uuid.uuid4().hex[:8]}:"
+    backend = await open_backend(kind, prefix)
+    clock = SimulatedClock(1_000_000.0)
+    offered: dict[str, str] = {}
+
+    def on_event(event: Event) -> None:
+        if event.topic == "work_item.offered":
+            offered[event.data["item"]["id"]] = event.data["agent"]
+
+    engine = RoutingEngine(backend, clock, on_event)
+    result: dict[str, object] = {"backend": kind, "agents": agents, "items": items, "workers": workers}
+    try:
+        await backend.put_routing_config(RoutingConfig(id="bench", push_timeout_s=0.0))
+        await backend.put_queue(Queue(id="q", call_center="cc", routing_config="bench"))
+        t0 = time.perf_counter()
+        await in_parallel(workers, [f"agent{n}" for n in range(agents)], lambda a: engine.register_agent(
+            Agent(id=a, call_center="cc", capacity=1, queues=["q"])))
+
+        async def enqueue(n: str) -> None:
+            clock.advance(0.001)
+            await engine.enqueue(WorkItem(id=n, channel="chat", queue="q", call_center="cc"))
+
+        await in_parallel(workers, [f"i{n}" for n in range(items)], enqueue)
+        result["setup_s"] = round(time.perf_counter() - t0, 2)
+        result["enqueue_per_s"] = round(items / (time.perf_counter() - t0), 0)
+
+        t0 = time.perf_counter()
+        await in_parallel(workers, [f"agent{n}" for n in range(agents)],
+                          lambda a: engine.set_agent_status(a, "Available"))
+        fill_s = time.perf_counter() - t0
+        result["fill_assignments"] = len(offered)
+        result["fill_assignments_per_s"] = round(len(offered) / fill_s, 0)
+
+        done = 0
+        t0 = time.perf_counter()
+        before = engine.offers_made
+
+        async def churn_step(item_id: str) -> None:
+            nonlocal done
+            agent = offered.pop(item_id)
+            await engine.accept(item_id, agent)
+            await engine.end_conversation(item_id)
+            done += 1
+
+        while done < churn:
+            batch = list(offered)[: churn - done]
+            await in_parallel(workers, batch, churn_step)
+        churn_s = time.perf_counter() - t0
+        result["churn_steps"] = done
+        result["churn_assignments_per_s"] = round((engine.offers_made - before) / churn_s, 0)
+        result["churn_steps_per_s"] = round(done / churn_s, 0)
+        snapshot = await backend.queue_snapshot("q")
+        result["still_waiting"] = snapshot.waiting
+        assert snapshot.waiting == items - agents - (engine.offers_made - before), "an item went missing"
+    finally:
+        if isinstance(backend, RedisRoutingBackend):
+            keys = [k async for k in backend.client.scan_iter(match=f"{prefix}*", count=1000)]
+            for start in range(0, len(keys), 1000):
+                await backend.client.delete(*keys[start:start + 1000])
+        await backend.aclose()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--backend", choices=["memory", "redis"], default="memory")
+    parser.add_argument("--agents", type=int, default=10_000)
+    parser.add_argument("--items", type=int, default=100_000)
+    parser.add_argument("--churn", type=int, default=50_000, help="accept+end+offer steps in phase churn")
+    parser.add_argument("--workers", type=int, default=1, help="concurrent coroutines (Redis)")
+    args = parser.parse_args()
+    result = asyncio.run(run(args.backend, args.agents, args.items, args.churn, args.workers))
+    print(json.dumps(result, indent=2))  # noqa: T201 - a benchmark reports on stdout
+
+
+if __name__ == "__main__":
+    main()
