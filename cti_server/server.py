@@ -87,6 +87,7 @@ def build_components(server: CtiServer) -> list[Component]:
     from cti_server.api.keys import STORE_KEY
     from cti_server.api.registrations import BINDINGS_KEY
     from cti_server.api.sip_stats import SIP_STACK_KEY
+    from cti_server.calls.component import CallsComponent
     from cti_server.sip.registrar import RegistrarComponent
     from cti_server.sip.stack import SipComponent
     from cti_server.store import StoreComponent
@@ -95,7 +96,8 @@ def build_components(server: CtiServer) -> list[Component]:
     server.app[SIP_STACK_KEY] = sip
     registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus)
     server.app[BINDINGS_KEY] = registrar.registrar.bindings
-    return [StoreComponent(server.app[STORE_KEY], server.config), sip, registrar]
+    calls = CallsComponent.attach(sip, registrar.registrar, server.config, server.bus)
+    return [StoreComponent(server.app[STORE_KEY], server.config), sip, registrar, calls]
 
 
 async def run_until_signalled(config: Config) -> None:

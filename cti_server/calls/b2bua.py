@@ -71,6 +71,8 @@ SUPPORTED = "timer, replaces"
 SDP = "application/sdp"
 SIPFRAG = "message/sipfrag;version=2.0"
 HANDLED_METHODS = ("INVITE", "ACK", "BYE", "REFER", "NOTIFY", "UPDATE", "INFO")
+TRANSFEROR_GRACE = 4.0
+SHUTDOWN_GRACE = 1.0
 
 END_REASONS: dict[int, EndReason] = {
     486: EndReason.BUSY, 600: EndReason.BUSY, 603: EndReason.DECLINED, 404: EndReason.NOT_FOUND,
@@ -145,6 +147,9 @@ class B2bua:
         """End every call (BYE / CANCEL / 503) and wait for the tasks."""
         for session in list(self.sessions.values()):
             await self._end(session, EndReason.SHUTDOWN, status=503)
+        if self._tasks:
+            # Give the BYEs and CANCELs a moment to be answered, then stop waiting.
+            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -766,8 +771,14 @@ class B2bua:
         session.call.transferred(self.clock(), to=leg.label, kind="blind", by=transferor.role)
         self._arm_session_timer(leg)
         await self._notify_refer(transferor, 200, "OK", final=True)
-        await self._release_transferor(transferor)
+        self._release_later(transferor)
         session.transfer_task = None
+
+    def _release_later(self, leg: SipLeg) -> None:
+        """The transferor should hang up itself after the final NOTIFY (RFC 5589 section 6); if it has not
+        within ``TRANSFEROR_GRACE`` seconds, we send the BYE."""
+        loop = asyncio.get_running_loop()
+        loop.call_later(TRANSFEROR_GRACE, lambda: self._spawn(self._release_transferor(leg)))
 
     async def _transfer_failed(self, session: CallSession, transferor: SipLeg, status: int,
                                reason: str) -> None:
@@ -814,7 +825,7 @@ class B2bua:
         await self._notify_refer(transferor, 200, "OK", final=True)
         replaced.transferring = True
         await self._release_transferor(replaced)
-        await self._release_transferor(transferor)
+        self._release_later(transferor)
         session.transfer_task = None
 
     def _leg_for_replaces(self, replaces: str) -> SipLeg | None:
@@ -965,7 +976,7 @@ class B2bua:
             a.incoming.respond(final)
             if a.dialog is not None:
                 a.dialog.terminate()
-        session.call.ended(self.clock(), reason, status)
+        session.call.ended(self.clock(), reason, status, media=self._media_stats(session))
         self.stats[f"ended_{reason}"] += 1
         log.info("call_ended", call=session.call.call_id, reason=str(reason), status=status)
         self.sessions.pop(session.call.call_id, None)
@@ -974,7 +985,7 @@ class B2bua:
                 continue
             self._detach_session_timer(leg)
             if leg.role is LegRole.B and not leg.finished:
-                await self._cancel_branch(leg)
+                self._spawn(self._cancel_branch(leg))
                 continue  # its INVITE's final response closes it (_drop_leg)
             if leg.dialog is not None and leg.dialog.state is DialogState.CONFIRMED and (
                     leg is not a or a.incoming is None or a.incoming.answered):
@@ -984,12 +995,20 @@ class B2bua:
             self._detach_session_timer(skip)
             await self._drop_leg(skip)
 
+    def _media_stats(self, session: CallSession) -> dict[str, Any]:
+        stats: dict[str, Any] = {}
+        for leg in (session.a, session.b):
+            if leg is not None:
+                stats[str(leg.role)] = self.media.leg_stats(leg.leg_id)
+        return stats
+
     async def _bye(self, leg: SipLeg) -> None:
+        """BYE the leg (RFC 3261 section 15.1.1); its transaction runs on its own (nothing waits for it)."""
         if leg.dialog is None or leg.dialog.state is DialogState.TERMINATED:
             return
         request = leg.dialog.create_request("BYE")
         leg.dialog.terminate()
-        await self._send(request, leg.destination)
+        self._spawn(self._send(request, leg.destination))
 
     async def _drop_leg(self, leg: SipLeg) -> None:
         self._unindex(leg)

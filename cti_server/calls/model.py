@@ -157,14 +157,19 @@ class Call:
         self.transfers.append(record)
         self._emit("call.transferred", record, now)
 
-    def ended(self, now: float, reason: EndReason, status: int | None = None) -> None:
-        """The call is over; ending an ended call is a no-op (both sides may hang up at once)."""
+    def ended(self, now: float, reason: EndReason, status: int | None = None,
+              media: dict[str, Any] | None = None) -> None:
+        """The call is over; ending an ended call is a no-op (both sides may hang up at once).
+
+        ``media`` are the packet counters of its legs (JSON-safe), reported with the event.
+        """
         if self.state is CallState.ENDED:
             return
         self._move(CallState.ENDED, now)
         self.end_reason = reason
         self.end_status = status
-        self._emit("call.ended", {"reason": str(reason), "status": status, "duration": self.talk_time}, now)
+        extra = {"reason": str(reason), "status": status, "duration": self.talk_time, "media": media or {}}
+        self._emit("call.ended", extra, now)
 
     # --- views --------------------------------------------------------------------------------------
 

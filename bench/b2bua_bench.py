@@ -1,0 +1,225 @@
+"""Calls per second through the B2BUA: our server against sippy's B2BUA, same load, same machine.
+
+A sipp UAC calls (INVITE, 200, ACK, BYE; SDP but no RTP) through the B2BUA under test to a sipp UAS,
+stepping the call rate; a step passes when at least 99.9% of its calls complete. The B2BUA is pinned to
+CPU 0 (``taskset -c 0``), both sipps to CPU 1. Our server routes the calls as a real trunk call: the UAC's
+address is an allowed trunk source, the called number is a DID ringing user ``bench``, and the UAS is
+that user's registered contact (a REGISTER with digest auth first). Media is anchored as in production
+(two RTP endpoints per call). sippy runs as ``b2bua --static_route`` to the UAS.
+
+    .venv/bin/pip install -e '.[bench]'     # sippy, only for this benchmark
+    .venv/bin/python bench/b2bua_bench.py --rates 100,200,300,400 --seconds 10
+
+Prints one JSON line per step and a summary with the best passing rate of each and their ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+REGISTER_SCENARIO = ROOT / "tests" / "interop" / "calls" / "phone_register.xml"
+VENV_BIN = Path(sys.executable).parent
+DID = "15550100"
+USER, PASSWORD = "bench", "bench-secret"
+PASS_RATIO = 0.999
+
+
+def emit(obj: dict[str, object]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    return port
+
+
+def server_config(sip_port: int) -> str:
+    return f"""
+[http]
+host = "127.0.0.1"
+port = 0
+[log]
+level = "warning"
+format = "json"
+[sip]
+host = "127.0.0.1"
+udp_port = {sip_port}
+tcp_port = {sip_port}
+digest_algorithms = ["MD5"]
+[[sip.users]]
+username = "{USER}"
+password = "{PASSWORD}"
+[media]
+rtp_port_min = 30000
+rtp_port_max = 39999
+rtp_timeout = 0.0
+[calls]
+[[calls.trunks]]
+name = "sipp"
+host = "127.0.0.1"
+port = 5060
+allowed_sources = ["127.0.0.1"]
+[[calls.dids]]
+number = "{DID}"
+call_center = "bench"
+users = ["{USER}"]
+"""
+
+
+def wait_udp_answer(port: int, seconds: float = 15.0) -> None:
+    """Wait until something answers an OPTIONS on ``port`` (the server is up)."""
+    deadline = time.monotonic() + seconds
+    message = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbench\r\n"
+               "From: <sip:bench@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: bench-up\r\n"
+               "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(0.5)
+        while time.monotonic() < deadline:
+            s.sendto(message, ("127.0.0.1", port))
+            with contextlib.suppress(OSError):
+                s.recvfrom(65535)
+                return
+    raise RuntimeError(f"nothing answers SIP on UDP {port}")
+
+
+@contextlib.contextmanager
+def process(argv: list[str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+    handle = log.open("wb")
+    proc = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                            cwd=log.parent)
+    try:
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        handle.close()
+
+
+def sipp(*args: str) -> list[str]:
+    return ["taskset", "-c", "1", shutil.which("sipp") or "sipp", *args, "-nostdin", "-i", "127.0.0.1"]
+
+
+def register_uas(sip_port: int, uas_port: int, work: Path) -> None:
+    users = work / "bench_user.csv"
+    users.write_text(f"SEQUENTIAL\n{USER};{PASSWORD};{uas_port}\n")
+    result = subprocess.run(
+        sipp(f"127.0.0.1:{sip_port}", "-sf", str(REGISTER_SCENARIO), "-inf", str(users), "-au", "[field0]",
+             "-ap", "[field1]", "-m", "1", "-p", "0", "-timeout", "10s", "-timeout_error"),
+        capture_output=True, cwd=work, timeout=30, check=False,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"registering the UAS failed: {result.stdout.decode(errors='replace')[-2000:]}")
+
+
+def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str) -> dict[str, object]:
+    calls = rate * seconds
+    stats = work / f"{name}_{rate}.csv"
+    argv = sipp(f"127.0.0.1:{target_port}", "-sn", "uac", "-s", DID, "-r", str(rate), "-m", str(calls),
+                "-d", "0", "-p", "0", "-l", str(max(rate * 4, 100)), "-timeout", f"{seconds + 30}s",
+                "-trace_stat", "-stf", str(stats), "-fd", "1")
+    started = time.monotonic()
+    subprocess.run(argv, capture_output=True, cwd=work, timeout=seconds + 60, check=False)
+    elapsed = time.monotonic() - started
+    row = last_stats_row(stats)
+    ok = int(row.get("SuccessfulCall(C)", "0") or 0)
+    failed = int(row.get("FailedCall(C)", "0") or 0)
+    retrans = int(row.get("Retransmissions(C)", "0") or 0)
+    completed = ok / calls if calls else 0.0
+    return {"b2bua": name, "rate": rate, "calls": calls, "successful": ok, "failed": failed,
+            "retransmissions": retrans, "completed": round(completed, 5), "passed": completed >= PASS_RATIO,
+            "seconds": round(elapsed, 1)}
+
+
+def last_stats_row(path: Path) -> dict[str, str]:
+    if not path.exists():
+        return {}
+    lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    if len(lines) < 2:
+        return {}
+    return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
+
+
+def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int) -> list[dict[str, object]]:
+    port = free_port()
+    config = work / "bench.toml"
+    config.write_text(server_config(port))
+    argv = ["taskset", "-c", "0", str(VENV_BIN / "cti-server"), "run", "--config", str(config)]
+    results = []
+    with process(argv, work / "cti-server.log"):
+        wait_udp_answer(port)
+        register_uas(port, uas_port, work)
+        for rate in rates:
+            result = run_step(port, rate, seconds, work, "cti-server")
+            emit(result)
+            results.append(result)
+            time.sleep(2)
+    return results
+
+
+def bench_sippy(rates: list[int], seconds: int, work: Path, uas_port: int) -> list[dict[str, object]]:
+    b2bua = VENV_BIN / "b2bua"
+    if not b2bua.exists():
+        emit({"b2bua": "sippy", "skipped": "pip install -e '.[bench]' installs it"})
+        return []
+    port = free_port()
+    argv = ["taskset", "-c", "0", str(b2bua), "--foreground=on", "--auth_enable=off", "--acct_enable=off",
+            "--sip_address=127.0.0.1", f"--sip_port={port}", f"--static_route=127.0.0.1:{uas_port}"]
+    results = []
+    with process(argv, work / "sippy.log"):
+        wait_udp_answer(port)
+        for rate in rates:
+            result = run_step(port, rate, seconds, work, "sippy")
+            emit(result)
+            results.append(result)
+            time.sleep(2)
+    return results
+
+
+def best(results: list[dict[str, object]]) -> int:
+    passing = [int(str(r["rate"])) for r in results if r.get("passed")]
+    return max(passing) if passing else 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rates", default="100,200,300,400", help="comma-separated calls per second")
+    parser.add_argument("--seconds", type=int, default=10, help="duration of each step")
+    parser.add_argument("--skip-sippy", action="store_true")
+    args = parser.parse_args()
+    rates = [int(r) for r in args.rates.split(",")]
+    with tempfile.TemporaryDirectory(prefix="b2bua-bench-") as tmp:
+        work = Path(tmp)
+        uas_port = free_port()
+        uas = sipp("-sn", "uas", "-p", str(uas_port), "-mp", str(free_port()))
+        with process(uas, work / "uas.log"):
+            time.sleep(0.5)
+            ours = bench_ours(rates, args.seconds, work, uas_port)
+            theirs = [] if args.skip_sippy else bench_sippy(rates, args.seconds, work, uas_port)
+    summary = {"cpu_count": os.cpu_count(), "ours_best_rate": best(ours), "sippy_best_rate": best(theirs),
+               "ratio": round(best(ours) / best(theirs), 2) if best(theirs) else None}
+    emit({"summary": summary})
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
