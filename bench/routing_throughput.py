@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from cti_server.events import Event
-
 from cti_server.routing.backend import RoutingBackend
 from cti_server.routing.clock import SimulatedClock
 from cti_server.routing.engine import RoutingEngine
