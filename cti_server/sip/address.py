@@ -95,6 +95,13 @@ def parse_name_addr(text: str, what: str = "address") -> NameAddr:
     Raises SipParseError naming ``what`` (the header) for anything the grammar does not allow.
     """
     display_name: str | None = None
+    if text[:1] == "<":
+        end = text.find(">", 1)
+        if end < 0:
+            raise SipParseError(f"missing '>' in {what}")
+        uri = _parse_address_uri(text[1:end], what)
+        params = parse_header_params(text[end + 1:], what) if end + 1 < len(text) else {}
+        return NameAddr(None, uri, params)
     if "<" in text:
         quoted = _QUOTED_DISPLAY_RE.match(text)
         if quoted is not None:

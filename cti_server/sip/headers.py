@@ -222,7 +222,10 @@ class Headers:
         if not isinstance(name, str):
             return False
         key = name_key(name)[0]
-        return any(entry[0] == key for entry in self._entries)
+        for entry in self._entries:
+            if entry[0] == key:
+                return True
+        return False
 
     def items(self) -> list[tuple[str, str]]:
         """Every header line as (canonical name, value) in wire order."""

@@ -42,7 +42,6 @@ _HEADER_NAME_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 _VERSION_RE = re.compile(r"[Ss][Ii][Pp]/(\d+)\.(\d+)")
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
 _FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
-_BARE_CR_OR_LF_RE = re.compile(r"\r(?!\n)|(?<!\r)\n")
 _CONTENT_LENGTH_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]*")
 _DATE_RE = re.compile(
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
@@ -56,6 +55,12 @@ _SINGLE_HEADERS: Final = frozenset(
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 SipMessage = SipRequest | SipResponse
+
+# Mandatory in every request and response (RFC 3261 8.1.1); the error names every one missing.
+_MANDATORY_NAMES: Final = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "via": "Via"}
+_MANDATORY_KEYS: Final = frozenset(_MANDATORY_NAMES)
+# Header names exactly as they appear before the colon -> (key, canonical name), validated once.
+_known_names: dict[str, tuple[str, str]] = {}
 
 
 def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> SipMessage:
@@ -90,31 +95,43 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     head = data[start:end].decode("utf-8", "surrogateescape")
     if "\r\n " in head or "\r\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
-    if _BARE_CR_OR_LF_RE.search(head) is not None:
+    pairs = head.count("\r\n")
+    if head.count("\r") != pairs or head.count("\n") != pairs:
         raise SipParseError("bare CR or LF in header section")
     lines = head.split("\r\n")
     if len(lines) > MAX_HEADER_LINES + 1:
         raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
 
     entries: list[tuple[str, str, str]] = []
-    seen_single: set[str] = set()
+    present: set[str] = set()
+    content_length: str | None = None
     for line in lines[1:]:
         colon = line.find(":")
         if colon <= 0:
             raise SipParseError(f"malformed header line {line[:40]!r}")
-        raw_name = line[:colon].rstrip(" \t")
-        if _HEADER_NAME_RE.fullmatch(raw_name) is None:
-            raise SipParseError(f"invalid header name {raw_name[:40]!r}")
-        key, canonical = name_key(raw_name)
-        if key in _SINGLE_HEADERS:
-            if key in seen_single:
-                raise SipParseError(f"more than one {canonical} header")
-            seen_single.add(key)
-        entries.append((key, canonical, line[colon + 1:].strip(" \t")))
+        raw_name = line[:colon]
+        known = _known_names.get(raw_name)
+        if known is None:
+            raw_name = raw_name.rstrip(" \t")
+            if _HEADER_NAME_RE.fullmatch(raw_name) is None:
+                raise SipParseError(f"invalid header name {raw_name[:40]!r}")
+            known = name_key(raw_name)
+            if len(_known_names) < 4096:
+                _known_names[line[:colon]] = known
+        key = known[0]
+        value = line[colon + 1:].strip(" \t")
+        if key in present and key in _SINGLE_HEADERS:
+            raise SipParseError(f"more than one {known[1]} header")
+        present.add(key)
+        if key == "content-length":
+            content_length = value
+        entries.append((key, known[1], value))
+    missing = _MANDATORY_KEYS - present
+    if missing:
+        raise SipParseError("missing " + ", ".join(_MANDATORY_NAMES[key] for key in sorted(missing)))
     headers = Headers._from_entries(entries)
 
     body_start = end + 4
-    content_length = headers.get("Content-Length")
     if content_length is None:
         body = data[body_start:]
     else:
@@ -133,7 +150,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
         message = _parse_status_line(start_line, headers, body)
     else:
         message = _parse_request_line(start_line, headers, body)
-    _check_headers(message)
+    _check_headers(message, present)
     return message
 
 
@@ -168,12 +185,9 @@ def _parse_status_line(line: str, headers: Headers, body: bytes) -> SipResponse:
     return SipResponse(int(code), reason, headers, body, "SIP/2.0")
 
 
-def _check_headers(message: SipMessage) -> None:
+def _check_headers(message: SipMessage, present: set[str]) -> None:
     """The checks of RFC 3261 8.2.2 / 16.3 that every element needs before it can use a message."""
     headers = message.headers
-    for name in ("Via", "From", "To", "Call-ID", "CSeq"):
-        if name not in headers:
-            raise SipParseError(f"missing {name}")
     call_id = message.call_id
     if not call_id or any(char in call_id for char in " \t"):
         raise SipParseError(f"invalid Call-ID {call_id[:40]!r}")
@@ -181,19 +195,16 @@ def _check_headers(message: SipMessage) -> None:
     if isinstance(message, SipRequest):
         if cseq.method != message.method:
             raise SipParseError(f"CSeq method {cseq.method[:20]} does not match {message.method[:20]}")
-        max_forwards = headers.get("Max-Forwards")
-        if max_forwards is not None:
-            parse_max_forwards(max_forwards)
+        if "max-forwards" in present:
+            parse_max_forwards(headers.get("Max-Forwards") or "")
     _ = message.from_addr
     _ = message.to_addr
     _ = message.top_via
-    if "Contact" in headers:
+    if "contact" in present:
         _ = message.contacts
-    expires = headers.get("Expires")
-    if expires is not None:
-        parse_delta_seconds(expires, "Expires")
-    date = headers.get("Date")
-    if date is not None and _DATE_RE.fullmatch(date) is None:
+    if "expires" in present:
+        parse_delta_seconds(headers.get("Expires") or "", "Expires")
+    if "date" in present and _DATE_RE.fullmatch(headers.get("Date") or "") is None:
         raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
 
 

@@ -27,12 +27,21 @@ _HEADERCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*")
 _HOSTNAME_RE = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
 )
-_IPV4_RE = re.compile(r"(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})")
+_IPV4_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
+_IPV4_STRICT_RE = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
 _PORT_RE = re.compile(r"\d{1,5}")
 _TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()pPwW]+")
 _OPAQUE_RE = re.compile(r"[A-Za-z0-9\-_.!~*'();/?:@&=+$,%\[\]#]*")
 
 SIP_SCHEMES = frozenset({"sip", "sips", "tel"})
+
+# The common shape (lower-case scheme, plain user, host name or IPv4, port, simple params) in one match;
+# anything else (passwords, escapes, IPv6, URI headers, ';' or '?' in the user) takes the full path.
+_FAST_URI_RE = re.compile(
+    rf"(sips?):(?:([{_UNRESERVED}&=+$,/]+)@)?([A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?"
+    rf"((?:;[{_UNRESERVED}\[\]/:&+$]+(?:=[{_UNRESERVED}\[\]/:&+$]+)?)*)"
+)
 
 
 def unescape(text: str) -> str:
@@ -56,16 +65,13 @@ def parse_host(text: str, what: str = "host") -> str:
         except ValueError:
             raise SipParseError(f"invalid IPv6 address in {what}: {text[:64]!r}") from None
         return address
-    match = _IPV4_RE.fullmatch(text)
-    if match is not None:
-        if any(int(octet) > 255 for octet in match.groups()):
-            raise SipParseError(f"invalid IPv4 address in {what}: {text[:64]!r}")
+    if _HOSTNAME_RE.fullmatch(text) is not None or _IPV4_STRICT_RE.fullmatch(text) is not None:
         return text
-    if _HOSTNAME_RE.fullmatch(text) is None:
-        if ":" in text:
-            raise SipParseError(f"IPv6 address in {what} must be enclosed in []: {text[:64]!r}")
-        raise SipParseError(f"invalid {what}: {text[:64]!r}")
-    return text
+    if _IPV4_RE.fullmatch(text) is not None:
+        raise SipParseError(f"invalid IPv4 address in {what}: {text[:64]!r}")
+    if ":" in text:
+        raise SipParseError(f"IPv6 address in {what} must be enclosed in []: {text[:64]!r}")
+    raise SipParseError(f"invalid {what}: {text[:64]!r}")
 
 
 def format_host(host: str) -> str:
@@ -187,6 +193,22 @@ def _parse_headers(text: str, uri_text: str) -> dict[str, str]:
     return headers
 
 
+def _common_uri(match: re.Match[str]) -> SipUri:
+    """A SipUri from a match of _FAST_URI_RE (whose characters are already validated)."""
+    scheme, user, host, port_text, param_text = match.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            raise SipParseError(f"URI host port out of range: {port}")
+    params: dict[str, str | None] = {}
+    if param_text:
+        for item in param_text[1:].split(";"):
+            name, equals, value = item.partition("=")
+            params[name.lower()] = value if equals else None
+    return SipUri(scheme, user, None, parse_host(host, "URI host"), port, params, {})
+
+
 def parse_uri(text: str, *, any_scheme: bool = False) -> SipUri:
     """Parse a SIP-URI / SIPS-URI (RFC 3261 section 19.1.1) or a tel URI (RFC 3966).
 
@@ -195,6 +217,9 @@ def parse_uri(text: str, *, any_scheme: bool = False) -> SipUri:
     """
     if len(text) > MAX_URI_LENGTH:
         raise SipParseError("URI too long")
+    fast = _FAST_URI_RE.fullmatch(text)
+    if fast is not None:
+        return _common_uri(fast)
     match = _SCHEME_RE.match(text)
     if match is None:
         raise SipParseError(f"invalid URI (no scheme): {text[:64]!r}")

@@ -211,7 +211,7 @@ def test_invalid_messages_raise_sip_parse_error(name: str, status: int, reason: 
 # ---- 3.3 / 3.4: the parts a message parser decides ---------------------------------------------------
 
 APPLICATION_INVALID = [
-    ("insuf", 400, "missing From"),        # 3.3.1 missing To, From, Call-ID, Max-Forwards
+    ("insuf", 400, "missing Call-ID, From, To"),        # 3.3.1 missing To, From, Call-ID, Max-Forwards
     ("unkscm", 416, "scheme"),             # 3.3.2 unknown Request-URI scheme
     ("novelsc", 416, "scheme"),            # 3.3.4 soap.beep: Request-URI
     ("multi01", 400, "more than one"),     # 3.3.9 several values in single-value headers
