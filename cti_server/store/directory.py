@@ -141,6 +141,7 @@ async def update_call_center(db: AsyncSession, actor: Actor, call_center: CallCe
         "recording_policy": check_recording_policy,
         "screen_pop_rules": lambda v: v,
     }
+    db.add(call_center)  # attach it if it was loaded by another session
     applied: dict[str, Any] = {}
     for key, value in changes.items():
         if key not in checks:
@@ -196,6 +197,7 @@ async def update_user(db: AsyncSession, actor: Actor, user: User, **changes: Any
     A new password, deactivation or a role change ends the user's sessions; becoming admin ends their
     membership (admins are in no call center).
     """
+    db.add(user)  # attach it if it was loaded by another session
     audited: dict[str, Any] = {}
     logout = False
     for key, value in changes.items():
