@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import ipaddress
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -153,6 +154,18 @@ class _OkEntry:
 
 
 _Timed = _ServerEntry | _ClientEntry | _OkEntry
+_CALL_ID_RE = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*([^\r\n]{1,200})", re.IGNORECASE | re.MULTILINE)
+
+
+def call_id_of(data: bytes) -> str | None:
+    """The Call-ID of raw bytes, for logging a message that did not parse (or None)."""
+    match = _CALL_ID_RE.search(data, 0, 8192)
+    return match.group(1).strip().decode("utf-8", "replace") if match else None
+
+
+def _has_to_tag(request: SipRequest) -> bool:
+    raw = request.headers.get("To")
+    return raw is not None and "tag" in raw.lower() and request.to_tag is not None
 
 
 class SipComponent:
@@ -324,8 +337,8 @@ class SipComponent:
             self._receive(data, flow)
         except Exception:
             self.stats["handler_errors"] += 1
-            log.exception("sip_message_failed", transport=flow.transport, remote=flow.remote,
-                          size=len(data))
+            log.exception("sip_message_failed", call_id=call_id_of(data), transport=flow.transport,
+                          remote=flow.remote, size=len(data))
 
     def _receive(self, data: bytes, flow: Flow) -> None:
         if not data.strip(b"\r\n"):
@@ -346,8 +359,8 @@ class SipComponent:
 
     def _answer_unparseable(self, data: bytes, flow: Flow, error: SipParseError) -> None:
         response = response_for_unparseable(data, error)
-        log.info("sip_unparseable", transport=flow.transport, remote=flow.remote, reason=error.reason,
-                 status=error.status, answered=response is not None)
+        log.info("sip_unparseable", call_id=call_id_of(data), transport=flow.transport, remote=flow.remote,
+                 reason=error.reason, status=error.status, answered=response is not None)
         if response is None:
             self.stats["garbage_dropped"] += 1
             return
@@ -402,6 +415,9 @@ class SipComponent:
         if handler is None:
             if method == "OPTIONS":
                 self._answer_options(incoming)
+            elif _has_to_tag(request):
+                # In-dialog, but with no handler for it there is no dialog it can belong to (12.2.2).
+                self._answer(incoming, 481, "Call/Transaction Does Not Exist")
             elif method in KNOWN_METHODS:
                 self._answer(incoming, 405, None, allow=True)
             else:

@@ -11,6 +11,7 @@ for requests to that peer (RFC 3261 18.1.1, 18.2.2) until they sit idle for ``id
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 from collections.abc import Callable
 from typing import Protocol, cast
@@ -99,6 +100,7 @@ class UdpEndpoint(asyncio.DatagramProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
+        _enlarge_receive_buffer(transport.get_extra_info("socket"))
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
 
@@ -120,6 +122,25 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+
+
+UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
+"""Bytes of kernel buffer for the UDP socket: a burst of ~10,000 requests waits there while the event
+loop is busy instead of being dropped (Kamailio and Asterisk raise it for the same reason)."""
+
+
+def _enlarge_receive_buffer(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    force = getattr(socket, "SO_RCVBUFFORCE", None)  # Linux, beyond net.core.rmem_max when privileged
+    for option in (force, socket.SO_RCVBUF):
+        if option is None:
+            continue
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, UDP_RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
 
 
 class StreamConnection(asyncio.Protocol):

@@ -15,7 +15,7 @@ from cti_server.api.sip_stats import SIP_STACK_KEY
 from cti_server.events import EventBus
 from cti_server.sip.message import SipRequest, SipResponse, make_request, make_response
 from cti_server.sip.parser import parse_message
-from cti_server.sip.stack import IncomingRequest, SipComponent
+from cti_server.sip.stack import IncomingRequest, SipComponent, call_id_of
 from tests.conftest import make_config
 
 FAST_TIMERS = {"t1": 0.02, "t2": 0.08, "t4": 0.1}
@@ -125,6 +125,16 @@ async def test_unknown_method_501_known_method_405_with_allow(stack: SipComponen
     peer.send(sip_request("SUBSCRIBE", peer.port, branch="z9hG4bKp2"), udp(stack))
     response = await peer.response()
     assert response.status == 405 and "OPTIONS" in response.headers.get_all("Allow")
+
+
+async def test_in_dialog_request_without_handler_is_481(stack: SipComponent, peer: UdpPeer) -> None:
+    peer.send(sip_request("BYE", peer.port, to_tag="gone"), udp(stack))
+    assert (await peer.response()).status == 481
+
+
+def test_call_id_of_raw_bytes() -> None:
+    assert call_id_of(b"OPTIONS x SIP/2.0\r\ni: abc@h \r\n\r\n") == "abc@h"
+    assert call_id_of(b"\x00\xff garbage") is None
 
 
 async def test_max_forwards_zero_is_483_except_options(stack: SipComponent, peer: UdpPeer) -> None:
