@@ -3,7 +3,13 @@
 from cti_server.store.audit import AuditEntry
 from cti_server.store.base import Base, CallCenterScoped
 from cti_server.store.crm import Account, CallLog, Case, Contact, ContactPhone
-from cti_server.store.integrations import ApiKey, WebhookDelivery, WebhookSubscription, WebSession
+from cti_server.store.integrations import (
+    ApiKey,
+    WebhookAttempt,
+    WebhookDelivery,
+    WebhookSubscription,
+    WebSession,
+)
 from cti_server.store.tenancy import CallCenter, Did, Membership, Role, User
 
 __all__ = [
@@ -22,6 +28,7 @@ __all__ = [
     "Role",
     "User",
     "WebSession",
+    "WebhookAttempt",
     "WebhookDelivery",
     "WebhookSubscription",
 ]
