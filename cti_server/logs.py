@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import Any
 
 import structlog
 
@@ -32,7 +33,7 @@ class _CurrentStderr:
 
 def configure_logging(config: LogConfig, stream: object | None = None) -> None:
     """Install structlog processors for ``config``; safe to call more than once."""
-    out = stream if stream is not None else _CurrentStderr()
+    out: Any = stream if stream is not None else _CurrentStderr()
     level = getattr(logging, config.level.upper())
     use_console = config.format == "console" or (
         config.format == "auto" and hasattr(out, "isatty") and out.isatty()
@@ -50,7 +51,9 @@ def configure_logging(config: LogConfig, stream: object | None = None) -> None:
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(file=out),  # type: ignore[arg-type]
+        logger_factory=structlog.PrintLoggerFactory(file=out),
         cache_logger_on_first_use=False,
     )
-    logging.basicConfig(level=level, stream=out, format="%(levelname)s %(name)s %(message)s", force=True)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(out)
+    logging.basicConfig(level=level, handlers=[handler], format="%(levelname)s %(name)s %(message)s",
+                        force=True)
