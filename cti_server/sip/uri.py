@@ -63,7 +63,14 @@ def parse_host(text: str, what: str = "host") -> str:
         try:
             ipaddress.IPv6Address(address)
         except ValueError:
-            raise SipParseError(f"invalid IPv6 address in {what}: {text[:64]!r}") from None
+            # RFC 5118 4.10: RFC 3261's ABNF allows an extra colon before an embedded IPv4 address
+            # ("2001:db8:::192.0.2.1"); tolerate it and keep the corrected form.
+            corrected = address.replace(":::", "::", 1)
+            try:
+                ipaddress.IPv6Address(corrected)
+            except ValueError:
+                raise SipParseError(f"invalid IPv6 address in {what}: {text[:64]!r}") from None
+            return corrected
         return address
     if _HOSTNAME_RE.fullmatch(text) is not None or _IPV4_STRICT_RE.fullmatch(text) is not None:
         return text

@@ -41,8 +41,14 @@ class Via:
 
     @property
     def received(self) -> str | None:
-        """The ``received`` parameter (RFC 3261 section 18.2.1) or None."""
-        return self.params.get("received")
+        """The ``received`` address (RFC 3261 section 18.2.1) or None; IPv6 without brackets.
+
+        RFC 5118 section 4.5: ``received=[2001:db8::1]`` is accepted as well as the grammar's bare form.
+        """
+        value = self.params.get("received")
+        if value is not None and value[:1] == "[" and value[-1:] == "]":
+            return value[1:-1]
+        return value
 
     @property
     def rport(self) -> str | None:

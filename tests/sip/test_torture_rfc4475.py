@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from cti_server.sip import SipParseError, SipRequest, SipResponse, parse_message
+from cti_server.sip import SipParseError, SipRequest, SipResponse, parse_message, parse_sdp
 from cti_server.sip.uri import unescape
 
 CORPUS = Path(__file__).parent / "corpus" / "rfc4475"
@@ -275,3 +275,73 @@ def test_inv2543_rfc2543_style_invite() -> None:
     assert msg.top_via.branch is None and msg.max_forwards is None and msg.from_tag is None
     assert msg.to_addr.params == {"user": "phone"}
     assert msg.body.startswith(b"v=0\r\n") and "Content-Length" not in msg.headers
+
+
+# ---- RFC 5118: IPv6 torture messages (tests/sip/corpus/rfc5118) ------------------------------------
+# Deviation: the Content-Length of the three SDP cases is recomputed from the body (the RFC's values
+# match neither LF nor CRLF line ends), and 4.5's second message is used without the stray spaces some
+# copies carry ("sip:user @example.com").
+
+CORPUS_5118 = Path(__file__).parent / "corpus" / "rfc5118"
+
+
+def load_5118(name: str) -> SipRequest:
+    message = parse_message((CORPUS_5118 / f"{name}.sip").read_bytes())
+    assert isinstance(message, SipRequest)
+    assert parse_message(message.serialize()).serialize() == message.serialize()
+    return message
+
+
+def test_rfc5118_ipv6_references_everywhere() -> None:
+    msg = load_5118("ipv6-good")
+    assert msg.uri.host == "2001:db8::10" and msg.uri.port is None
+    assert msg.top_via.host == "2001:db8::9:1"
+    contacts = msg.contacts
+    assert contacts != "*" and contacts[0].uri.host == "2001:db8::1"
+    assert str(msg.uri) == "sip:[2001:db8::10]"
+
+
+def test_rfc5118_undelimited_ipv6_request_uri_is_400() -> None:
+    with pytest.raises(SipParseError, match=r"\[\]") as info:
+        parse_message((CORPUS_5118 / "ipv6-bad.sip").read_bytes())
+    assert info.value.status == 400
+
+
+def test_rfc5118_port_ambiguous_and_unambiguous() -> None:
+    ambiguous = load_5118("port-ambiguous")
+    assert ambiguous.uri.host == "2001:db8::10:5070" and ambiguous.uri.port is None
+    unambiguous = load_5118("port-unambiguous")
+    assert unambiguous.uri.host == "2001:db8::10" and unambiguous.uri.port == 5070
+
+
+def test_rfc5118_via_received_with_and_without_delimiters() -> None:
+    assert load_5118("via-received-param-with-delim").top_via.received == "2001:db8::9:255"
+    assert load_5118("via-received-param-no-delim").top_via.received == "2001:db8::9:255"
+
+
+def test_rfc5118_mixed_ipv4_ipv6_vias() -> None:
+    vias = load_5118("mult-ip-in-header").vias
+    assert [(v.transport, v.host, v.port) for v in vias] == [
+        ("UDP", "2001:db8::9:1", 6050), ("UDP", "192.0.2.1", None), ("TCP", "2001:db8::9:255", None)]
+    assert vias[2].received == "192.0.2.200"
+
+
+def test_rfc5118_sdp_with_ipv6_and_mapped_addresses() -> None:
+    sdp = parse_sdp(load_5118("ipv6-in-sdp").body)
+    assert sdp.connection is not None and sdp.connection.addrtype == "IP6"
+    assert sdp.connection.address == "2001:db8::20"
+    assert sdp.media[0].rtpmaps == {2: ("G726-32", 8000, 1)}
+    multi = parse_sdp(load_5118("mult-ip-in-sdp").body)
+    assert multi.session_name == "" and multi.connection is None
+    assert [(m.connection.addrtype, m.connection.address) for m in multi.media if m.connection] == [
+        ("IP4", "192.0.2.1"), ("IP6", "2001:db8::1")]
+    mapped = load_5118("ipv4-mapped-ipv6")
+    assert mapped.top_via.host == "::ffff:192.0.2.10" and mapped.top_via.port == 19823
+    assert parse_sdp(mapped.body).origin.address == "::ffff:192.0.2.2"
+
+
+def test_rfc5118_extra_colon_in_ipv6_reference_is_tolerated() -> None:
+    buggy = load_5118("ipv6-bug-abnf-3-colons")
+    correct = load_5118("ipv6-correct-abnf-2-colons")
+    assert buggy.uri.host == correct.uri.host == "2001:db8::192.0.2.1"
+    assert buggy.to_addr.uri.host == "2001:db8::192.0.2.1"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cti_server.sip import SipParseError, SipUri, parse_uri
 from cti_server.sip.uri import unescape
@@ -73,3 +75,24 @@ def test_invalid_uris_raise(text: str) -> None:
 def test_overlong_uri_is_rejected() -> None:
     with pytest.raises(SipParseError, match="too long"):
         parse_uri("sip:" + "a" * 9000 + "@b")
+
+
+_USER_CHARS = "abcXYZ019-_.!~*'()&=+$,/;?%:@"
+_HOST_CHARS = "abz09-."
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(_USER_CHARS, max_size=12), st.text(_HOST_CHARS, min_size=1, max_size=12),
+       st.one_of(st.none(), st.integers(0, 70000)), st.text(_USER_CHARS + "[]", max_size=16))
+def test_common_uri_fast_path_agrees_with_full_parser(user: str, host: str, port: int | None,
+                                                      params: str) -> None:
+    """parse_uri's one-regex path for lower-case sip: must give what the full grammar gives ("SIP:")."""
+    text = "sip:" + (f"{user}@" if user else "") + host + (f":{port}" if port is not None else "")
+    text += f";{params}" if params else ""
+    results: list[object] = []
+    for candidate in (text, "SIP" + text[3:]):
+        try:
+            results.append(parse_uri(candidate))
+        except SipParseError as error:
+            results.append(error.status)
+    assert results[0] == results[1]
