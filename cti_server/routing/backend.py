@@ -16,6 +16,9 @@ Routing rules, identical in both backends:
 - Agent -> item: the agent's queues are taken by routing priority (1 first); within one priority the
   fitting item with the highest priority, then the oldest, wins; items the agent declined come last.
 - At most ``scan_depth`` entries are examined per queue per step, which bounds one step's cost.
+
+Steps that free an agent or queue an item also make the offers that follow (in the same atomic step,
+so one Redis round trip), and return them for the engine to announce.
 """
 
 from __future__ import annotations
@@ -103,11 +106,14 @@ class RoutingBackend(Protocol):
     async def get_agent(self, agent_id: str) -> Agent: ...
     async def list_agents(self) -> list[Agent]: ...
     async def delete_agent(self, agent_id: str) -> None: ...
-    async def set_agent_status(self, agent_id: str, status: str, now: float) -> Agent: ...
+    async def set_agent_status(self, agent_id: str, status: str, now: float) -> tuple[Agent, list[Offer]]:
+        """Change presence, then offer the agent what fits (one atomic step)."""
+        ...
 
     # --- items ----------------------------------------------------------------------------------
-    async def add_item(self, item: WorkItem, now: float) -> WorkItem:
-        """Store a new queued item and its queue timers; RoutingConflict if the id exists."""
+    async def add_item(self, item: WorkItem, now: float) -> tuple[WorkItem, Offer | None]:
+        """Store a new queued item and its queue timers, then offer it if an agent fits;
+        RoutingConflict if the id exists."""
         ...
 
     async def get_item(self, item_id: str) -> WorkItem: ...
@@ -122,15 +128,21 @@ class RoutingBackend(Protocol):
         ...
 
     async def accept(self, item_id: str, agent_id: str, now: float) -> WorkItem: ...
-    async def decline(self, item_id: str, agent_id: str, now: float, reason: str) -> WorkItem: ...
+    async def decline(self, item_id: str, agent_id: str, now: float,
+                      reason: str) -> tuple[WorkItem, list[Offer]]:
+        """Back to the queue; then offered to the next agent, and the decliner offered other work."""
+        ...
     async def set_hold(self, item_id: str, held: bool, now: float) -> WorkItem: ...
-    async def end_conversation(self, item_id: str, now: float) -> WorkItem:
-        """Conversation over: starts after-call work (item keeps its capacity) or closes at once."""
+    async def end_conversation(self, item_id: str, now: float) -> tuple[WorkItem, list[Offer]]:
+        """Conversation over: starts after-call work (item keeps its capacity) or closes at once and
+        offers the freed agent new work."""
         ...
 
-    async def close(self, item_id: str, now: float, reason: str) -> WorkItem: ...
-    async def withdraw(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, str | None]:
-        """Take a queued or offered item out; returns it and the agent whose offer was cancelled."""
+    async def close(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, list[Offer]]: ...
+    async def withdraw(self, item_id: str, now: float,
+                       reason: str) -> tuple[WorkItem, str | None, list[Offer]]:
+        """Take a queued or offered item out; returns it, the agent whose offer was cancelled and the
+        new offers that agent got."""
         ...
 
     async def move_to_queue(self, item_id: str, queue_id: str, now: float) -> tuple[WorkItem, str | None]:

@@ -70,9 +70,11 @@ class RoutingEngine:
         now = self.clock.now()
         if not item.created:
             item.created = now
-        stored = await self.backend.add_item(item, now)
+        stored, offer = await self.backend.add_item(item, now)
         self._emit("work_item.queued", stored)
-        await self._route_item(stored.id)
+        if offer is not None:
+            self._emit_offer(offer)
+            return offer.item
         return stored
 
     async def get_item(self, item_id: str) -> WorkItem:
@@ -87,18 +89,20 @@ class RoutingEngine:
 
     async def decline(self, item_id: str, agent_id: str, reason: str = "") -> WorkItem:
         """The agent refuses the offer; the item goes to the next agent that fits (returned as it is then)."""
-        item = await self.backend.decline(item_id, agent_id, self.clock.now(), reason)
+        item, offers = await self.backend.decline(item_id, agent_id, self.clock.now(), reason)
         self._emit("work_item.declined", item, agent_id, reason=reason)
-        await self._route_item(item_id)
-        await self._route_agent(agent_id)
-        return await self.backend.get_item(item_id)
+        for offer in offers:
+            self._emit_offer(offer)
+            if offer.item.id == item_id:
+                item = offer.item
+        return item
 
     async def withdraw(self, item_id: str, reason: str = "withdrawn") -> WorkItem:
         """Take back a queued or offered item (the caller hung up, the chat ended before an answer)."""
-        item, agent_id = await self.backend.withdraw(item_id, self.clock.now(), reason)
+        item, agent_id, offers = await self.backend.withdraw(item_id, self.clock.now(), reason)
         self._emit("work_item.withdrawn", item, agent_id, reason=reason)
-        if agent_id is not None:
-            await self._route_agent(agent_id)
+        for offer in offers:
+            self._emit_offer(offer)
         return item
 
     async def set_hold(self, item_id: str, held: bool) -> WorkItem:
@@ -109,21 +113,21 @@ class RoutingEngine:
 
     async def end_conversation(self, item_id: str) -> WorkItem:
         """The conversation is over: after-call work starts (capacity still held) or the item closes."""
-        item = await self.backend.end_conversation(item_id, self.clock.now())
+        item, offers = await self.backend.end_conversation(item_id, self.clock.now())
         if item.state is ItemState.CLOSED:
             self._emit("work_item.closed", item, item.agent)
-            if item.agent is not None:
-                await self._route_agent(item.agent)
         else:
             self._emit("work_item.wrap_up", item, item.agent)
+        for offer in offers:
+            self._emit_offer(offer)
         return item
 
     async def close(self, item_id: str, reason: str = "completed") -> WorkItem:
         """Finish an assigned item now (ends after-call work early) and free the agent's capacity."""
-        item = await self.backend.close(item_id, self.clock.now(), reason)
+        item, offers = await self.backend.close(item_id, self.clock.now(), reason)
         self._emit("work_item.closed", item, item.agent, reason=reason)
-        if item.agent is not None:
-            await self._route_agent(item.agent)
+        for offer in offers:
+            self._emit_offer(offer)
         return item
 
     async def move_item(self, item_id: str, queue: str | None = None, agent: str | None = None) -> WorkItem:
@@ -160,9 +164,10 @@ class RoutingEngine:
 
     async def set_agent_status(self, agent_id: str, status: str) -> Agent:
         """Change presence (the agent, or a supervisor for them); offers work if the status allows."""
-        agent = await self.backend.set_agent_status(agent_id, status, self.clock.now())
+        agent, offers = await self.backend.set_agent_status(agent_id, status, self.clock.now())
         self._emit_agent("agent.status_changed", agent)
-        await self._route_agent(agent_id)
+        for offer in offers:
+            self._emit_offer(offer)
         return agent
 
     # --- timers ----------------------------------------------------------------------------------

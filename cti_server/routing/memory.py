@@ -163,17 +163,17 @@ class MemoryRoutingBackend:
             self._drop_candidate(agent_id, queue_id)
         del self._agents[agent_id]
 
-    async def set_agent_status(self, agent_id: str, status: str, now: float) -> Agent:
+    async def set_agent_status(self, agent_id: str, status: str, now: float) -> tuple[Agent, list[Offer]]:
         agent = _get(self._agents, agent_id, "agent")
         if status not in self._statuses:
             raise RoutingInputError("status", f"no presence status {status!r}")
         if agent.status != status:
             agent.status, agent.status_since = status, now
             self._refresh_agent(agent)
-        return agent
+        return agent, self._fill_agent(agent_id, now)
 
     # --- items -----------------------------------------------------------------------------------
-    async def add_item(self, item: WorkItem, now: float) -> WorkItem:
+    async def add_item(self, item: WorkItem, now: float) -> tuple[WorkItem, Offer | None]:
         if item.id in self._items or item.id in self._finished:
             raise RoutingConflict(f"work item {item.id} exists")
         queue = self._queues.get(item.queue)
@@ -182,7 +182,7 @@ class MemoryRoutingBackend:
         item.state, item.queued_at = ItemState.QUEUED, now
         self._items[item.id] = item
         self._enter_queue(item, queue, now)
-        return item
+        return item, self._route_item(item.id, now)
 
     async def get_item(self, item_id: str) -> WorkItem:
         item = self._items.get(item_id) or self._finished.get(item_id)
@@ -194,6 +194,9 @@ class MemoryRoutingBackend:
         return [i for i in self._items.values() if queue_id is None or i.queue == queue_id]
 
     async def offer_item(self, item_id: str, now: float) -> Offer | None:
+        return self._route_item(item_id, now)
+
+    def _route_item(self, item_id: str, now: float) -> Offer | None:
         item = self._items.get(item_id)
         if item is None or item.state is not ItemState.QUEUED:
             return None
@@ -212,6 +215,9 @@ class MemoryRoutingBackend:
         return self._offer(item, fallback, now) if fallback is not None else None
 
     async def offer_to_agent(self, agent_id: str, now: float) -> list[Offer]:
+        return self._fill_agent(agent_id, now)
+
+    def _fill_agent(self, agent_id: str, now: float) -> list[Offer]:
         agent = self._agents.get(agent_id)
         offers: list[Offer] = []
         while agent is not None and agent.used < agent.capacity:
@@ -248,12 +254,14 @@ class MemoryRoutingBackend:
                            "call_center": item.call_center, "agent": agent_id, "wait_s": now - item.created})
         return item
 
-    async def decline(self, item_id: str, agent_id: str, now: float, reason: str) -> WorkItem:
+    async def decline(self, item_id: str, agent_id: str, now: float,
+                      reason: str) -> tuple[WorkItem, list[Offer]]:
         item = self._open_item(item_id)
         if item.state is not ItemState.OFFERED or item.agent != agent_id:
             raise RoutingConflict(f"work item {item_id} is not offered to {agent_id}")
         self._requeue(item, now, "declined", reason)
-        return item
+        again = self._route_item(item_id, now)
+        return item, ([again] if again is not None else []) + self._fill_agent(agent_id, now)
 
     async def set_hold(self, item_id: str, held: bool, now: float) -> WorkItem:
         item = self._open_item(item_id)
@@ -266,7 +274,7 @@ class MemoryRoutingBackend:
             item.hold_since = None
         return item
 
-    async def end_conversation(self, item_id: str, now: float) -> WorkItem:
+    async def end_conversation(self, item_id: str, now: float) -> tuple[WorkItem, list[Offer]]:
         item = self._open_item(item_id)
         if item.state is not ItemState.ASSIGNED or item.ended_at is not None:
             raise RoutingConflict(f"work item {item_id} is not in conversation")
@@ -275,16 +283,22 @@ class MemoryRoutingBackend:
         wrap_up = self._config_of(item.queue).after_call_work_s
         if wrap_up > 0:
             self._add_timer(f"{TIMER_WRAP_UP}|{item.id}", now + wrap_up)
-            return item
-        return self._close(item, now, "completed")
+            return item, []
+        return self._close_and_refill(item, now, "completed")
 
-    async def close(self, item_id: str, now: float, reason: str) -> WorkItem:
+    async def close(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, list[Offer]]:
         item = self._open_item(item_id)
         if item.state is not ItemState.ASSIGNED:
             raise RoutingConflict(f"work item {item_id} is {item.state}; withdraw it instead")
-        return self._close(item, now, reason)
+        return self._close_and_refill(item, now, reason)
 
-    async def withdraw(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, str | None]:
+    def _close_and_refill(self, item: WorkItem, now: float, reason: str) -> tuple[WorkItem, list[Offer]]:
+        self._close(item, now, reason)
+        assert item.agent is not None
+        return item, self._fill_agent(item.agent, now)
+
+    async def withdraw(self, item_id: str, now: float,
+                       reason: str) -> tuple[WorkItem, str | None, list[Offer]]:
         item = self._open_item(item_id)
         agent_id = item.agent
         if item.state is ItemState.ASSIGNED:
@@ -298,7 +312,7 @@ class MemoryRoutingBackend:
         self._finish(item)
         self._record(now, {"kind": "abandoned", "item": item.id, "queue": item.queue, "channel": item.channel,
                            "call_center": item.call_center, "wait_s": now - item.created})
-        return item, agent_id
+        return item, agent_id, self._fill_agent(agent_id, now) if agent_id is not None else []
 
     async def move_to_queue(self, item_id: str, queue_id: str, now: float) -> tuple[WorkItem, str | None]:
         item = self._open_item(item_id)

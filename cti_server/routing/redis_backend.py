@@ -124,15 +124,18 @@ class RedisRoutingBackend:
     async def delete_agent(self, agent_id: str) -> None:
         await self._call("del_agent", agent_id)
 
-    async def set_agent_status(self, agent_id: str, status: str, now: float) -> Agent:
-        return _agent(await self._call("set_status", agent_id, status, repr(now)))
+    async def set_agent_status(self, agent_id: str, status: str, now: float) -> tuple[Agent, list[Offer]]:
+        result = json.loads(await self._call("set_status", agent_id, status, repr(now), self.scan_depth))
+        return _agent_from(result["agent"]), _offers(result)
 
     # --- items -----------------------------------------------------------------------------------
-    async def add_item(self, item: WorkItem, now: float) -> WorkItem:
+    async def add_item(self, item: WorkItem, now: float) -> tuple[WorkItem, Offer | None]:
         body = item.to_dict()
         data = body.pop("data")
-        raw = await self._call("add_item", json.dumps(body), json.dumps(data), repr(now))
-        return _item(json.loads(raw), data)
+        raw = await self._call("add_item", json.dumps(body), json.dumps(data), repr(now), self.scan_depth)
+        result = json.loads(raw)
+        offer = result.get("offer")
+        return _item(result["item"], data), _offer(offer) if offer else None
 
     async def get_item(self, item_id: str) -> WorkItem:
         raw, data = await self._pipeline_get(item_id)
@@ -166,21 +169,27 @@ class RedisRoutingBackend:
     async def accept(self, item_id: str, agent_id: str, now: float) -> WorkItem:
         return _item(json.loads(await self._call("accept", item_id, agent_id, repr(now))))
 
-    async def decline(self, item_id: str, agent_id: str, now: float, reason: str) -> WorkItem:
-        return _item(json.loads(await self._call("decline", item_id, agent_id, repr(now), reason)))
+    async def decline(self, item_id: str, agent_id: str, now: float,
+                      reason: str) -> tuple[WorkItem, list[Offer]]:
+        raw = await self._call("decline", item_id, agent_id, repr(now), reason, self.scan_depth)
+        result = json.loads(raw)
+        return _item(result["item"]), _offers(result)
 
     async def set_hold(self, item_id: str, held: bool, now: float) -> WorkItem:
         return _item(json.loads(await self._call("hold", item_id, "1" if held else "0", repr(now))))
 
-    async def end_conversation(self, item_id: str, now: float) -> WorkItem:
-        return _item(json.loads(await self._call("end_conversation", item_id, repr(now))))
+    async def end_conversation(self, item_id: str, now: float) -> tuple[WorkItem, list[Offer]]:
+        result = json.loads(await self._call("end_conversation", item_id, repr(now), self.scan_depth))
+        return _item(result["item"]), _offers(result)
 
-    async def close(self, item_id: str, now: float, reason: str) -> WorkItem:
-        return _item(json.loads(await self._call("close", item_id, repr(now), reason)))
+    async def close(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, list[Offer]]:
+        result = json.loads(await self._call("close", item_id, repr(now), reason, self.scan_depth))
+        return _item(result["item"]), _offers(result)
 
-    async def withdraw(self, item_id: str, now: float, reason: str) -> tuple[WorkItem, str | None]:
-        result = json.loads(await self._call("withdraw", item_id, repr(now), reason))
-        return _item(result["item"]), result.get("agent")
+    async def withdraw(self, item_id: str, now: float,
+                       reason: str) -> tuple[WorkItem, str | None, list[Offer]]:
+        result = json.loads(await self._call("withdraw", item_id, repr(now), reason, self.scan_depth))
+        return _item(result["item"]), result.get("agent"), _offers(result)
 
     async def move_to_queue(self, item_id: str, queue_id: str, now: float) -> tuple[WorkItem, str | None]:
         result = json.loads(await self._call("move", item_id, queue_id, repr(now)))
@@ -263,6 +272,10 @@ def _agent(raw: str) -> Agent:
 def _queue_shape(data: dict[str, Any]) -> dict[str, Any]:
     data["skill_relaxation"] = data.get("skill_relaxation") or {}
     return data
+
+
+def _offers(result: dict[str, Any]) -> list[Offer]:
+    return [_offer(o) for o in result.get("offers") or []]
 
 
 def _offer(data: dict[str, Any]) -> Offer:

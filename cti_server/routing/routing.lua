@@ -312,6 +312,33 @@ local function fire_one(member, now)
   return nil
 end
 
+-- Offer a queued item to the best fitting agent (not one who declined it, unless no other fits).
+local function route_item(item, now, depth)
+  if not item or item.state ~= 'queued' then return nil end
+  local fallback = nil
+  for _, aid in ipairs(redis.call('ZRANGE', P .. 'c:' .. item.queue, 0, depth - 1)) do
+    local agent = jget('agent', aid)
+    if agent and fits(agent, item, true) then
+      if not contains(item.declined_by, aid) then return do_offer(item, agent, now, true) end
+      if not fallback then fallback = agent end
+    end
+  end
+  if fallback then return do_offer(item, fallback, now, true) end
+  return nil
+end
+
+-- Offer the agent waiting work until nothing more fits.
+local function fill_agent(agent_id, now, depth)
+  local agent = jget('agent', agent_id)
+  local offers = {}
+  while agent and agent.used < agent.capacity do
+    local item = best_item_for(agent, depth)
+    if not item then break end
+    table.insert(offers, do_offer(item, agent, now, true))
+  end
+  return offers
+end
+
 local function all_agents()
   local out = {}
   for _, raw in ipairs(redis.call('HVALS', P .. 'agent')) do table.insert(out, cjson.decode(raw)) end
@@ -405,15 +432,17 @@ elseif op == 'del_agent' then
   return 'OK'
 elseif op == 'set_status' then
   local agent = jget('agent', ARGV[3])
+  local now = tonumber(ARGV[5])
   if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
   if not cached('status', ARGV[4]) then return fail('INPUT', 'status no presence status ' .. ARGV[4]) end
   if agent.status ~= ARGV[4] then
     agent.status = ARGV[4]
-    agent.status_since = tonumber(ARGV[5])
+    agent.status_since = now
     refresh(agent)
     save_agent(agent)
   end
-  return cjson.encode(agent)
+  local offers = fill_agent(agent.id, now, tonumber(ARGV[6]))
+  return cjson.encode({agent = jget('agent', agent.id), offers = offers})
 elseif op == 'add_item' then
   local item = cjson.decode(ARGV[3])
   local now = tonumber(ARGV[5])
@@ -427,30 +456,14 @@ elseif op == 'add_item' then
   redis.call('HSET', P .. 'data', item.id, ARGV[4])
   enter_queue(item, queue, now)
   save_item(item)
-  return cjson.encode(item)
+  local offer = route_item(item, now, tonumber(ARGV[6]))
+  return cjson.encode({item = item, offer = offer or NULL})
 elseif op == 'offer_item' then
-  local item = jget('item', ARGV[3])
-  local now, depth = tonumber(ARGV[4]), tonumber(ARGV[5])
-  if not item or item.state ~= 'queued' then return '' end
-  local fallback = nil
-  for _, aid in ipairs(redis.call('ZRANGE', P .. 'c:' .. item.queue, 0, depth - 1)) do
-    local agent = jget('agent', aid)
-    if agent and fits(agent, item, true) then
-      if not contains(item.declined_by, aid) then return cjson.encode(do_offer(item, agent, now, true)) end
-      if not fallback then fallback = agent end
-    end
-  end
-  if fallback then return cjson.encode(do_offer(item, fallback, now, true)) end
-  return ''
+  local offer = route_item(jget('item', ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+  if not offer then return '' end
+  return cjson.encode(offer)
 elseif op == 'offer_agent' then
-  local agent = jget('agent', ARGV[3])
-  local now, depth = tonumber(ARGV[4]), tonumber(ARGV[5])
-  local offers = {}
-  while agent and agent.used < agent.capacity do
-    local item = best_item_for(agent, depth)
-    if not item then break end
-    table.insert(offers, do_offer(item, agent, now, true))
-  end
+  local offers = fill_agent(ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
   if #offers == 0 then return '[]' end
   return cjson.encode(offers)
 elseif op == 'offer_to' then
@@ -497,8 +510,13 @@ elseif op == 'decline' then
   if item.state ~= 'offered' or item.agent ~= ARGV[4] then
     return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
   end
-  requeue(item, tonumber(ARGV[5]), 'declined', ARGV[6])
-  return cjson.encode(item)
+  local now, depth = tonumber(ARGV[5]), tonumber(ARGV[7])
+  requeue(item, now, 'declined', ARGV[6])
+  local offers = {}
+  local again = route_item(item, now, depth)
+  if again then table.insert(offers, again) end
+  for _, offer in ipairs(fill_agent(ARGV[4], now, depth)) do table.insert(offers, offer) end
+  return cjson.encode({item = item, offers = offers})
 elseif op == 'hold' then
   local item, err = open_item(ARGV[3])
   if not item then return err end
@@ -526,16 +544,19 @@ elseif op == 'end_conversation' then
   if wrap_up > 0 then
     add_timer('w|' .. item.id, now + wrap_up)
     save_item(item)
-    return cjson.encode(item)
+    return cjson.encode({item = item, offers = {}})
   end
-  return cjson.encode(close_item(item, now, 'completed'))
+  close_item(item, now, 'completed')
+  return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[5]))})
 elseif op == 'close' then
   local item, err = open_item(ARGV[3])
   if not item then return err end
   if item.state ~= 'assigned' then
     return fail('CONFLICT', 'work item ' .. item.id .. ' is ' .. item.state .. '; withdraw it instead')
   end
-  return cjson.encode(close_item(item, tonumber(ARGV[4]), ARGV[5]))
+  local now = tonumber(ARGV[4])
+  close_item(item, now, ARGV[5])
+  return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[6]))})
 elseif op == 'withdraw' then
   local item, err = open_item(ARGV[3])
   if not item then return err end
@@ -552,7 +573,9 @@ elseif op == 'withdraw' then
   finish(item)
   record(now, {kind = 'abandoned', item = item.id, queue = item.queue, channel = item.channel,
                call_center = item.call_center, wait_s = now - item.created})
-  return cjson.encode({item = item, agent = agent_id})
+  local offers = {}
+  if not isnull(agent_id) then offers = fill_agent(agent_id, now, tonumber(ARGV[6])) end
+  return cjson.encode({item = item, agent = agent_id, offers = offers})
 elseif op == 'move' then
   local item, err = open_item(ARGV[3])
   if not item then return err end
