@@ -355,15 +355,23 @@ class AuthConfig:
     """Web authentication: session lifetime, cookie flags and the argon2id password-hash cost (RFC 9106).
 
     ``password_memory_kib`` / ``password_time_cost`` are argon2id's m and t parameters; RFC 9106 section 4
-    recommends m=64 MiB, t=3 when memory is constrained, which is the default here.
+    recommends m=64 MiB, t=3 when memory is constrained, which is the default here. After
+    ``login_max_failures`` wrong passwords for one username from one address, logins from there are
+    refused with 429 for ``login_lockout`` seconds.
     """
 
     session_lifetime: int = 43200
     cookie_secure: bool = False
     password_memory_kib: int = 65536
     password_time_cost: int = 3
+    login_max_failures: int = 5
+    login_lockout: int = 300
 
     def __post_init__(self) -> None:
+        if self.login_max_failures < 1:
+            raise ConfigError("login_max_failures", f"must be >= 1, got {self.login_max_failures}")
+        if self.login_lockout < 0:
+            raise ConfigError("login_lockout", f"must be >= 0 seconds, got {self.login_lockout}")
         if self.session_lifetime < 60:
             raise ConfigError("session_lifetime", f"must be >= 60 seconds, got {self.session_lifetime}")
         if self.password_memory_kib < 8:

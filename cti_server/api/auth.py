@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti_server.api.errors import api_error, store_errors
 from cti_server.api.keys import CONFIG_KEY, PASSWORDS_KEY, STORE_KEY
+from cti_server.api.login_throttle import LOGIN_FAILURES_KEY, LoginFailures
 from cti_server.store.audit import Actor
 from cti_server.store.credentials import API_KEY_PREFIX, api_key_for, user_for_session
 from cti_server.store.engine import Store
@@ -178,8 +179,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
 
 
 def setup(app: web.Application) -> None:
-    """Install the store-error and authentication middlewares and the password hasher on ``app``."""
+    """Install the store-error and authentication middlewares, the password hasher and the failed-login
+    counter (``[auth] login_max_failures``, ``login_lockout``) on ``app``."""
     app.middlewares.append(store_errors)
     app.middlewares.append(authenticate)
+    auth_config = app[CONFIG_KEY].auth
     if PASSWORDS_KEY not in app:
-        app[PASSWORDS_KEY] = PasswordHashing(app[CONFIG_KEY].auth)
+        app[PASSWORDS_KEY] = PasswordHashing(auth_config)
+    app[LOGIN_FAILURES_KEY] = LoginFailures(auth_config.login_max_failures, auth_config.login_lockout)

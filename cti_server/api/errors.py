@@ -24,6 +24,7 @@ _EXCEPTIONS: dict[int, type[web.HTTPException]] = {
     413: web.HTTPRequestEntityTooLarge,
     415: web.HTTPUnsupportedMediaType,
     422: web.HTTPUnprocessableEntity,
+    429: web.HTTPTooManyRequests,
     503: web.HTTPServiceUnavailable,
 }
 

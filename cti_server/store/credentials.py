@@ -57,6 +57,8 @@ async def create_session(db: AsyncSession, user: User, lifetime: int, user_agent
     """Open a session for ``user`` lasting ``lifetime`` seconds; returns the token (never stored)."""
     token = secrets.token_urlsafe(32)
     now = utcnow()
+    # Expired sessions of this user are dropped here, so the table stays the size of live sessions.
+    await db.execute(delete(WebSession).where(WebSession.user_id == user.id, WebSession.expires_at <= now))
     db.add(WebSession(token_hash=token_hash(token), user_id=user.id, created_at=now,
                       expires_at=now + timedelta(seconds=lifetime), user_agent=user_agent[:255]))
     user.last_login_at = now

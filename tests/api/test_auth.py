@@ -6,12 +6,14 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from cti_server.api import create_app
 from cti_server.api.auth import SESSION_COOKIE
+from cti_server.api.login_throttle import LoginFailures
 from cti_server.store import CLI_ACTOR, Store
 from cti_server.store.credentials import revoke_api_key
 from cti_server.store.directory import get_user, update_user
 from cti_server.store.models import ApiKey, User
-from tests.api.conftest import PASSWORD, Tenants
+from tests.api.conftest import PASSWORD, Tenants, api_config
 
 Client = TestClient[Any, Any]
 
@@ -114,3 +116,38 @@ async def test_unassigned_user_may_see_me_but_nothing_scoped(
         await unassign(db, CLI_ACTOR, user)
     resp = await api_client.get("/api/v1/me", headers=tenants.headers("agent"))
     assert (await resp.json())["call_center_id"] is None
+
+
+def test_login_failures_lock_a_username_and_address_pair_for_a_while() -> None:
+    failures = LoginFailures(max_failures=3, lockout=60)
+    for second in range(3):
+        assert failures.retry_after("bob", "10.0.0.1", now=100 + second) == 0
+        failures.failed("bob", "10.0.0.1", now=100 + second)
+    assert failures.retry_after("bob", "10.0.0.1", now=103) == 57
+    assert failures.retry_after("bob", "10.0.0.2", now=103) == 0  # another address
+    assert failures.retry_after("carol", "10.0.0.1", now=103) == 0  # another user
+    assert failures.retry_after("bob", "10.0.0.1", now=160) == 0  # the oldest failure aged out
+    failures.failed("bob", "10.0.0.1", now=161)
+    failures.succeeded("bob", "10.0.0.1")
+    assert failures.retry_after("bob", "10.0.0.1", now=161) == 0
+
+
+def test_login_failures_remember_a_bounded_number_of_pairs() -> None:
+    failures = LoginFailures(max_failures=1, lockout=60, max_entries=2)
+    for user in ("a", "b", "c"):
+        failures.failed(user, "ip", now=0)
+    assert failures.retry_after("a", "ip", now=1) == 0
+    assert failures.retry_after("c", "ip", now=1) > 0
+
+
+async def test_repeated_wrong_passwords_get_429_even_with_the_right_one(
+    aiohttp_client: Any, sqlite_store: Store, tenants: Tenants
+) -> None:
+    client = await aiohttp_client(create_app(api_config(auth={"login_max_failures": 2}), store=sqlite_store))
+    for _ in range(2):
+        resp = await client.post("/api/v1/login", json={"username": "alpha-agent", "password": "wrong-guess"})
+        assert resp.status == 401
+    resp = await client.post("/api/v1/login", json={"username": "alpha-agent", "password": PASSWORD})
+    assert resp.status == 429
+    assert int(resp.headers["Retry-After"]) > 0
+    assert (await client.post("/api/v1/login", json={"username": "beta-agent", "password": PASSWORD})).ok

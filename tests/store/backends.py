@@ -20,7 +20,6 @@ from typing import Any
 
 import asyncpg
 import pytest
-from sqlalchemy import text
 
 from cti_server.config import StoreConfig
 from cti_server.store import Store
@@ -82,9 +81,11 @@ def postgres_url() -> Iterator[str]:
 
 
 async def _empty_tables(store: Store) -> None:
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables if t.name not in SEEDED_TABLES)
+    # DELETE in reverse dependency order: much faster than TRUNCATE on a handful of tiny tables.
     async with store.engine.begin() as connection:
-        await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        for table in reversed(Base.metadata.sorted_tables):
+            if table.name not in SEEDED_TABLES:
+                await connection.execute(table.delete())
 
 
 @pytest.fixture
