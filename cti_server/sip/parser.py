@@ -17,13 +17,14 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from cti_server.sip.address import TOKEN_CHARS
+from cti_server.sip.address import TOKEN_CHARS, parse_name_addr
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, name_key
 from cti_server.sip.message import (
     SipRequest,
     SipResponse,
     new_tag,
+    parse_cseq,
     parse_delta_seconds,
     parse_max_forwards,
     reason_phrase,
@@ -103,8 +104,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
         raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
 
     entries: list[tuple[str, str, str]] = []
-    present: set[str] = set()
-    content_length: str | None = None
+    first: dict[str, str] = {}  # key -> value of its first line
     for line in lines[1:]:
         colon = line.find(":")
         if colon <= 0:
@@ -120,18 +120,18 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
                 _known_names[line[:colon]] = known
         key = known[0]
         value = line[colon + 1:].strip(" \t")
-        if key in present and key in _SINGLE_HEADERS:
+        if key not in first:
+            first[key] = value
+        elif key in _SINGLE_HEADERS:
             raise SipParseError(f"more than one {known[1]} header")
-        present.add(key)
-        if key == "content-length":
-            content_length = value
         entries.append((key, known[1], value))
-    missing = _MANDATORY_KEYS - present
+    missing = _MANDATORY_KEYS - first.keys()
     if missing:
         raise SipParseError("missing " + ", ".join(_MANDATORY_NAMES[key] for key in sorted(missing)))
     headers = Headers._from_entries(entries)
 
     body_start = end + 4
+    content_length = first.get("content-length")
     if content_length is None:
         body = data[body_start:]
     else:
@@ -150,7 +150,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
         message = _parse_status_line(start_line, headers, body)
     else:
         message = _parse_request_line(start_line, headers, body)
-    _check_headers(message, present)
+    _check_headers(message, first)
     return message
 
 
@@ -185,26 +185,40 @@ def _parse_status_line(line: str, headers: Headers, body: bytes) -> SipResponse:
     return SipResponse(int(code), reason, headers, body, "SIP/2.0")
 
 
-def _check_headers(message: SipMessage, present: set[str]) -> None:
-    """The checks of RFC 3261 8.2.2 / 16.3 that every element needs before it can use a message."""
-    headers = message.headers
-    call_id = message.call_id
-    if not call_id or any(char in call_id for char in " \t"):
+def _check_headers(message: SipMessage, first: dict[str, str]) -> None:
+    """The checks of RFC 3261 8.2.2 / 16.3 that every element needs before it can use a message.
+
+    The typed values parsed here are stored in the message's accessor cache, so reading them later
+    costs nothing.
+    """
+    cache = message._cache
+    call_id = first["call-id"]
+    if not call_id or " " in call_id or "\t" in call_id:
         raise SipParseError(f"invalid Call-ID {call_id[:40]!r}")
-    cseq = message.cseq
+    raw = first["cseq"]
+    cseq = parse_cseq(raw)
+    cache["cseq"] = (raw, cseq)
     if isinstance(message, SipRequest):
         if cseq.method != message.method:
             raise SipParseError(f"CSeq method {cseq.method[:20]} does not match {message.method[:20]}")
-        if "max-forwards" in present:
-            parse_max_forwards(headers.get("Max-Forwards") or "")
-    _ = message.from_addr
-    _ = message.to_addr
-    _ = message.top_via
-    if "contact" in present:
+        if "max-forwards" in first:
+            parse_max_forwards(first["max-forwards"])
+    raw = first["from"]
+    cache["from"] = (raw, parse_name_addr(raw, "From"))
+    raw = first["to"]
+    cache["to"] = (raw, parse_name_addr(raw, "To"))
+    raw = first["via"]
+    if not raw or "," in raw:
+        top = message.headers.get("Via")  # the first list element, skipping empty ones
+        if top is None:
+            raise SipParseError("missing Via")
+        raw = top
+    cache["top_via"] = (raw, parse_via(raw))
+    if "contact" in first:
         _ = message.contacts
-    if "expires" in present:
-        parse_delta_seconds(headers.get("Expires") or "", "Expires")
-    if "date" in present and _DATE_RE.fullmatch(headers.get("Date") or "") is None:
+    if "expires" in first:
+        parse_delta_seconds(first["expires"], "Expires")
+    if "date" in first and _DATE_RE.fullmatch(first["date"]) is None:
         raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
 
 
