@@ -97,7 +97,10 @@ def build_components(server: CtiServer) -> list[Component]:
     registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus)
     server.app[BINDINGS_KEY] = registrar.registrar.bindings
     calls = CallsComponent.attach(sip, registrar.registrar, server.config, server.bus)
-    return [StoreComponent(server.app[STORE_KEY], server.config), sip, registrar, calls]
+    from cti_server.screenpop.component import component_for_app
+
+    screenpop = component_for_app(server.app)
+    return [StoreComponent(server.app[STORE_KEY], server.config), screenpop, sip, registrar, calls]
 
 
 async def run_until_signalled(config: Config) -> None:
