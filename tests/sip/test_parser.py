@@ -233,3 +233,16 @@ def test_response_for_unparseable_keeps_status_and_existing_to_tag() -> None:
 ])
 def test_response_for_unparseable_gives_none_when_hopeless(data: bytes) -> None:
     assert response_for_unparseable(data, SipParseError("bad")) is None
+
+
+def test_values_cached_by_the_parser_equal_fresh_accessor_results() -> None:
+    data = replace(INVITE, b"Via: SIP/2.0/UDP pc33", b"Via: , SIP/2.0/UDP pc33")
+    for message_bytes in (INVITE, RESPONSE, data):
+        parsed = parse_message(message_bytes)
+        fresh: SipRequest | SipResponse
+        if isinstance(parsed, SipRequest):
+            fresh = SipRequest(parsed.method, parsed.uri, parsed.headers.copy(), parsed.body)
+        else:
+            fresh = SipResponse(parsed.status, parsed.reason, parsed.headers.copy(), parsed.body)
+        for accessor in ("cseq", "from_addr", "to_addr", "top_via", "vias", "contacts", "call_id"):
+            assert getattr(parsed, accessor) == getattr(fresh, accessor), accessor
