@@ -113,7 +113,7 @@ async def test_baresip_registers_then_unregisters_on_exit(
         f"<sip:1002@127.0.0.1:{server.sip_port}>;auth_pass={USERS['1002']};regint=300\n"
     )
     process = await asyncio.create_subprocess_exec(
-        baresip, "-f", str(tmp_path), "-t", "6", stdin=asyncio.subprocess.DEVNULL,
+        baresip, "-f", str(tmp_path), "-t", "3", stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )
     peer = PeerProcess(process)
