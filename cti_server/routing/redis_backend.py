@@ -1,7 +1,8 @@
-"""Redis routing backend: state shared by several server processes, atomic steps as one Lua script.
+"""Redis routing backend: state shared by several server processes, atomic steps in one Lua library.
 
-Every change of state is one call of ``routing.lua`` (dispatched on its first argument), which Redis
-runs atomically: two nodes offering at the same moment are serialised, so an item is never offered
+``routing.lua`` is loaded as a Redis function library (Redis 7+, ``FUNCTION LOAD``, so no per-call
+script set-up); every change of state is one ``FCALL cti_routing`` (dispatched on its first
+argument), which Redis runs atomically: two nodes offering at the same moment are serialised, so an item is never offered
 to two agents and an agent never fills beyond capacity. All state lives in Redis under ``prefix``,
 so a restarted server process carries on where it was (timers included).
 
@@ -46,7 +47,6 @@ class RedisRoutingBackend:
         self.client = client
         self.prefix = prefix
         self.scan_depth = scan_depth
-        self._script = client.register_script(_LUA)
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "cti:routing:", scan_depth: int = 1000,
@@ -54,6 +54,7 @@ class RedisRoutingBackend:
                       finished_items_kept: int = 10_000) -> RedisRoutingBackend:
         """Connect, store the retention settings and create the default presence statuses if absent."""
         client = redis.from_url(url, decode_responses=True)
+        await client.function_load(_LUA, replace=True)
         backend = cls(client, prefix, scan_depth)
         await client.set(prefix + "retention", repr(float(history_retention_s)))
         await client.set(prefix + "keep", str(finished_items_kept))
@@ -63,7 +64,7 @@ class RedisRoutingBackend:
 
     async def _call(self, op: str, *args: Any) -> Any:
         try:
-            return await self._script(keys=[], args=[op, self.prefix, *args])
+            return await self.client.fcall("cti_routing", 0, op, self.prefix, *args)
         except ResponseError as exc:
             raise _translate(exc) from None
 

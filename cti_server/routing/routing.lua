@@ -1,12 +1,13 @@
--- Atomic routing steps for the Redis backend (cti_server/routing/redis_backend.py).
--- One script, dispatched on ARGV[1]; ARGV[2] is the key prefix. Each call runs atomically in Redis,
--- so several server processes can route on one Redis without offering an item twice.
--- The rules mirror cti_server/routing/memory.py exactly (see cti_server/routing/backend.py).
--- Keys are built from the prefix (not declared in KEYS): this targets a single Redis, not a cluster.
+#!lua name=cti_routing
+-- Atomic routing steps for the Redis backend (cti_server/routing/redis_backend.py), loaded once as
+-- a Redis function library (FUNCTION LOAD) and called as FCALL cti_routing 0 <op> <prefix> <args...>.
+-- Each call runs atomically in Redis, so several server processes can route on one Redis without
+-- offering an item twice. The rules mirror cti_server/routing/memory.py exactly (see
+-- cti_server/routing/backend.py). Keys are built from the prefix (not declared in KEYS): this targets
+-- a single Redis, not a cluster.
 
-local op = ARGV[1]
-local P = ARGV[2]
-local NULL = cjson.null
+local P = ''
+local NULL = nil  -- cjson.null, bound at call time (cjson is not loaded while the library loads)
 local SEQ_SCALE = 4294967296
 
 local function isnull(v) return v == nil or v == NULL end
@@ -20,7 +21,7 @@ local function jget(hash, id)
 end
 local function jput(hash, id, obj) redis.call('HSET', P .. hash, id, cjson.encode(obj)) end
 
-local cache = {status = {}, queue = {}, cfg = {}}
+local cache = {}
 local function cached(kind, id)
   local v = cache[kind][id]
   if v == nil then
@@ -227,6 +228,30 @@ local function open_item(id)
   return nil, fail('NOTFOUND', 'no work item ' .. id)
 end
 
+-- Members of a sorted set in order, fetched a page at a time (most scans stop at the first entry).
+local PAGE = 16
+local function scan(key, depth, with_scores)
+  local start, buffer, i = 0, {}, 0
+  local step = with_scores and 2 or 1
+  return function()
+    i = i + step
+    if i > #buffer then
+      if start >= depth then return nil end
+      local stop = math.min(start + PAGE, depth) - 1
+      if with_scores then
+        buffer = redis.call('ZRANGE', key, start, stop, 'WITHSCORES')
+      else
+        buffer = redis.call('ZRANGE', key, start, stop)
+      end
+      start = stop + 1
+      i = 1
+      if #buffer == 0 then return nil end
+    end
+    if with_scores then return buffer[i], buffer[i + 1] end
+    return buffer[i]
+  end
+end
+
 local function best_item_for(agent, depth)
   local status = cached('status', agent.status)
   if not status or #status.channels == 0 then return nil end
@@ -244,16 +269,15 @@ local function best_item_for(agent, depth)
   for _, p in ipairs(priorities) do
     local best, best_score, best_id = nil, nil, nil
     for _, qid in ipairs(tiers[p]) do
-      local entries = redis.call('ZRANGE', P .. 'w:' .. qid, 0, depth - 1, 'WITHSCORES')
-      for i = 1, #entries, 2 do
-        local item = jget('item', entries[i])
+      for item_id, raw_score in scan(P .. 'w:' .. qid, depth, true) do
+        local item = jget('item', item_id)
         if item and fits(agent, item, true) then
           if contains(item.declined_by, agent.id) then
             if not fallback then fallback = item end
           else
-            local s = tonumber(entries[i + 1])
-            if best == nil or s < best_score or (s == best_score and entries[i] < best_id) then
-              best, best_score, best_id = item, s, entries[i]
+            local s = tonumber(raw_score)
+            if best == nil or s < best_score or (s == best_score and item_id < best_id) then
+              best, best_score, best_id = item, s, item_id
             end
             break
           end
@@ -316,7 +340,7 @@ end
 local function route_item(item, now, depth)
   if not item or item.state ~= 'queued' then return nil end
   local fallback = nil
-  for _, aid in ipairs(redis.call('ZRANGE', P .. 'c:' .. item.queue, 0, depth - 1)) do
+  for aid in scan(P .. 'c:' .. item.queue, depth, false) do
     local agent = jget('agent', aid)
     if agent and fits(agent, item, true) then
       if not contains(item.declined_by, aid) then return do_offer(item, agent, now, true) end
@@ -352,256 +376,264 @@ local function rebuild_queue(qid)
 end
 
 -- ------------------------------------------------------------------------------------------------
-if op == 'put_cfg' then
-  local cfg = cjson.decode(ARGV[3])
-  jput('cfg', cfg.id, cfg)
-  cache.cfg[cfg.id] = cfg
-  for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
-    local queue = cjson.decode(raw)
-    if queue.routing_config == cfg.id then rebuild_queue(queue.id) end
-  end
-  return 'OK'
-elseif op == 'del_cfg' then
-  if not jget('cfg', ARGV[3]) then return fail('NOTFOUND', 'no routing configuration ' .. ARGV[3]) end
-  for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
-    local queue = cjson.decode(raw)
-    if queue.routing_config == ARGV[3] then
-      return fail('CONFLICT', 'routing configuration ' .. ARGV[3] .. ' is used by queue ' .. queue.id)
+local function dispatch(_keys, ARGV)
+  local op = ARGV[1]
+  P = ARGV[2]
+  NULL = cjson.null
+  cache = {status = {}, queue = {}, cfg = {}}
+  if op == 'put_cfg' then
+    local cfg = cjson.decode(ARGV[3])
+    jput('cfg', cfg.id, cfg)
+    cache.cfg[cfg.id] = cfg
+    for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
+      local queue = cjson.decode(raw)
+      if queue.routing_config == cfg.id then rebuild_queue(queue.id) end
     end
-  end
-  redis.call('HDEL', P .. 'cfg', ARGV[3])
-  return 'OK'
-elseif op == 'put_queue' then
-  local queue = cjson.decode(ARGV[3])
-  if not jget('cfg', queue.routing_config) then
-    return fail('INPUT', 'routing_config no routing configuration ' .. queue.routing_config)
-  end
-  jput('queue', queue.id, queue)
-  cache.queue[queue.id] = queue
-  rebuild_queue(queue.id)
-  return 'OK'
-elseif op == 'del_queue' then
-  local qid = ARGV[3]
-  if not jget('queue', qid) then return fail('NOTFOUND', 'no queue ' .. qid) end
-  if redis.call('ZCARD', P .. 'w:' .. qid) > 0 or redis.call('SCARD', P .. 'o:' .. qid) > 0 then
-    return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items')
-  end
-  for _, raw in ipairs(redis.call('HVALS', P .. 'item')) do
-    if cjson.decode(raw).queue == qid then return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items') end
-  end
-  redis.call('HDEL', P .. 'queue', qid)
-  redis.call('DEL', P .. 'c:' .. qid, P .. 'w:' .. qid, P .. 'wc:' .. qid, P .. 'o:' .. qid)
-  return 'OK'
-elseif op == 'put_status' then
-  local status = cjson.decode(ARGV[3])
-  jput('status', status.name, status)
-  cache.status[status.name] = status
-  for _, agent in ipairs(all_agents()) do
-    if agent.status == status.name then refresh(agent) end
-  end
-  return 'OK'
-elseif op == 'del_status' then
-  if not jget('status', ARGV[3]) then return fail('NOTFOUND', 'no presence status ' .. ARGV[3]) end
-  for _, agent in ipairs(all_agents()) do
-    if agent.status == ARGV[3] then return fail('CONFLICT', 'agents are in presence status ' .. ARGV[3]) end
-  end
-  redis.call('HDEL', P .. 'status', ARGV[3])
-  return 'OK'
-elseif op == 'put_agent' then
-  local agent = cjson.decode(ARGV[3])
-  local now = tonumber(ARGV[4])
-  local old = jget('agent', agent.id)
-  if old then
-    agent.status, agent.status_since = old.status, old.status_since
-    agent.used, agent.used_by_channel, agent.items = old.used, old.used_by_channel, old.items
-    for _, qid in ipairs(old.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
-  else
-    if not cached('status', agent.status) then return fail('INPUT', 'status no presence status ' .. agent.status) end
-    agent.status_since = now
-    agent.used, agent.used_by_channel, agent.items = 0, {}, {}
-  end
-  refresh(agent)
-  save_agent(agent)
-  return cjson.encode(agent)
-elseif op == 'del_agent' then
-  local agent = jget('agent', ARGV[3])
-  if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
-  if #agent.items > 0 then return fail('CONFLICT', 'agent ' .. agent.id .. ' still holds work items') end
-  for _, qid in ipairs(agent.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
-  redis.call('HDEL', P .. 'agent', agent.id)
-  return 'OK'
-elseif op == 'set_status' then
-  local agent = jget('agent', ARGV[3])
-  local now = tonumber(ARGV[5])
-  if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
-  if not cached('status', ARGV[4]) then return fail('INPUT', 'status no presence status ' .. ARGV[4]) end
-  if agent.status ~= ARGV[4] then
-    agent.status = ARGV[4]
-    agent.status_since = now
+    return 'OK'
+  elseif op == 'del_cfg' then
+    if not jget('cfg', ARGV[3]) then return fail('NOTFOUND', 'no routing configuration ' .. ARGV[3]) end
+    for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
+      local queue = cjson.decode(raw)
+      if queue.routing_config == ARGV[3] then
+        return fail('CONFLICT', 'routing configuration ' .. ARGV[3] .. ' is used by queue ' .. queue.id)
+      end
+    end
+    redis.call('HDEL', P .. 'cfg', ARGV[3])
+    return 'OK'
+  elseif op == 'put_queue' then
+    local queue = cjson.decode(ARGV[3])
+    if not jget('cfg', queue.routing_config) then
+      return fail('INPUT', 'routing_config no routing configuration ' .. queue.routing_config)
+    end
+    jput('queue', queue.id, queue)
+    cache.queue[queue.id] = queue
+    rebuild_queue(queue.id)
+    return 'OK'
+  elseif op == 'del_queue' then
+    local qid = ARGV[3]
+    if not jget('queue', qid) then return fail('NOTFOUND', 'no queue ' .. qid) end
+    if redis.call('ZCARD', P .. 'w:' .. qid) > 0 or redis.call('SCARD', P .. 'o:' .. qid) > 0 then
+      return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items')
+    end
+    for _, raw in ipairs(redis.call('HVALS', P .. 'item')) do
+      if cjson.decode(raw).queue == qid then return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items') end
+    end
+    redis.call('HDEL', P .. 'queue', qid)
+    redis.call('DEL', P .. 'c:' .. qid, P .. 'w:' .. qid, P .. 'wc:' .. qid, P .. 'o:' .. qid)
+    return 'OK'
+  elseif op == 'put_status' then
+    local status = cjson.decode(ARGV[3])
+    jput('status', status.name, status)
+    cache.status[status.name] = status
+    for _, agent in ipairs(all_agents()) do
+      if agent.status == status.name then refresh(agent) end
+    end
+    return 'OK'
+  elseif op == 'del_status' then
+    if not jget('status', ARGV[3]) then return fail('NOTFOUND', 'no presence status ' .. ARGV[3]) end
+    for _, agent in ipairs(all_agents()) do
+      if agent.status == ARGV[3] then return fail('CONFLICT', 'agents are in presence status ' .. ARGV[3]) end
+    end
+    redis.call('HDEL', P .. 'status', ARGV[3])
+    return 'OK'
+  elseif op == 'put_agent' then
+    local agent = cjson.decode(ARGV[3])
+    local now = tonumber(ARGV[4])
+    local old = jget('agent', agent.id)
+    if old then
+      agent.status, agent.status_since = old.status, old.status_since
+      agent.used, agent.used_by_channel, agent.items = old.used, old.used_by_channel, old.items
+      for _, qid in ipairs(old.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
+    else
+      if not cached('status', agent.status) then return fail('INPUT', 'status no presence status ' .. agent.status) end
+      agent.status_since = now
+      agent.used, agent.used_by_channel, agent.items = 0, {}, {}
+    end
     refresh(agent)
     save_agent(agent)
-  end
-  local offers = fill_agent(agent.id, now, tonumber(ARGV[6]))
-  return cjson.encode({agent = jget('agent', agent.id), offers = offers})
-elseif op == 'add_item' then
-  local item = cjson.decode(ARGV[3])
-  local now = tonumber(ARGV[5])
-  if redis.call('HEXISTS', P .. 'item', item.id) == 1 or redis.call('HEXISTS', P .. 'done', item.id) == 1 then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' exists')
-  end
-  local queue = cached('queue', item.queue)
-  if not queue then return fail('INPUT', 'queue no queue ' .. item.queue) end
-  item.state = 'queued'
-  item.queued_at = now
-  redis.call('HSET', P .. 'data', item.id, ARGV[4])
-  enter_queue(item, queue, now)
-  save_item(item)
-  local offer = route_item(item, now, tonumber(ARGV[6]))
-  return cjson.encode({item = item, offer = offer or NULL})
-elseif op == 'offer_item' then
-  local offer = route_item(jget('item', ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
-  if not offer then return '' end
-  return cjson.encode(offer)
-elseif op == 'offer_agent' then
-  local offers = fill_agent(ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
-  if #offers == 0 then return '[]' end
-  return cjson.encode(offers)
-elseif op == 'offer_to' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  local agent = jget('agent', ARGV[4])
-  local now = tonumber(ARGV[5])
-  if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[4]) end
-  if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
-  if item.agent == agent.id then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is already offered to ' .. agent.id)
-  end
-  if not fits(agent, item, false) then
-    return fail('CONFLICT', 'agent ' .. agent.id .. ' (' .. agent.status .. ') has no room for work item ' .. item.id)
-  end
-  if item.state == 'offered' then
-    end_offer(item, now, 'moved', 'supervisor')
-    agent = jget('agent', ARGV[4])
-  else
-    leave_waiting(item)
-  end
-  return cjson.encode(do_offer(item, agent, now, false))
-elseif op == 'accept' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  local now = tonumber(ARGV[5])
-  if item.state ~= 'offered' or item.agent ~= ARGV[4] then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
-  end
-  cancel_timer(offer_timer(item))
-  redis.call('SREM', P .. 'o:' .. item.queue, item.id)
-  item.state = 'assigned'
-  item.accepted_at = now
-  local rec = item.offers[#item.offers]
-  rec.outcome = 'accepted'
-  rec.ended_at = now
-  save_item(item)
-  record(now, {kind = 'answered', item = item.id, queue = item.queue, channel = item.channel,
-               call_center = item.call_center, agent = item.agent, wait_s = now - item.created})
-  return cjson.encode(item)
-elseif op == 'decline' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  if item.state ~= 'offered' or item.agent ~= ARGV[4] then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
-  end
-  local now, depth = tonumber(ARGV[5]), tonumber(ARGV[7])
-  requeue(item, now, 'declined', ARGV[6])
-  local offers = {}
-  local again = route_item(item, now, depth)
-  if again then table.insert(offers, again) end
-  for _, offer in ipairs(fill_agent(ARGV[4], now, depth)) do table.insert(offers, offer) end
-  return cjson.encode({item = item, offers = offers})
-elseif op == 'hold' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  local now = tonumber(ARGV[5])
-  if item.state ~= 'assigned' or not isnull(item.ended_at) then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is not in conversation')
-  end
-  if ARGV[4] == '1' and isnull(item.hold_since) then
-    item.hold_since = now
-  elseif ARGV[4] == '0' then
-    stop_hold(item, now)
-  end
-  save_item(item)
-  return cjson.encode(item)
-elseif op == 'end_conversation' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  local now = tonumber(ARGV[4])
-  if item.state ~= 'assigned' or not isnull(item.ended_at) then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is not in conversation')
-  end
-  stop_hold(item, now)
-  item.ended_at = now
-  local wrap_up = cfg_of(item.queue).after_call_work_s
-  if wrap_up > 0 then
-    add_timer('w|' .. item.id, now + wrap_up)
+    return cjson.encode(agent)
+  elseif op == 'del_agent' then
+    local agent = jget('agent', ARGV[3])
+    if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
+    if #agent.items > 0 then return fail('CONFLICT', 'agent ' .. agent.id .. ' still holds work items') end
+    for _, qid in ipairs(agent.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
+    redis.call('HDEL', P .. 'agent', agent.id)
+    return 'OK'
+  elseif op == 'set_status' then
+    local agent = jget('agent', ARGV[3])
+    local now = tonumber(ARGV[5])
+    if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
+    if not cached('status', ARGV[4]) then return fail('INPUT', 'status no presence status ' .. ARGV[4]) end
+    if agent.status ~= ARGV[4] then
+      agent.status = ARGV[4]
+      agent.status_since = now
+      refresh(agent)
+      save_agent(agent)
+    end
+    local offers = fill_agent(agent.id, now, tonumber(ARGV[6]))
+    return cjson.encode({agent = jget('agent', agent.id), offers = offers})
+  elseif op == 'add_item' then
+    local item = cjson.decode(ARGV[3])
+    local now = tonumber(ARGV[5])
+    if redis.call('HEXISTS', P .. 'item', item.id) == 1 or redis.call('HEXISTS', P .. 'done', item.id) == 1 then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' exists')
+    end
+    local queue = cached('queue', item.queue)
+    if not queue then return fail('INPUT', 'queue no queue ' .. item.queue) end
+    item.state = 'queued'
+    item.queued_at = now
+    redis.call('HSET', P .. 'data', item.id, ARGV[4])
+    enter_queue(item, queue, now)
     save_item(item)
-    return cjson.encode({item = item, offers = {}})
+    local offer = route_item(item, now, tonumber(ARGV[6]))
+    return cjson.encode({item = item, offer = offer or NULL})
+  elseif op == 'offer_item' then
+    local offer = route_item(jget('item', ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
+    if not offer then return '' end
+    return cjson.encode(offer)
+  elseif op == 'offer_agent' then
+    local offers = fill_agent(ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
+    if #offers == 0 then return '[]' end
+    return cjson.encode(offers)
+  elseif op == 'offer_to' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    local agent = jget('agent', ARGV[4])
+    local now = tonumber(ARGV[5])
+    if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[4]) end
+    if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
+    if item.agent == agent.id then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is already offered to ' .. agent.id)
+    end
+    if not fits(agent, item, false) then
+      return fail('CONFLICT', 'agent ' .. agent.id .. ' (' .. agent.status .. ') has no room for work item ' .. item.id)
+    end
+    if item.state == 'offered' then
+      end_offer(item, now, 'moved', 'supervisor')
+      agent = jget('agent', ARGV[4])
+    else
+      leave_waiting(item)
+    end
+    return cjson.encode(do_offer(item, agent, now, false))
+  elseif op == 'accept' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    local now = tonumber(ARGV[5])
+    if item.state ~= 'offered' or item.agent ~= ARGV[4] then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
+    end
+    cancel_timer(offer_timer(item))
+    redis.call('SREM', P .. 'o:' .. item.queue, item.id)
+    item.state = 'assigned'
+    item.accepted_at = now
+    local rec = item.offers[#item.offers]
+    rec.outcome = 'accepted'
+    rec.ended_at = now
+    save_item(item)
+    record(now, {kind = 'answered', item = item.id, queue = item.queue, channel = item.channel,
+                 call_center = item.call_center, agent = item.agent, wait_s = now - item.created})
+    return cjson.encode(item)
+  elseif op == 'decline' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    if item.state ~= 'offered' or item.agent ~= ARGV[4] then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is not offered to ' .. ARGV[4])
+    end
+    local now, depth = tonumber(ARGV[5]), tonumber(ARGV[7])
+    requeue(item, now, 'declined', ARGV[6])
+    local offers = {}
+    local again = route_item(item, now, depth)
+    if again then table.insert(offers, again) end
+    for _, offer in ipairs(fill_agent(ARGV[4], now, depth)) do table.insert(offers, offer) end
+    return cjson.encode({item = item, offers = offers})
+  elseif op == 'hold' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    local now = tonumber(ARGV[5])
+    if item.state ~= 'assigned' or not isnull(item.ended_at) then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is not in conversation')
+    end
+    if ARGV[4] == '1' and isnull(item.hold_since) then
+      item.hold_since = now
+    elseif ARGV[4] == '0' then
+      stop_hold(item, now)
+    end
+    save_item(item)
+    return cjson.encode(item)
+  elseif op == 'end_conversation' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    local now = tonumber(ARGV[4])
+    if item.state ~= 'assigned' or not isnull(item.ended_at) then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is not in conversation')
+    end
+    stop_hold(item, now)
+    item.ended_at = now
+    local wrap_up = cfg_of(item.queue).after_call_work_s
+    if wrap_up > 0 then
+      add_timer('w|' .. item.id, now + wrap_up)
+      save_item(item)
+      return cjson.encode({item = item, offers = {}})
+    end
+    close_item(item, now, 'completed')
+    return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[5]))})
+  elseif op == 'close' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    if item.state ~= 'assigned' then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is ' .. item.state .. '; withdraw it instead')
+    end
+    local now = tonumber(ARGV[4])
+    close_item(item, now, ARGV[5])
+    return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[6]))})
+  elseif op == 'withdraw' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    local now = tonumber(ARGV[4])
+    local agent_id = item.agent
+    if item.state == 'assigned' then
+      return fail('CONFLICT', 'work item ' .. item.id .. ' is assigned; close it instead')
+    end
+    if item.state == 'offered' then end_offer(item, now, 'withdrawn', ARGV[5]) else leave_waiting(item) end
+    drop_queue_timers(item)
+    item.state = 'withdrawn'
+    item.closed_at = now
+    item.close_reason = ARGV[5]
+    finish(item)
+    record(now, {kind = 'abandoned', item = item.id, queue = item.queue, channel = item.channel,
+                 call_center = item.call_center, wait_s = now - item.created})
+    local offers = {}
+    if not isnull(agent_id) then offers = fill_agent(agent_id, now, tonumber(ARGV[6])) end
+    return cjson.encode({item = item, agent = agent_id, offers = offers})
+  elseif op == 'move' then
+    local item, err = open_item(ARGV[3])
+    if not item then return err end
+    local queue = cached('queue', ARGV[4])
+    local now = tonumber(ARGV[5])
+    if not queue then return fail('INPUT', 'queue no queue ' .. ARGV[4]) end
+    if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
+    local agent_id = item.agent
+    if item.state == 'offered' then end_offer(item, now, 'moved', 'to queue ' .. ARGV[4]) else leave_waiting(item) end
+    drop_queue_timers(item)
+    item.state = 'queued'
+    item.queue = queue.id
+    item.queued_at = now
+    enter_queue(item, queue, now)
+    save_item(item)
+    return cjson.encode({item = item, agent = agent_id})
+  elseif op == 'fire' then
+    local now, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
+    local out = {}
+    local due = redis.call('ZRANGEBYSCORE', P .. 'timers', '-inf', ARGV[3], 'LIMIT', 0, limit)
+    for _, member in ipairs(due) do
+      redis.call('ZREM', P .. 'timers', member)
+      local result = fire_one(member, now)
+      if result then table.insert(out, result) end
+    end
+    if #out == 0 then return '[]' end
+    return cjson.encode(out)
   end
-  close_item(item, now, 'completed')
-  return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[5]))})
-elseif op == 'close' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  if item.state ~= 'assigned' then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is ' .. item.state .. '; withdraw it instead')
-  end
-  local now = tonumber(ARGV[4])
-  close_item(item, now, ARGV[5])
-  return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[6]))})
-elseif op == 'withdraw' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  local now = tonumber(ARGV[4])
-  local agent_id = item.agent
-  if item.state == 'assigned' then
-    return fail('CONFLICT', 'work item ' .. item.id .. ' is assigned; close it instead')
-  end
-  if item.state == 'offered' then end_offer(item, now, 'withdrawn', ARGV[5]) else leave_waiting(item) end
-  drop_queue_timers(item)
-  item.state = 'withdrawn'
-  item.closed_at = now
-  item.close_reason = ARGV[5]
-  finish(item)
-  record(now, {kind = 'abandoned', item = item.id, queue = item.queue, channel = item.channel,
-               call_center = item.call_center, wait_s = now - item.created})
-  local offers = {}
-  if not isnull(agent_id) then offers = fill_agent(agent_id, now, tonumber(ARGV[6])) end
-  return cjson.encode({item = item, agent = agent_id, offers = offers})
-elseif op == 'move' then
-  local item, err = open_item(ARGV[3])
-  if not item then return err end
-  local queue = cached('queue', ARGV[4])
-  local now = tonumber(ARGV[5])
-  if not queue then return fail('INPUT', 'queue no queue ' .. ARGV[4]) end
-  if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
-  local agent_id = item.agent
-  if item.state == 'offered' then end_offer(item, now, 'moved', 'to queue ' .. ARGV[4]) else leave_waiting(item) end
-  drop_queue_timers(item)
-  item.state = 'queued'
-  item.queue = queue.id
-  item.queued_at = now
-  enter_queue(item, queue, now)
-  save_item(item)
-  return cjson.encode({item = item, agent = agent_id})
-elseif op == 'fire' then
-  local now, limit = tonumber(ARGV[3]), tonumber(ARGV[4])
-  local out = {}
-  local due = redis.call('ZRANGEBYSCORE', P .. 'timers', '-inf', ARGV[3], 'LIMIT', 0, limit)
-  for _, member in ipairs(due) do
-    redis.call('ZREM', P .. 'timers', member)
-    local result = fire_one(member, now)
-    if result then table.insert(out, result) end
-  end
-  if #out == 0 then return '[]' end
-  return cjson.encode(out)
+  return fail('INPUT', 'op unknown routing operation ' .. tostring(op))
 end
-return fail('INPUT', 'op unknown routing operation ' .. tostring(op))
+
+redis.register_function('cti_routing', dispatch)
