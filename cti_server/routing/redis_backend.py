@@ -2,9 +2,9 @@
 
 ``routing.lua`` is loaded as a Redis function library (Redis 7+, ``FUNCTION LOAD``, so no per-call
 script set-up); every change of state is one ``FCALL cti_routing`` (dispatched on its first
-argument), which Redis runs atomically: two nodes offering at the same moment are serialised, so an item is never offered
-to two agents and an agent never fills beyond capacity. All state lives in Redis under ``prefix``,
-so a restarted server process carries on where it was (timers included).
+argument), which Redis runs atomically: two nodes offering at the same moment are serialised, so an
+item is never offered to two agents and an agent never fills beyond capacity. All state lives in
+Redis under ``prefix``, so a restarted server process carries on where it was (timers included).
 
 Keys (after the prefix): ``cfg``, ``queue``, ``status``, ``skill``, ``agent``, ``item``, ``done``,
 ``data`` (hashes of JSON), ``w:<queue>`` (waiting items by order score), ``wc:<queue>`` (by created
