@@ -5,6 +5,11 @@ The latching rules are the sans-IO ``SymmetricRtpLatch``. ``RtpEndpoint`` is the
 each accepted RTP datagram to ``on_rtp`` unparsed and sends with ``socket.sendto`` directly (a full socket
 buffer drops the packet and counts it, as UDP would).
 
+Once latched, a second socket on the same RTP port (SO_REUSEPORT) is connected to the far end: the kernel
+gives it that peer's datagrams, and ``send``/``recv`` on it skip the address handling of ``sendto``/
+``recvfrom`` (about a fifth of the per-packet cost in bench/rtp_relay_bench.py). Datagrams from anyone
+else still reach the first socket, where the latching rules reject them or relatch (NAT rebinding).
+
 Reading: hundreds of calls mean thousands of sockets, each readable 50 times a second. Registering each
 with the event loop costs a loop callback per packet; instead all media sockets of a loop sit in one
 epoll set (``MediaSocketPoller``) that is itself the loop's only reader, so one loop callback serves every
@@ -34,13 +39,22 @@ log = structlog.get_logger(__name__)
 
 Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
+_REUSE_PORT: int = getattr(socket, "SO_REUSEPORT", 0)
 
 
 class MediaSocketPoller:
     """One epoll set holding every media socket of an event loop, registered with the loop as a single
     reader; ``for_loop`` returns the loop's poller. Without epoll (not Linux) sockets are registered with
-    the loop one by one."""
+    the loop one by one.
 
+    Batching (interrupt coalescing): the first packet after a quiet spell wakes the poller at once;
+    while packets keep coming it polls every ``batch_interval`` seconds on a timer instead, serving all
+    that arrived meanwhile in one go, so under load the process wakes 1/batch_interval times a second
+    rather than paying a wake-up, epoll calls and a loop iteration per packet. A packet waits at most
+    ``batch_interval`` (1 ms by default: far below any jitter buffer, see bench/README.md).
+    """
+
+    batch_interval = 0.001
     _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, MediaSocketPoller] = (
         weakref.WeakKeyDictionary()
     )
@@ -49,6 +63,7 @@ class MediaSocketPoller:
         self._loop = loop
         self._handlers: dict[int, Callable[[], None]] = {}
         self._epoll = select.epoll() if hasattr(select, "epoll") else None
+        self._rearm: asyncio.TimerHandle | None = None
         if self._epoll is not None:
             loop.add_reader(self._epoll.fileno(), self._on_ready)
 
@@ -78,6 +93,9 @@ class MediaSocketPoller:
 
     def close(self) -> None:
         """Unregister from the loop; the next ``for_loop`` builds a new poller."""
+        if self._rearm is not None:
+            self._rearm.cancel()
+            self._rearm = None
         if self._epoll is not None:
             self._loop.remove_reader(self._epoll.fileno())
             self._epoll.close()
@@ -85,15 +103,36 @@ class MediaSocketPoller:
         if self._by_loop.get(self._loop) is self:
             del self._by_loop[self._loop]
 
-    def _on_ready(self) -> None:
+    def _serve(self) -> bool:
         epoll = self._epoll
         if epoll is None:
-            return
+            return False
+        ready = epoll.poll(0)
         handlers = self._handlers
-        for fd, _events in epoll.poll(0):
+        for fd, _events in ready:
             handler = handlers.get(fd)
             if handler is not None:
                 handler()
+        return bool(ready)
+
+    def _on_ready(self) -> None:
+        if self.batch_interval <= 0 or self._epoll is None:
+            self._serve()
+            return
+        # Busy from now on: poll on a timer, without the reader (no epoll_ctl per batch).
+        self._loop.remove_reader(self._epoll.fileno())
+        self._serve()
+        self._rearm = self._loop.call_later(self.batch_interval, self._tick)
+
+    def _tick(self) -> None:
+        self._rearm = None
+        if self._epoll is None:
+            return
+        if self._serve():
+            self._rearm = self._loop.call_later(self.batch_interval, self._tick)
+        else:
+            # Idle: wake up on the next packet.
+            self._loop.add_reader(self._epoll.fileno(), self._on_ready)
 
 
 class SymmetricRtpLatch:
@@ -116,26 +155,25 @@ class SymmetricRtpLatch:
         self.source: Address | None = None
         self.ssrc: int | None = None
         self.relatches = 0
+        self.destination: Address | None = signalled
+        """Where RTP for this leg goes now (kept up to date: the send path reads it per packet)."""
 
-    @property
-    def destination(self) -> Address | None:
-        """Where RTP for this leg goes now."""
-        if self.enabled and self.source is not None:
-            return self.source
-        return self.signalled
+    def _latch(self, source: Address | None, ssrc: int | None) -> None:
+        self.source = source
+        self.ssrc = ssrc
+        self.destination = source if self.enabled and source is not None else self.signalled
 
     def expect(self, signalled: Address | None, payload_types: frozenset[int]) -> None:
         """New remote description: the address and payload types from the SDP."""
-        if signalled != self.signalled:
-            self.source = None
-            self.ssrc = None
+        moved = signalled != self.signalled
         self.signalled = signalled
         self.payload_types = payload_types
+        if moved:
+            self._latch(None, None)
 
     def release(self) -> None:
         """Forget the latched source; the next valid packet latches again."""
-        self.source = None
-        self.ssrc = None
+        self._latch(None, None)
 
     def accept(self, source: Address, payload_type: int, ssrc: int) -> bool:
         """Whether a valid RTP packet from ``source`` belongs to this leg; latches as a side effect."""
@@ -147,11 +185,10 @@ class SymmetricRtpLatch:
         if self.payload_types and payload_type not in self.payload_types:
             return False
         if self.source is None:
-            self.source = source
-            self.ssrc = ssrc
+            self._latch(source, ssrc)
             return True
         if ssrc == self.ssrc:
-            self.source = source
+            self._latch(source, ssrc)
             self.relatches += 1
             return True
         return False
@@ -208,6 +245,7 @@ class RtpEndpoint:
         self._release = release
         self._loop = asyncio.get_running_loop()
         self._closed = False
+        self._peer_sock: socket.socket | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timed_out = False
         self._seen_packets = 0
@@ -247,10 +285,21 @@ class RtpEndpoint:
         before = self.latch.source
         self.latch.expect(address, payload_types)
         if before is not None and self.latch.source is None:
+            self._close_peer_socket()
             self._log.info("rtp_latch_released", signalled=address)
 
     def send_rtp(self, data: bytes) -> None:
         """Send one RTP datagram to the leg's current destination (nothing to send to yet: counted)."""
+        peer = self._peer_sock
+        if peer is not None:
+            try:
+                peer.send(data)
+            except OSError:
+                self.counters.send_dropped += 1
+                return
+            self.counters.packets_sent += 1
+            self.counters.bytes_sent += len(data)
+            return
         destination = self.latch.destination
         if destination is None or self._closed:
             self.counters.send_dropped += 1
@@ -295,11 +344,57 @@ class RtpEndpoint:
                 return
             if latch.source is not None and latch.source != was_latched:
                 self._log.info("rtp_latched", source=source, previous=was_latched)
+                self._open_peer_socket(latch.source)
         counters.packets_received += 1
         counters.bytes_received += len(data)
         handler = self.on_rtp
         if handler is not None:
             handler(data)
+
+    def _on_peer_readable(self) -> None:
+        # The connected socket only ever gets datagrams from the latched source: no latch check needed.
+        peer = self._peer_sock
+        if peer is None:
+            return
+        try:
+            data = peer.recv(_MAX_DATAGRAM)
+        except OSError:
+            return
+        counters = self.counters
+        if len(data) < 12 or data[0] >> 6 != RTP_VERSION:
+            counters.invalid_packets += 1
+            return
+        counters.packets_received += 1
+        counters.bytes_received += len(data)
+        handler = self.on_rtp
+        if handler is not None:
+            handler(data)
+
+    def _open_peer_socket(self, source: Address) -> None:
+        """A socket on our RTP port connected to the latched source (SO_REUSEPORT): the kernel hands it
+        that source's datagrams, and send() on it skips the per-packet address handling of sendto()."""
+        self._close_peer_socket()
+        if not _REUSE_PORT or self._closed:
+            return
+        sock = socket.socket(self._rtp_sock.family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, _REUSE_PORT, 1)
+            sock.setblocking(False)
+            sock.bind(self._rtp_sock.getsockname())
+            sock.connect(source)
+        except OSError as exc:
+            sock.close()
+            self._log.debug("rtp_peer_socket_failed", source=source, error=str(exc))
+            return
+        self._peer_sock = sock
+        self._poller.add(sock.fileno(), self._on_peer_readable)
+
+    def _close_peer_socket(self) -> None:
+        peer = self._peer_sock
+        if peer is not None:
+            self._peer_sock = None
+            self._poller.remove(peer.fileno())
+            peer.close()
 
     def _on_rtcp_readable(self) -> None:
         try:
@@ -347,6 +442,7 @@ class RtpEndpoint:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        self._close_peer_socket()
         for sock in (self._rtp_sock, self._rtcp_sock):
             self._poller.remove(sock.fileno())
             sock.close()
@@ -360,6 +456,9 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
     rtp = socket.socket(family, socket.SOCK_DGRAM)
     rtcp = socket.socket(family, socket.SOCK_DGRAM)
     try:
+        if _REUSE_PORT:
+            # Lets the connected per-peer socket share the port (see RtpEndpoint._open_peer_socket).
+            rtp.setsockopt(socket.SOL_SOCKET, _REUSE_PORT, 1)
         rtp.setblocking(False)
         rtcp.setblocking(False)
         rtp.bind((host, port))

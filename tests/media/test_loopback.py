@@ -170,6 +170,27 @@ async def test_strangers_are_rejected_after_latching(call: Call) -> None:
         stranger.close()
 
 
+async def test_nat_rebinding_with_the_same_ssrc_relatches(call: Call) -> None:
+    call.caller.send(audio(1, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+    await call.callee.receive(1)
+    moved = Peer()  # the caller's NAT gave it a new public port; its SSRC stays
+    try:
+        moved.send(audio(2, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+        (relayed,) = await call.callee.receive(1)
+        assert relayed.sequence_number == 2
+        assert call.a.latch.destination == moved.address
+        call.callee.send(audio(1, 0xCA1E, 8, b"\xd5" * 160), call.b.local_address)
+        (back,) = await moved.receive(1)
+        assert back.payload == bytes([reference_ulaw_encode(8)]) * 160
+        # Another SSRC from the old address is a stranger now.
+        call.caller.send(audio(3, 0xBAD, 0, b"\xff" * 160), call.a.local_address)
+        moved.send(audio(4, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+        (after,) = await call.callee.receive(1)
+        assert after.sequence_number == 4
+    finally:
+        moved.close()
+
+
 async def test_rtp_timeout_is_reported() -> None:
     base = random.randrange(30000, 60000, 2)
     allocator = RtpPortAllocator(base, base + 9)
