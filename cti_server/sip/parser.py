@@ -282,7 +282,7 @@ class StreamFramer:
 
 _RECOVER_HEADERS: Final = {"via": "Via", "v": "Via", "from": "From", "f": "From", "to": "To", "t": "To",
                            "call-id": "Call-ID", "i": "Call-ID", "cseq": "CSeq"}
-_REQUEST_LINE_RE = re.compile(rf"([{TOKEN_CHARS}]+) +[^ ]+ +[Ss][Ii][Pp]/")
+_VERSION_AT_END_RE = re.compile(r" [Ss][Ii][Pp]/[0-9]+\.[0-9]+ *$")
 MAX_REASON_DETAIL: Final = 120
 
 
@@ -308,8 +308,9 @@ def _response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse 
         text = text[:end]
     text = _FOLD_RE.sub(" ", text)
     lines = text.split("\r\n")
-    request_line = _REQUEST_LINE_RE.match(lines[0])
-    if request_line is None or request_line.group(1) == "ACK":
+    method, space, rest = lines[0].partition(" ")
+    if not space or method == "ACK" or _METHOD_RE.fullmatch(method) is None \
+            or _VERSION_AT_END_RE.search(rest) is None:
         return None
     found: dict[str, list[str]] = {}
     for line in lines[1:MAX_HEADER_LINES + 1]:

@@ -1,7 +1,8 @@
 """The Via header field value (RFC 3261 section 20.42 and 18.2.1; rport per RFC 3581).
 
-``sent-protocol`` must be SIP/2.0 (LWS around the slashes is allowed, RFC 4475 wsinv); the transport is
-any token and is stored upper-case. ``host`` is bare (an IPv6 address without brackets).
+``sent-protocol`` is any ``token/token/token`` as the grammar allows (LWS around the slashes too, RFC 4475
+wsinv); ``protocol`` keeps name/version ("SIP/2.0"), the transport is stored upper-case. ``host`` is bare
+(an IPv6 address without brackets).
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ class Via:
     """One via-parm: transport, sent-by host and port, and the via parameters (RFC 3261 section 20.42).
 
     ``params`` names are lower-case; values are kept as written (``rport`` without value maps to None).
+    ``protocol`` is the sent-protocol's name/version, "SIP/2.0" for every RFC 3261 element.
     """
 
     transport: str
     host: str
     port: int | None = None
     params: dict[str, str | None] = field(default_factory=dict)
+    protocol: str = "SIP/2.0"
 
     @property
     def branch(self) -> str | None:
@@ -69,7 +72,7 @@ class Via:
         return host if self.port is None else f"{host}:{self.port}"
 
     def __str__(self) -> str:
-        return f"SIP/2.0/{self.transport} {self.sent_by}{format_params(self.params)}"
+        return f"{self.protocol}/{self.transport} {self.sent_by}{format_params(self.params)}"
 
 
 def parse_via(text: str) -> Via:
@@ -78,10 +81,9 @@ def parse_via(text: str) -> Via:
     if match is None:
         raise SipParseError(f"invalid Via: {text[:80]!r}")
     name, version, transport, host_text, port_text = match.groups()
-    if name.upper() != "SIP" or version != "2.0":
-        raise SipParseError(f"unsupported Via protocol {name}/{version}")
+    protocol = "SIP/2.0" if name == "SIP" and version == "2.0" else f"{name}/{version}"
     host = parse_host(host_text, "Via sent-by")
     port = parse_port(port_text, "Via port") if port_text is not None else None
     rest = text[match.end():]
     params = parse_header_params(rest, "Via") if rest.strip(" \t") else {}
-    return Via(transport.upper(), host, port, params)
+    return Via(transport.upper(), host, port, params, protocol)

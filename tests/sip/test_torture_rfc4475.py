@@ -17,7 +17,14 @@ from pathlib import Path
 
 import pytest
 
-from cti_server.sip import SipParseError, SipRequest, SipResponse, parse_message, parse_sdp
+from cti_server.sip import (
+    SipParseError,
+    SipRequest,
+    SipResponse,
+    parse_message,
+    parse_sdp,
+    response_for_unparseable,
+)
 from cti_server.sip.uri import unescape
 
 CORPUS = Path(__file__).parent / "corpus" / "rfc4475"
@@ -201,11 +208,22 @@ INVALID = [
 ]
 
 
+ANSWERED = {"badinv01": None, "clerr": 400, "ncl": 400, "scalar02": None, "scalarlg": None, "quotbal": None,
+            "ltgtruri": 400, "lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 400,
+            "regbadct": 400, "badaspec": None, "baddn": None, "badvers": 505, "mismatch01": 400,
+            "mismatch02": 400, "bigcode": None}
+"""What response_for_unparseable answers: None where a header the answer must copy is itself broken
+(Via, From, To or CSeq) or the message is a response."""
+
+
 @pytest.mark.parametrize(("name", "status", "reason"), INVALID, ids=[case[0] for case in INVALID])
 def test_invalid_messages_raise_sip_parse_error(name: str, status: int, reason: str) -> None:
+    data = load(name)
     with pytest.raises(SipParseError, match=reason) as info:
-        parse_message(load(name))
+        parse_message(data)
     assert info.value.status == status
+    answer = response_for_unparseable(data, info.value)
+    assert (answer.status if answer is not None else None) == ANSWERED[name]
 
 
 # ---- 3.3 / 3.4: the parts a message parser decides ---------------------------------------------------

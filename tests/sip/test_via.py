@@ -27,10 +27,16 @@ def test_received_and_rport_values_and_ipv6() -> None:
 
 
 @pytest.mark.parametrize("text", [
-    "", "SIP/2.0/UDP", "SIP/2.0 host", "SIP/3.0/UDP host", "HTTP/2.0/UDP host", "SIP/2.0/UDP host;;",
+    "", "SIP/2.0/UDP", "SIP/2.0 host", "SIP/2.0/UDP host;;",
     "SIP/2.0/UDP 192.0.2.15;;", "SIP/2.0/UDP host:99999", "SIP/2.0/UDP host junk", "SIP/2.0/UDP [::1",
     "SIP/2.0/UDP 2001:db8::1", ";", "SIP/2.0/UDP host;branch=",
 ])
 def test_invalid_vias_raise(text: str) -> None:
     with pytest.raises(SipParseError):
         parse_via(text)
+
+
+def test_other_sent_protocol_is_kept() -> None:
+    via = parse_via("SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw")
+    assert via.protocol == "SIP/7.0" and str(via) == "SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw"
+    assert parse_via("SIP/2.0/TCP h").protocol == "SIP/2.0"
