@@ -13,7 +13,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti_server.api.auth import db_session, principal_of, requires
-from cti_server.api.crm_scope import CRM_ROLES, PAGE_PARAMETERS, get_scoped, iso, page
+from cti_server.api.crm_scope import CRM_ROLES, PAGE_PARAMETERS, get_scoped, iso, number_param, page
 from cti_server.api.errors import api_error
 from cti_server.api.openapi import QueryParameter, documented
 from cti_server.api.validation import Schema, read_body
@@ -120,7 +120,7 @@ async def list_call_logs(request: web.Request) -> web.Response:
     """Call logs of the caller's call center, newest first."""
     query = select(CallLog)
     async with db_session(request) as db:
-        number = request.query.get("number")
+        number = number_param(request)
         if number:
             try:
                 query = query.where(

@@ -21,6 +21,7 @@ from cti_server.api.crm_scope import (
     PAGE_PARAMETERS,
     get_scoped,
     iso,
+    number_param,
     page,
     target_call_center,
 )
@@ -167,7 +168,7 @@ async def list_contacts(request: web.Request) -> web.Response:
     limit, offset = page(request)
     query = select(Contact)
     async with db_session(request) as db:
-        number = request.query.get("number")
+        number = number_param(request)
         if number:
             center = await _region_center(request, db)
             try:

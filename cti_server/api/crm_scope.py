@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -86,3 +87,18 @@ async def get_scoped(db: AsyncSession, model: type[_M], record_id: str, what: st
     if found is None:
         raise api_error(404, f"no such {what}")
     return found
+
+
+def number_param(request: web.Request, name: str = "number") -> str:
+    """A phone-number query parameter with a literal ``+`` kept.
+
+    Form encoding turns ``?number=+14155550100`` into a space; integrators rarely write ``%2B``, so a
+    leading ``+`` in the raw query string stays a ``+`` here (later ones are spaces).
+    """
+    for pair in request.rel_url.raw_query_string.split("&"):
+        key, _, value = pair.partition("=")
+        if unquote(key) == name:
+            text = unquote(value)
+            # Only a leading + belongs to the number; a + further on is an encoded space.
+            return (text[:1] + text[1:].replace("+", " ")).strip()
+    return ""

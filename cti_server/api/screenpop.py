@@ -10,7 +10,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cti_server.api.auth import db_session, requires
-from cti_server.api.crm_scope import CALL_CENTER_PARAMETER, CRM_ROLES, target_call_center
+from cti_server.api.crm_scope import CALL_CENTER_PARAMETER, CRM_ROLES, number_param, target_call_center
 from cti_server.api.errors import api_error
 from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
 from cti_server.api.openapi import QueryParameter, documented
@@ -79,7 +79,7 @@ SCREEN_POP: Schema = {
 @requires(*CRM_ROLES)
 async def screen_pop(request: web.Request) -> web.Response:
     """The pop for ``number`` in the caller's call center: one match, several or none, per its rules."""
-    number = request.query.get("number", "").strip()
+    number = number_param(request)
     if not number:
         raise api_error(400, "is required", field="number")
     async with db_session(request) as db:
