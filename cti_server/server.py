@@ -91,10 +91,13 @@ def build_components(server: CtiServer) -> list[Component]:
     from cti_server.sip.registrar import RegistrarComponent
     from cti_server.sip.stack import SipComponent
     from cti_server.store import StoreComponent
+    from cti_server.store.credentials import sip_credentials_lookup
 
     sip = SipComponent(server.config, server.bus)
     server.app[SIP_STACK_KEY] = sip
-    registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus)
+    # Desk phones of users kept in the store register with their own SIP credentials (RFC 8760 HA1s).
+    sip_users = sip_credentials_lookup(server.app[STORE_KEY], server.config.sip.realm)
+    registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus, credentials=sip_users)
     server.app[BINDINGS_KEY] = registrar.registrar.bindings
     calls = CallsComponent.attach(sip, registrar.registrar, server.config, server.bus)
     from cti_server.screenpop.component import component_for_app
