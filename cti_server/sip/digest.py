@@ -19,7 +19,7 @@ import hmac
 import os
 import re
 import struct
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 
 import structlog
@@ -367,6 +367,10 @@ class DigestUser:
         return cls(user.username, ha1)
 
 
+UserLookup = Callable[[str], Awaitable[DigestUser | None]]
+"""``await lookup(username)``: an account that is not in the configuration (the store's), or None."""
+
+
 def users_from_config(users: Iterable[SipUserConfig], realm: str) -> dict[str, DigestUser]:
     """The account table for ``DigestAuthenticator``; warns once about plain-text passwords."""
     table = {u.username: DigestUser.from_config(u, realm) for u in users}
@@ -420,9 +424,14 @@ class DigestAuthenticator:
         algorithms: Iterable[str] = ("SHA-256", "MD5"),
         nonce_lifetime: float = 300,
         secret: bytes | None = None,
+        lookup: UserLookup | None = None,
+        lookup_cache_seconds: float = 10.0,
     ) -> None:
         self.realm = realm
         self.users = dict(users)
+        self.lookup = lookup
+        self.lookup_cache_seconds = lookup_cache_seconds
+        self._looked_up: dict[str, tuple[float, DigestUser | None]] = {}
         self.algorithms = tuple(algorithms)
         for algorithm in self.algorithms:
             if algorithm not in ALGORITHMS:
@@ -450,21 +459,50 @@ class DigestAuthenticator:
         return out
 
     def verify(self, method: str, authorizations: Iterable[str], now: float) -> AuthResult:
-        """Check the ``Authorization`` values of a request against our realm and users.
+        """Check the ``Authorization`` values of a request against our realm and the static users.
 
         Values for other realms are ignored (RFC 3261 section 22.4); the first one for ours decides.
         """
+        found = self._credentials_for_realm(authorizations)
+        if isinstance(found, AuthResult):
+            return found
+        return self._verify_credentials(method, found, now, self.users.get(found.username))
+
+    async def authenticate(self, method: str, authorizations: Iterable[str], now: float) -> AuthResult:
+        """``verify``, and for a user that is not among the static ones, ``await lookup(username)``
+        (the store's accounts), remembered for ``lookup_cache_seconds`` (found or not)."""
+        found = self._credentials_for_realm(authorizations)
+        if isinstance(found, AuthResult):
+            return found
+        user = self.users.get(found.username)
+        if user is None and self.lookup is not None:
+            user = await self._look_up(found.username, now)
+        return self._verify_credentials(method, found, now, user)
+
+    async def _look_up(self, username: str, now: float) -> DigestUser | None:
+        assert self.lookup is not None
+        cached = self._looked_up.get(username)
+        if cached is not None and now - cached[0] < self.lookup_cache_seconds:
+            return cached[1]
+        user = await self.lookup(username)
+        if len(self._looked_up) >= 10_000:
+            self._looked_up.clear()
+        self._looked_up[username] = (now, user)
+        return user
+
+    def _credentials_for_realm(self, authorizations: Iterable[str]) -> DigestCredentials | AuthResult:
         for value in authorizations:
             try:
                 creds = parse_authorization(value)
             except DigestParseError as exc:
                 return AuthResult(AuthOutcome.MALFORMED, reason=exc.reason)
-            if creds.realm != self.realm:
-                continue
-            return self._verify_credentials(method, creds, now)
+            if creds.realm == self.realm:
+                return creds
         return AuthResult(AuthOutcome.MISSING, reason="no credentials for our realm")
 
-    def _verify_credentials(self, method: str, creds: DigestCredentials, now: float) -> AuthResult:
+    def _verify_credentials(
+        self, method: str, creds: DigestCredentials, now: float, user: DigestUser | None
+    ) -> AuthResult:
         if creds.algorithm not in self.algorithms:
             return AuthResult(AuthOutcome.FAILED, creds.username, f"algorithm {creds.algorithm} not offered")
         if creds.opaque is not None and not hmac.compare_digest(creds.opaque, self.opaque):
@@ -472,7 +510,6 @@ class DigestAuthenticator:
         nonce_state = self.nonces.check(creds.nonce, now)
         if nonce_state is NonceState.INVALID:
             return AuthResult(AuthOutcome.FAILED, creds.username, "nonce was not issued by us")
-        user = self.users.get(creds.username)
         ha1 = user.ha1.get(creds.algorithm) if user is not None else None
         if ha1 is None:
             # Hash anyway so unknown users take as long as known ones.

@@ -36,7 +36,13 @@ from cti_server.config import SipConfig
 from cti_server.events import Event, EventBus
 from cti_server.sip.address import NameAddr
 from cti_server.sip.bindings import Binding, InMemoryBindings, RegistrarBindings
-from cti_server.sip.digest import AuthOutcome, DigestAuthenticator, users_from_config
+from cti_server.sip.digest import (
+    AuthOutcome,
+    DigestAuthenticator,
+    DigestUser,
+    UserLookup,
+    users_from_config,
+)
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.message import SipRequest, SipResponse, make_response, new_tag
 from cti_server.sip.uri import SipUri
@@ -79,6 +85,22 @@ def _http_date_of_second(second: int) -> str:
 def http_date(now: float) -> str:
     """The ``Date`` header value (RFC 3261 section 20.17, RFC 1123 format), formatted once a second."""
     return _http_date_of_second(int(now))
+
+
+HA1Lookup = Callable[[str], Awaitable[tuple[str, str] | None]]
+"""``await lookup(username)`` -> ``(ha1_md5, ha1_sha256)`` (either may be "") or None: the shape of
+``cti_server.store.credentials.sip_credentials_lookup``."""
+
+
+def _user_lookup(credentials: HA1Lookup) -> UserLookup:
+    async def lookup(username: str) -> DigestUser | None:
+        pair = await credentials(username)
+        if pair is None:
+            return None
+        ha1 = {name: value.lower() for name, value in zip(("MD5", "SHA-256"), pair, strict=True) if value}
+        return DigestUser(username, ha1)
+
+    return lookup
 
 
 def aor_for(username: str, realm: str) -> str:
@@ -128,14 +150,20 @@ class Registrar:
 
     @classmethod
     def from_config(
-        cls, config: SipConfig, bus: EventBus | None = None, bindings: RegistrarBindings | None = None
+        cls,
+        config: SipConfig,
+        bus: EventBus | None = None,
+        bindings: RegistrarBindings | None = None,
+        credentials: HA1Lookup | None = None,
     ) -> Registrar:
-        """A registrar for ``config.realm`` and ``config.users`` (in-memory bindings unless given)."""
+        """A registrar for ``config.realm`` and ``config.users`` (in-memory bindings unless given);
+        ``credentials`` finds the HA1 pair of accounts kept elsewhere (the store's SIP users)."""
         authenticator = DigestAuthenticator(
             config.realm,
             users_from_config(config.users, config.realm),
             algorithms=config.digest_algorithms,
             nonce_lifetime=config.nonce_lifetime,
+            lookup=_user_lookup(credentials) if credentials is not None else None,
         )
         return cls(config, bindings if bindings is not None else InMemoryBindings(), authenticator, bus)
 
@@ -158,7 +186,8 @@ class Registrar:
         self, request: SipRequest, source: tuple[str, int], transport: str, now: float
     ) -> SipResponse:
         self._check_require(request)
-        result = self.authenticator.verify("REGISTER", request.headers.get_all("Authorization"), now)
+        credentials = request.headers.get_all("Authorization")
+        result = await self.authenticator.authenticate("REGISTER", credentials, now)
         if result.outcome is AuthOutcome.MALFORMED:
             raise RegisterRejected(400, f"Bad Authorization: {result.reason}")
         if not result.ok:
@@ -368,10 +397,10 @@ class RegistrarComponent:
     @classmethod
     def attach(
         cls, sip: HandlerRegistry, config: SipConfig, bus: EventBus | None = None,
-        bindings: RegistrarBindings | None = None,
+        bindings: RegistrarBindings | None = None, credentials: HA1Lookup | None = None,
     ) -> RegistrarComponent:
         """A registrar for ``config`` whose handler serves REGISTER on ``sip``; start it after ``sip``."""
-        component = cls(Registrar.from_config(config, bus, bindings))
+        component = cls(Registrar.from_config(config, bus, bindings, credentials))
         sip.register_handler("REGISTER", component.on_register)
         return component
 

@@ -329,3 +329,25 @@ def test_fast_and_slow_auth_param_parsers_agree(text: str) -> None:
             return "error"
 
     assert outcome(parse_auth_params) == outcome(_parse_auth_params_slowly)
+
+
+async def test_authenticate_looks_up_unknown_users_and_caches_the_answer() -> None:
+    asked: list[str] = []
+    store_user = DigestUser("2001", {"SHA-256": compute_ha1("SHA-256", "2001", REALM, "pw")})
+
+    async def lookup(username: str) -> DigestUser | None:
+        asked.append(username)
+        return store_user if username == "2001" else None
+
+    auth = make_authenticator(lookup=lookup)
+    ch = auth.challenges(NOW)[0]
+    assert (await auth.authenticate("REGISTER", [answer(ch, "2001", "pw", nc=1)], NOW)).ok
+    assert (await auth.authenticate("REGISTER", [answer(ch, "2001", "pw", nc=2)], NOW + 1)).ok
+    failed = await auth.authenticate("REGISTER", [answer(ch, "2999", "pw", nc=3)], NOW + 2)
+    assert failed.outcome is AuthOutcome.FAILED
+    # Static users never reach the lookup; the store is asked again once the cache entry is old.
+    assert (await auth.authenticate("REGISTER", [answer(ch, "1001", "secret1001", nc=4)], NOW + 3)).ok
+    assert (await auth.authenticate("REGISTER", [answer(ch, "2001", "pw", nc=5)], NOW + 60)).ok
+    assert asked == ["2001", "2999", "2001"]
+    # The synchronous verify knows only the static users.
+    assert auth.verify("REGISTER", [answer(ch, "2001", "pw", nc=6)], NOW + 61).outcome is AuthOutcome.FAILED
