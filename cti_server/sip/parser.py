@@ -42,7 +42,8 @@ _METHOD_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 _HEADER_NAME_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 _VERSION_RE = re.compile(r"[Ss][Ii][Pp]/(\d+)\.(\d+)")
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
-_FOLD_RE = re.compile(r"[ \t]*\r\n[ \t]+")
+# The lookbehind starts a match only at the beginning of a blank run, so long runs stay linear.
+_FOLD_RE = re.compile(r"(?<![ \t])[ \t]*\r\n[ \t]+")
 _CONTENT_LENGTH_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]*")
 _DATE_RE = re.compile(
     r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
