@@ -21,6 +21,7 @@ from aiohttp import web
 from cti_server.api.auth import principal_of, requires
 from cti_server.api.errors import api_error, read_json_object
 from cti_server.api.keys import BUS_KEY, CONFIG_KEY
+from cti_server.api.openapi import documented
 from cti_server.routing.engine import RoutingEngine
 from cti_server.routing.model import NotFound, RoutingConflict, RoutingInputError, WorkItem
 from cti_server.routing.service import RoutingService
@@ -59,7 +60,28 @@ async def check_item_visible(request: web.Request, item: WorkItem) -> None:
         raise api_error(404, f"no work item {item.id}")
 
 
+WORK_ITEM_PUSH = {
+    "type": "object",
+    "required": ["channel", "queue"],
+    "additionalProperties": False,
+    "properties": {
+        "id": {"type": "string", "description": "your id for the item (default: generated)"},
+        "channel": {"type": "string", "description": "chat, email, case, message or a custom name"},
+        "queue": {"type": "string", "description": "a queue of your call center"},
+        "size": {"type": "integer", "minimum": 1, "description": "capacity units it takes (default 1)"},
+        "priority": {"type": "integer", "minimum": 0, "maximum": 99, "description": "higher goes first"},
+        "skills": {"type": "object", "description": "skill -> minimum level an agent needs",
+                   "additionalProperties": {"type": "integer", "minimum": 0, "maximum": 100}},
+        "record": {"type": "string", "description": "the CRM record the work concerns"},
+        "data": {"type": "object", "description": "anything the agent's screen should show"},
+        "call_center": {"type": "string", "description": "admins only: the call center"},
+    },
+}
+
+
 @routes.post("/api/v1/work-items")
+@documented("Push a work item (chat, email, case, message, custom) into a queue", tags=("routing",),
+            request=WORK_ITEM_PUSH, status=201, errors=(400, 401, 403))
 @requires("integrator", "supervisor", "admin")
 async def push_work_item(request: web.Request) -> web.Response:
     """Queue a non-voice work item; 201 with the item (already offered if an agent was free)."""
