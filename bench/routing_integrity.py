@@ -158,9 +158,7 @@ async def run(kind: str, items: int, agents: int, capacity: int, seed: int,
                 "events": dict(sorted(ledger.counts.items()))}
     finally:
         if isinstance(backend, RedisRoutingBackend):
-            keys = [k async for k in backend.client.scan_iter(match=f"{prefix}*", count=1000)]
-            for start in range(0, len(keys), 1000):
-                await backend.client.delete(*keys[start:start + 1000])
+            await backend.drop_all()
         await backend.aclose()
 
 

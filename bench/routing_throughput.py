@@ -111,9 +111,7 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int) -> d
         assert snapshot.waiting == items - agents - (engine.offers_made - before), "an item went missing"
     finally:
         if isinstance(backend, RedisRoutingBackend):
-            keys = [k async for k in backend.client.scan_iter(match=f"{prefix}*", count=1000)]
-            for start in range(0, len(keys), 1000):
-                await backend.client.delete(*keys[start:start + 1000])
+            await backend.drop_all()
         await backend.aclose()
     return result
 

@@ -222,6 +222,13 @@ class RedisRoutingBackend:
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    async def drop_all(self) -> int:
+        """Delete every key under this backend's prefix (tests and benchmarks); returns how many."""
+        keys = [k async for k in self.client.scan_iter(match=f"{self.prefix}*", count=1000)]
+        for start in range(0, len(keys), 1000):
+            await self.client.delete(*keys[start:start + 1000])
+        return len(keys)
+
     # --- helpers ---------------------------------------------------------------------------------
     async def _hget(self, hash_name: str, key: str, what: str) -> dict[str, Any]:
         raw = await self.client.hget(self.prefix + hash_name, key)
