@@ -236,6 +236,8 @@ class StreamFramer:
         self.max_message_size = max_message_size
         self.keepalives = 0
         self._buffer = bytearray()
+        self._scan_from = 0  # where to resume looking for the end of the header section
+        self._total: int | None = None  # size of the message at the buffer's start, once known
 
     @property
     def buffered(self) -> int:
@@ -248,6 +250,14 @@ class StreamFramer:
         buffer += data
         out: list[bytes] = []
         while buffer:
+            if self._total is not None:
+                if len(buffer) < self._total:
+                    break
+                out.append(bytes(buffer[:self._total]))
+                del buffer[:self._total]
+                self._total = None
+                self._scan_from = 0
+                continue
             if buffer[:1] == b"\r":
                 if buffer[:4] == b"\r\n\r\n":
                     del buffer[:4]
@@ -259,10 +269,11 @@ class StreamFramer:
                 if buffer[:2] == b"\r\n":
                     del buffer[:2]
                     continue
-            end = buffer.find(b"\r\n\r\n")
+            end = buffer.find(b"\r\n\r\n", self._scan_from)
             if end < 0:
                 if len(buffer) > self.max_message_size:
                     raise SipParseError("header section larger than the message size limit", status=513)
+                self._scan_from = max(0, len(buffer) - 3)  # bytes fed one by one stay linear
                 break
             header_end = end + 4
             match = _STREAM_CONTENT_LENGTH_RE.search(buffer, 0, end + 2)
@@ -274,10 +285,7 @@ class StreamFramer:
             total = header_end + int(length)
             if total > self.max_message_size:
                 raise SipParseError(f"message larger than {self.max_message_size} bytes", status=513)
-            if len(buffer) < total:
-                break
-            out.append(bytes(buffer[:total]))
-            del buffer[:total]
+            self._total = total
         return out
 
 

@@ -246,3 +246,13 @@ def test_values_cached_by_the_parser_equal_fresh_accessor_results() -> None:
             fresh = SipResponse(parsed.status, parsed.reason, parsed.headers.copy(), parsed.body)
         for accessor in ("cseq", "from_addr", "to_addr", "top_via", "vias", "contacts", "call_id"):
             assert getattr(parsed, accessor) == getattr(fresh, accessor), accessor
+
+
+def test_framer_byte_by_byte_with_keepalives_between_messages() -> None:
+    framer = StreamFramer(4096)
+    stream = b"\r\n" + INVITE + b"\r\n\r\n" + RESPONSE + b"\r\n" + INVITE
+    out: list[bytes] = []
+    for index in range(len(stream)):
+        out.extend(framer.feed(stream[index:index + 1]))
+    assert out == [INVITE, b"", RESPONSE, INVITE]
+    assert framer.keepalives == 1 and framer.buffered == 0
