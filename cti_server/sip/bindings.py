@@ -35,6 +35,7 @@ class Binding:
     reg_id: int | None = None
     user_agent: str | None = None
     registered_at: float = 0.0
+    path: tuple[str, ...] = ()  # RFC 3327 Path of the REGISTER: the route back to the phone
 
     def expires_in(self, now: float) -> int:
         """Whole seconds left, never negative (the ``expires`` param of a 200 to REGISTER)."""
@@ -44,6 +45,7 @@ class Binding:
         """A JSON-safe description for the API and bus events."""
         data = asdict(self)
         data["source"] = list(self.source)
+        data["path"] = list(self.path)
         data["expires_in"] = self.expires_in(now)
         return data
 

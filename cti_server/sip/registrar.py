@@ -34,7 +34,7 @@ import structlog
 
 from cti_server.config import SipConfig
 from cti_server.events import Event, EventBus
-from cti_server.sip.address import NameAddr
+from cti_server.sip.address import NameAddr, parse_name_addr
 from cti_server.sip.bindings import Binding, InMemoryBindings, RegistrarBindings
 from cti_server.sip.digest import (
     AuthOutcome,
@@ -49,8 +49,9 @@ from cti_server.sip.uri import SipUri
 
 log = structlog.get_logger(__name__)
 
-SUPPORTED_EXTENSIONS: frozenset[str] = frozenset()
-"""Option tags a REGISTER may ``Require`` of us (RFC 3261 section 10.3 step 2): none yet (no Path)."""
+SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({"path", "outbound"})
+"""Option tags a REGISTER may ``Require`` of us (RFC 3261 section 10.3 step 2): Path (RFC 3327) and
+outbound (RFC 5626), the ones the stack's OPTIONS answer lists as Supported."""
 
 _DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
 
@@ -101,6 +102,10 @@ def _user_lookup(credentials: HA1Lookup) -> UserLookup:
         return DigestUser(username, ha1)
 
     return lookup
+
+
+def _has_option(request: SipRequest, header: str, tag: str) -> bool:
+    return any(value.strip().lower() == tag for value in request.headers.get_all(header))
 
 
 def aor_for(username: str, realm: str) -> str:
@@ -203,9 +208,11 @@ class Registrar:
         if to_uri.user != username:
             raise RegisterRejected(403, "To Does Not Match Authenticated User")
         aor = aor_for(username, self.config.realm)
+        path = tuple(request.headers.get_all("Path"))
+        outbound = self._check_outbound(request, path)
         lock = await self._lock(aor)
         try:
-            current = await self._apply(request, aor, source, transport, now)
+            current = await self._apply(request, aor, source, transport, now, path)
         finally:
             self._unlock(aor, lock)
         log.info("register_accepted", call_id=request.call_id, aor=aor, algorithm=result.algorithm,
@@ -215,7 +222,24 @@ class Registrar:
         for binding in current:
             response.headers.add("Contact", self._contact_value(binding, now))
         response.headers.add("Date", http_date(now))
+        if path and _has_option(request, "Supported", "path"):
+            for value in path:  # RFC 3327 section 5.3: reflect the Path the binding stored
+                response.headers.add("Path", value)
+        if outbound:
+            response.headers.add("Require", "outbound")  # RFC 5626 section 6: flow-based binding used
         return response
+
+    @staticmethod
+    def _check_outbound(request: SipRequest, path: tuple[str, ...]) -> bool:
+        """True when a Contact asks for an RFC 5626 flow (``+sip.instance`` with ``reg-id``); 439 when
+        the edge proxy in front of us (first Path) does not do outbound (RFC 5626 section 6)."""
+        contacts = request.contacts
+        if contacts == "*":
+            return False
+        wants_flow = any("reg-id" in c.params and "+sip.instance" in c.params for c in contacts)
+        if wants_flow and path and "ob" not in parse_name_addr(path[0], "Path").uri.params:
+            raise RegisterRejected(439, "First Hop Lacks Outbound Support")
+        return wants_flow
 
     def _check_require(self, request: SipRequest) -> None:
         required = request.headers.get_all("Require")
@@ -224,7 +248,13 @@ class Registrar:
             raise RegisterRejected(420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
 
     async def _apply(
-        self, request: SipRequest, aor: str, source: tuple[str, int], transport: str, now: float
+        self,
+        request: SipRequest,
+        aor: str,
+        source: tuple[str, int],
+        transport: str,
+        now: float,
+        path: tuple[str, ...] = (),
     ) -> list[Binding]:
         contacts = request.contacts
         header_expires = request.expires
@@ -274,6 +304,7 @@ class Registrar:
                 reg_id=contact.reg_id,
                 user_agent=user_agent,
                 registered_at=now,
+                path=path,
             )
             previous = await self.bindings.add(binding)
             fresh = previous is None or previous.expires_at <= now

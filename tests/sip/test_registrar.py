@@ -178,9 +178,45 @@ async def test_stale_nonce_gets_stale_challenge() -> None:
 
 
 async def test_unsupported_require_is_420() -> None:
-    response = await send(make_registrar(), Phone().request(extra=[("Require", "path")]))
+    response = await send(make_registrar(), Phone().request(extra=[("Require", "path, 100rel")]))
     assert response.status == 420
-    assert response.headers.get("Unsupported") == "path"
+    assert response.headers.get("Unsupported") == "100rel"
+
+
+async def test_path_is_stored_and_reflected_when_supported() -> None:
+    registrar = make_registrar()
+    path = [("Path", "<sip:edge1.example;lr>"), ("Path", "<sip:edge2.example;lr>"),
+            ("Supported", "path"), ("Require", "path")]
+    phone = Phone()
+    response = await register(registrar, phone, extra=path)
+    assert response.status == 200
+    assert response.headers.get_all("Path") == ["<sip:edge1.example;lr>", "<sip:edge2.example;lr>"]
+    (binding,) = await registrar.bindings.lookup("sip:1001@cti.local")
+    assert binding.path == ("<sip:edge1.example;lr>", "<sip:edge2.example;lr>")
+    # Without Supported: path the binding keeps it but the 200 does not show it.
+    quiet = await send(registrar, phone.request(extra=[("Path", "<sip:edge3.example;lr>")]))
+    assert quiet.status == 200
+    assert quiet.headers.get_all("Path") == []
+    (binding,) = await registrar.bindings.lookup("sip:1001@cti.local")
+    assert binding.path == ("<sip:edge3.example;lr>",)
+
+
+async def test_outbound_flow_gets_require_outbound_and_edge_without_ob_gets_439() -> None:
+    registrar = make_registrar()
+    flow = ';+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000aa>";reg-id=1'
+    phone = Phone()
+    ok = await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>" + flow],
+                        extra=[("Supported", "path, outbound")])
+    assert ok.status == 200
+    assert ok.headers.get_all("Require") == ["outbound"]
+    refused = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.1>" + flow],
+                                                  extra=[("Path", "<sip:edge.example;lr>")]))
+    assert refused.status == 439
+    accepted = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.1>" + flow],
+                                                   extra=[("Path", "<sip:edge.example;lr;ob>")]))
+    assert accepted.status == 200
+    plain = await send(registrar, Phone("1002", "secret1002", "c9").request())
+    assert plain.headers.get_all("Require") == []
 
 
 # --- expiry -------------------------------------------------------------------------------------
