@@ -32,7 +32,7 @@ class MusicOnHold:
         self.path = Path(path)
         self.ptime_ms = ptime_ms
         self.pcm = read_wav_pcm(self.path)
-        self._frames: dict[str, list[bytes]] = {}
+        self._frames: dict[tuple[str, int], list[bytes]] = {}
 
     @classmethod
     def from_config(cls, config: MediaConfig) -> MusicOnHold:
@@ -44,11 +44,13 @@ class MusicOnHold:
         """Length of one loop in seconds."""
         return len(self.pcm) / 2 / 8000
 
-    def frames(self, codec: str) -> list[bytes]:
-        """One loop of the music as ``ptime`` frames in ``codec`` (PCMU or PCMA)."""
-        if codec not in self._frames:
-            self._frames[codec] = pcm_to_frames(self.pcm, CODECS[codec], self.ptime_ms)
-        return self._frames[codec]
+    def frames(self, codec: str, ptime_ms: int | None = None) -> list[bytes]:
+        """One loop of the music as frames of ``ptime_ms`` (default: the configured ptime) in ``codec``
+        (PCMU or PCMA), encoded on first use and cached."""
+        key = (codec, ptime_ms or self.ptime_ms)
+        if key not in self._frames:
+            self._frames[key] = pcm_to_frames(self.pcm, CODECS[codec], key[1])
+        return self._frames[key]
 
 
 class PacedPlayer:

@@ -21,6 +21,7 @@ import structlog
 from cti_server.media.dtmf import DtmfDetector, DtmfDigit
 from cti_server.media.endpoint import RtpEndpoint
 from cti_server.media.g711 import CODECS, transcode_table
+from cti_server.media.inband_dtmf import InbandDtmfDetector
 from cti_server.media.moh import PacedPlayer
 from cti_server.media.rtp import FIXED_HEADER, RtpPacket, RtpParseError
 from cti_server.media.stream import OutgoingStream
@@ -58,12 +59,14 @@ class RelayDirection:
     """Packets of one leg turned into packets for the other (sans-IO: ``process(datagram)``)."""
 
     def __init__(self, source_leg: str, source: LegMedia, target: LegMedia, stream: OutgoingStream,
-                 on_digit: DigitHandler | None = None) -> None:
+                 on_digit: DigitHandler | None = None, inband_dtmf: bool = False) -> None:
         self.source_leg = source_leg
         self.stream = stream
         self.detector = DtmfDetector()
         self.on_digit = on_digit
         self.taps: list[AudioTap] = []
+        self.inband_dtmf = inband_dtmf
+        self.inband: InbandDtmfDetector | None = None
         self.muted = False
         self.forwarded = 0
         self.transcoded = 0
@@ -81,6 +84,12 @@ class RelayDirection:
         self.dtmf_out = target.dtmf_payload_type
         self.table = transcode_table(source.codec, target.codec)
         self.decoder = CODECS[source.codec]
+        # Tones are looked for only where the peer cannot send RFC 4733 events (costly per packet).
+        wants_inband = self.inband_dtmf and source.dtmf_payload_type is None
+        if not wants_inband:
+            self.inband = None
+        elif self.inband is None:
+            self.inband = InbandDtmfDetector()
 
     def process(self, data: bytes) -> bytes | None:
         """The datagram to send to the other leg, or None (muted by a player, or not relayable)."""
@@ -92,16 +101,17 @@ class RelayDirection:
         if payload_type == self.audio_in:
             out_type = self.audio_out
             table = self.table
-            if self.taps:
+            if self.taps or self.inband is not None:
                 pcm = self.decoder.decode(_payload_of(data, first))
                 for tap in self.taps:
                     tap(self.source_leg, pcm)
+                if self.inband is not None:
+                    for key in self.inband.feed(pcm):
+                        self._report(DtmfDigit(key, ts, 0, 0))
         elif payload_type == self.dtmf_in:
             self.dtmf_packets += 1
             for digit in self.detector.receive(ts, _payload_of(data, first)):
-                log.info("dtmf_digit", leg=self.source_leg, digit=digit.digit, duration=digit.duration)
-                if self.on_digit is not None:
-                    self.on_digit(self.source_leg, digit)
+                self._report(digit)
             if self.dtmf_out is None:
                 self.dropped += 1
                 return None
@@ -137,6 +147,12 @@ class RelayDirection:
                 self.transcoded += 1
             return FIXED_HEADER.pack(0x80, marker | out_type, out_seq, out_ts, out_ssrc) + payload
         return self._rewrite_general(data, marker, out_type, out_seq, out_ts, out_ssrc, table)
+
+    def _report(self, digit: DtmfDigit) -> None:
+        log.info("dtmf_digit", leg=self.source_leg, digit=digit.digit, duration=digit.duration,
+                 inband=self.inband is not None)
+        if self.on_digit is not None:
+            self.on_digit(self.source_leg, digit)
 
     def _rewrite_general(self, data: bytes, marker: int, out_type: int, out_seq: int, out_ts: int,
                          out_ssrc: int, table: bytes | None) -> bytes | None:
@@ -197,11 +213,13 @@ class RtpRelay:
 
     The relay does not own the endpoints: the call layer opens and closes them, and tells the relay
     about codec changes (``update_media``), hold music (``start_player`` / ``stop_player``) and who
-    listens to the audio (``add_tap``).
+    listens to the audio (``add_tap``). Digits reach ``on_digit`` from RFC 4733 events; with
+    ``inband_dtmf`` also from tones (Goertzel) on a leg that negotiated no telephone-event.
     """
 
     def __init__(self, a: RtpEndpoint, a_media: LegMedia, b: RtpEndpoint, b_media: LegMedia, *,
-                 call_id: str = "", on_digit: DigitHandler | None = None) -> None:
+                 call_id: str = "", on_digit: DigitHandler | None = None,
+                 inband_dtmf: bool = False) -> None:
         self.endpoints = {"a": a, "b": b}
         self.media = {"a": a_media, "b": b_media}
         self.call_id = call_id
@@ -210,8 +228,8 @@ class RtpRelay:
         # leg is bridged elsewhere); directions[x] handles what leg x sends.
         self.streams = {leg: self.endpoints[leg].outgoing for leg in LEGS}
         self.directions = {
-            "a": RelayDirection("a", a_media, b_media, self.streams["b"], on_digit),
-            "b": RelayDirection("b", b_media, a_media, self.streams["a"], on_digit),
+            "a": RelayDirection("a", a_media, b_media, self.streams["b"], on_digit, inband_dtmf),
+            "b": RelayDirection("b", b_media, a_media, self.streams["a"], on_digit, inband_dtmf),
         }
         self.players: dict[str, PacedPlayer] = {}
         a.on_rtp = self._make_forwarder(self.directions["a"], b)
@@ -248,10 +266,14 @@ class RtpRelay:
                 direction.taps.remove(tap)
 
     def start_player(self, leg: str, frames: Sequence[bytes]) -> PacedPlayer:
-        """Play ``frames`` (in the codec of ``leg``, e.g. ``MusicOnHold.frames(codec)``) to ``leg``
-        instead of the other leg's audio, in a loop, until ``stop_player``."""
-        self.stop_player(leg)
+        """Play ``frames`` (in the codec and ptime of ``leg``: ``MusicOnHold.frames(media.codec,
+        media.ptime)``) to ``leg`` instead of the other leg's audio, in a loop, until ``stop_player``."""
         media = self.media[leg]
+        wrong = {len(frame) for frame in frames} - {media.samples_per_frame}
+        if wrong:
+            raise ValueError(f"frames for leg {leg} must be {media.samples_per_frame} bytes "
+                             f"({media.codec}, {media.ptime} ms), got lengths {sorted(wrong)}")
+        self.stop_player(leg)
         source = _PlayerSource(self.streams[leg], self.endpoints[leg].send_rtp, media.payload_type,
                                media.samples_per_frame)
         player = PacedPlayer(frames, media.ptime, source.send_frame)

@@ -125,6 +125,8 @@ async def test_music_on_hold_is_paced_and_continues_the_stream(call: Call) -> No
         call.callee.send(audio(seq, 0xCA1E, 8, b"\xd5" * 160), call.b.local_address)
     relayed = await call.caller.receive(3)
 
+    with pytest.raises(ValueError, match="160 bytes"):
+        call.relay.start_player("a", [b"\xff" * 240])  # 30 ms frames for a 20 ms leg
     frames = [bytes([i]) * 160 for i in range(4)]
     call.relay.start_player("a", frames)
     held = await call.caller.receive(8)

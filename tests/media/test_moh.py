@@ -40,7 +40,8 @@ def test_shipped_moh_is_8khz_mono_16bit_small_and_not_silent() -> None:
     frames = moh.frames("PCMU")
     assert {len(f) for f in frames} == {160}
     assert len(frames) == math.ceil(len(samples) / 160)
-    assert moh.frames("PCMU") is frames  # encoded once per codec
+    assert moh.frames("PCMU") is frames  # encoded once per codec and ptime
+    assert {len(f) for f in moh.frames("PCMA", 30)} == {240}
 
 
 def test_mono_16bit_8khz_is_read_as_is(tmp_path: Path) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 import struct
 
 from cti_server.media.dtmf import DtmfDigit, TelephoneEvent, telephone_event_frames
+from cti_server.media.g711 import PCMU
 from cti_server.media.relay import LegMedia, RelayDirection
 from cti_server.media.rtp import RtpPacket
 from cti_server.media.stream import OutgoingStream
@@ -138,3 +140,18 @@ def test_stream_first_fed_by_a_player_picks_its_own_ssrc() -> None:
     assert stream.ssrc is not None
     assert stream.marker_pending is False
     assert stream.source_changes == 0
+
+
+def test_inband_tones_become_digits_on_a_leg_without_telephone_event() -> None:
+    digits: list[tuple[str, DtmfDigit]] = []
+    relay = RelayDirection("b", LegMedia("PCMU", 0), PCMU_TE, OutgoingStream(FakeClock()),
+                           on_digit=lambda leg, d: digits.append((leg, d)), inband_dtmf=True)
+    tone = [int(5000 * (math.sin(2 * math.pi * 852 * i / 8000) + math.sin(2 * math.pi * 1477 * i / 8000)))
+            for i in range(8 * 100)] + [0] * 8 * 100
+    payload = PCMU.encode(struct.pack(f"<{len(tone)}h", *tone))
+    for i in range(0, len(payload), 160):
+        assert relay.process(rtp(i // 160, i, payload=payload[i : i + 160])) is not None
+    assert [(leg, d.digit) for leg, d in digits] == [("b", "9")]
+    # A leg that has telephone-event is not searched for tones.
+    assert RelayDirection("a", PCMU_TE, PCMA_TE, OutgoingStream(FakeClock()), inband_dtmf=True).inband is None
+
