@@ -28,17 +28,18 @@ pytestmark = pytest.mark.interop
 
 
 @pytest.mark.parametrize(
-    ("algorithms", "transport"),
-    [(["SHA-256", "MD5"], "udp"), (["MD5"], "tcp")],
+    ("algorithms", "transport", "outbound"),
+    [(["SHA-256", "MD5"], "udp", False), (["MD5"], "tcp", True)],
 )
 async def test_pjsua2_registers_and_unregisters(
-    start_server: ServerFactory, algorithms: list[str], transport: str
+    start_server: ServerFactory, algorithms: list[str], transport: str, outbound: bool
 ) -> None:
     require_module("pjsua2", "pjsua2-python")
     server = await start_server(digest_algorithms=algorithms)
     peer = await start_python_peer(
         "pjsua2_register.py", "--server", f"127.0.0.1:{server.sip_port}", "--user", "1001",
         "--password", USERS["1001"], "--transport", transport, "--expires", "300",
+        *(["--outbound"] if outbound else []),
     )
     with capture_logs() as logs:
         registered = await peer.next_event("registered")
@@ -50,6 +51,8 @@ async def test_pjsua2_registers_and_unregisters(
     (binding,) = await server.registrations("1001")
     assert binding["transport"] == transport
     assert binding["user_agent"] == "pjsua2-interop"
+    # With RFC 5626 outbound the binding is keyed by the phone's instance-id and reg-id.
+    assert (binding["reg_id"] is not None) is outbound
     await peer.send_line("unregister")
     unregistered = await peer.next_event("unregistered")
     assert unregistered["code"] == 200

@@ -59,6 +59,7 @@ def main() -> int:
     parser.add_argument("--transport", default="udp", choices=("udp", "tcp"))
     parser.add_argument("--expires", type=int, default=300)
     parser.add_argument("--timeout", type=float, default=10.0)
+    parser.add_argument("--outbound", action="store_true", help="RFC 5626 outbound (instance-id, reg-id)")
     args = parser.parse_args()
 
     ep = pj.Endpoint()
@@ -87,7 +88,7 @@ def main() -> int:
     acfg.regConfig.timeoutSec = args.expires
     acfg.regConfig.retryIntervalSec = 0  # one attempt: the test wants the server's answer, not retries
     acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", args.realm, args.user, 0, args.password))
-    acfg.natConfig.sipOutboundUse = 0
+    acfg.natConfig.sipOutboundUse = 1 if args.outbound else 0
     acfg.natConfig.contactRewriteUse = 0
     acfg.natConfig.viaRewriteUse = 0
     account = Account()
