@@ -239,7 +239,7 @@ def _parse_contacts(lines: list[str]) -> list[NameAddr] | Literal["*"]:
     return contacts
 
 
-@dataclass(eq=False)
+@dataclass
 class SipRequest(_MessageBase):
     """A SIP request: Request-Line, header fields and body (RFC 3261 section 7.1)."""
 
@@ -248,7 +248,7 @@ class SipRequest(_MessageBase):
     headers: Headers
     body: bytes = b""
     version: str = SIP_VERSION
-    _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def max_forwards(self) -> int | None:
@@ -262,16 +262,9 @@ class SipRequest(_MessageBase):
         """The wire form, with Content-Length written from the body (RFC 3261 section 7.1, 20.14)."""
         return self._serialize(f"{self.method} {self.uri} {self.version}")
 
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SipRequest):
-            return NotImplemented
-        return (self.method, self.uri, self.headers, self.body, self.version) == (
-            other.method, other.uri, other.headers, other.body, other.version)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
-@dataclass(eq=False)
+@dataclass
 class SipResponse(_MessageBase):
     """A SIP response: Status-Line, header fields and body (RFC 3261 section 7.2)."""
 
@@ -280,19 +273,11 @@ class SipResponse(_MessageBase):
     headers: Headers
     body: bytes = b""
     version: str = SIP_VERSION
-    _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False)
+    _cache: dict[str, tuple[Any, Any]] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def serialize(self) -> bytes:
         """The wire form, with Content-Length written from the body (RFC 3261 section 7.2, 20.14)."""
         return self._serialize(f"{self.version} {self.status} {self.reason}")
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, SipResponse):
-            return NotImplemented
-        return (self.status, self.reason, self.headers, self.body, self.version) == (
-            other.status, other.reason, other.headers, other.body, other.version)
-
-    __hash__ = None  # type: ignore[assignment]
 
 
 def parse_max_forwards(text: str) -> int:
