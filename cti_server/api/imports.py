@@ -18,6 +18,7 @@ from cti_server.api.validation import Schema
 from cti_server.screenpop.importer import ContactImporter, ImportFormatError, read_records
 
 routes = web.RouteTableDef()
+READABLE_UNTYPED = ("text/plain", "application/octet-stream", "")
 
 CONTACT_RECORD: Schema = {
     "type": "object",
@@ -83,7 +84,7 @@ IMPORT_REPORT: Schema = {
 async def import_contacts(request: web.Request) -> web.Response:
     """Import the body's contacts into the caller's call center; returns counts and per-line errors."""
     content_type = request.content_type
-    if not any(kind in content_type for kind in ("json", "csv")) and content_type != "text/plain":
+    if not any(kind in content_type for kind in ("json", "csv")) and content_type not in READABLE_UNTYPED:
         raise api_error(415, "send text/csv, application/json or application/x-ndjson", field="Content-Type")
     async with db_session(request) as db:
         center = await target_call_center(request, db)

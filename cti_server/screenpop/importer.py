@@ -245,11 +245,17 @@ class _LineCounter:
 
 
 def read_records(data: bytes | str, content_type: str) -> Iterator[Record]:
-    """Records of ``data`` by content type (``text/csv``, ``application/json``, ``application/x-ndjson``)."""
+    """Records of ``data`` by content type (``text/csv``, ``application/json``, ``application/x-ndjson``).
+
+    An unspecific type (``text/plain``, ``application/octet-stream``, none) is JSON when the text starts
+    with ``[`` or ``{`` and CSV otherwise.
+    """
     text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    if content_type in ("text/plain", "application/octet-stream", ""):
+        content_type = "application/json" if text.lstrip()[:1] in ("[", "{") else "text/csv"
     if "json" in content_type:
         return read_json(text)
-    if "csv" in content_type or content_type in ("text/plain", ""):
+    if "csv" in content_type:
         return read_csv(io.StringIO(text, newline=""))
     raise ImportFormatError(
         0, f"unsupported content type {content_type!r}: send text/csv or application/json"
