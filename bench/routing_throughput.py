@@ -37,6 +37,14 @@ async def open_backend(kind: str, prefix: str) -> RoutingBackend:
     return await RedisRoutingBackend.connect(REDIS_URL, prefix=prefix, scan_depth=100)
 
 
+async def redis_server_usec(backend: RoutingBackend) -> int | None:
+    """Microseconds Redis has spent in FCALL so far (INFO commandstats), or None for memory."""
+    if not isinstance(backend, RedisRoutingBackend):
+        return None
+    stats = await backend.client.info("commandstats")
+    return int(stats.get("cmdstat_fcall", {}).get("usec", 0))
+
+
 async def in_parallel(workers: int, jobs: list[str], step: Callable[[str], Awaitable[Any]]) -> None:
     """Run ``step(job)`` for every job with ``workers`` coroutines."""
     if workers == 1:
@@ -81,14 +89,20 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int) -> d
         result["setup_s"] = round(time.perf_counter() - t0, 2)
         result["enqueue_per_s"] = round(items / (time.perf_counter() - t0), 0)
 
+        server_before = await redis_server_usec(backend)
         t0 = time.perf_counter()
         await in_parallel(workers, [f"agent{n}" for n in range(agents)],
                           lambda a: engine.set_agent_status(a, "Available"))
         fill_s = time.perf_counter() - t0
         result["fill_assignments"] = len(offered)
         result["fill_assignments_per_s"] = round(len(offered) / fill_s, 0)
+        if server_before is not None:
+            # What Redis itself spent: the rate one Redis could sustain with clients fast enough.
+            usec = await redis_server_usec(backend) - server_before  # type: ignore[operator]
+            result["fill_redis_usec_per_assignment"] = round(usec / max(len(offered), 1), 1)
 
         done = 0
+        server_before = await redis_server_usec(backend)
         t0 = time.perf_counter()
         before = engine.offers_made
 
@@ -106,6 +120,9 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int) -> d
         result["churn_steps"] = done
         result["churn_assignments_per_s"] = round((engine.offers_made - before) / churn_s, 0)
         result["churn_steps_per_s"] = round(done / churn_s, 0)
+        if server_before is not None:
+            usec = await redis_server_usec(backend) - server_before  # type: ignore[operator]
+            result["churn_redis_usec_per_step"] = round(usec / max(done, 1), 1)
         snapshot = await backend.queue_snapshot("q")
         result["still_waiting"] = snapshot.waiting
         assert snapshot.waiting == items - agents - (engine.offers_made - before), "an item went missing"
