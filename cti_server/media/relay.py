@@ -232,8 +232,10 @@ class RtpRelay:
             "b": RelayDirection("b", b_media, a_media, self.streams["a"], on_digit, inband_dtmf),
         }
         self.players: dict[str, PacedPlayer] = {}
-        a.on_rtp = self._make_forwarder(self.directions["a"], b)
-        b.on_rtp = self._make_forwarder(self.directions["b"], a)
+        self._forwarders = {"a": self._make_forwarder(self.directions["a"], b),
+                            "b": self._make_forwarder(self.directions["b"], a)}
+        a.on_rtp = self._forwarders["a"]
+        b.on_rtp = self._forwarders["b"]
 
     @staticmethod
     def _make_forwarder(direction: RelayDirection, target: RtpEndpoint) -> Callable[[bytes], None]:
@@ -312,7 +314,9 @@ class RtpRelay:
             for digit in direction.detector.flush():
                 if direction.on_digit is not None:
                     direction.on_digit(leg, digit)
-            self.endpoints[leg].on_rtp = None
+            endpoint = self.endpoints[leg]
+            if endpoint.on_rtp is self._forwarders[leg]:  # a newer relay may own the leg already
+                endpoint.on_rtp = None
 
 
 def _other(leg: str) -> str:

@@ -193,6 +193,33 @@ async def test_nat_rebinding_with_the_same_ssrc_relatches(call: Call) -> None:
         moved.close()
 
 
+async def test_rebridging_a_leg_keeps_its_stream_and_old_relay_close_does_not_detach_it(call: Call) -> None:
+    call.caller.send(audio(1, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+    await call.callee.receive(1)
+    call.callee.send(audio(1, 0xCA1E, 8, b"\xd5" * 160), call.b.local_address)
+    (before,) = await call.caller.receive(1)
+    # Transfer: leg a is bridged to a new leg c; the old relay is closed afterwards.
+    allocator = RtpPortAllocator(call.b.port + 2000, call.b.port + 2009)
+    c = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="c")
+    third = Peer()
+    try:
+        c.set_remote(third.address, frozenset({0}))
+        relay = RtpRelay(call.a, LegMedia("PCMU", 0, 101), c, LegMedia("PCMU", 0))
+        call.relay.close()
+        third.send(audio(500, 0x3333, 0, b"\x01" * 160), c.local_address)
+        (after,) = await call.caller.receive(1)
+        assert after.ssrc == before.ssrc  # leg a still hears one stream
+        assert after.sequence_number == (before.sequence_number + 1) & 0xFFFF
+        assert after.marker is True
+        call.caller.send(audio(2, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+        (forward,) = await third.receive(1)
+        assert forward.sequence_number == 2
+        relay.close()
+    finally:
+        c.close()
+        third.close()
+
+
 async def test_rtp_timeout_is_reported() -> None:
     base = random.randrange(30000, 60000, 2)
     allocator = RtpPortAllocator(base, base + 9)
