@@ -132,7 +132,8 @@ class CallLogWriter:
         customer = try_normalize(customer_raw, profile.region) if customer_raw else None
         contact_id = await self._contact_for(profile.id, data, customer)
         started, answered, ended = call_times(data, datetime.now(UTC))
-        async with self.store.session() as db:
+        # Scoped to the call center: a contact, case or agent id of another one is simply not found.
+        async with self.store.tenant_session(profile.id) as db:
             if call_id:
                 exists = await db.execute(
                     select(CallLog.id).where(CallLog.call_center_id == profile.id, CallLog.call_id == call_id)
