@@ -268,13 +268,15 @@ class RtpRelay:
                 direction.taps.remove(tap)
 
     def start_player(self, leg: str, frames: Sequence[bytes]) -> PacedPlayer:
-        """Play ``frames`` (in the codec and ptime of ``leg``: ``MusicOnHold.frames(media.codec,
-        media.ptime)``) to ``leg`` instead of the other leg's audio, in a loop, until ``stop_player``."""
+        """Play ``frames`` (G.711 in the codec of ``leg``, e.g. ``MusicOnHold.frames(media.codec,
+        media.ptime)``) to ``leg`` instead of the other leg's audio, in a loop, until ``stop_player``.
+        Frames of another length than the leg's ptime are re-cut to it (G.711 is one byte a sample)."""
         media = self.media[leg]
-        wrong = {len(frame) for frame in frames} - {media.samples_per_frame}
-        if wrong:
-            raise ValueError(f"frames for leg {leg} must be {media.samples_per_frame} bytes "
-                             f"({media.codec}, {media.ptime} ms), got lengths {sorted(wrong)}")
+        size = media.samples_per_frame
+        if any(len(frame) != size for frame in frames):
+            audio = b"".join(frames)
+            audio += CODECS[media.codec].encode(bytes(2 * (-len(audio) % size)))  # pad with silence
+            frames = [audio[i : i + size] for i in range(0, len(audio), size)]
         self.stop_player(leg)
         source = _PlayerSource(self.streams[leg], self.endpoints[leg].send_rtp, media.payload_type,
                                media.samples_per_frame)

@@ -125,8 +125,6 @@ async def test_music_on_hold_is_paced_and_continues_the_stream(call: Call) -> No
         call.callee.send(audio(seq, 0xCA1E, 8, b"\xd5" * 160), call.b.local_address)
     relayed = await call.caller.receive(3)
 
-    with pytest.raises(ValueError, match="160 bytes"):
-        call.relay.start_player("a", [b"\xff" * 240])  # 30 ms frames for a 20 ms leg
     frames = [bytes([i]) * 160 for i in range(4)]
     call.relay.start_player("a", frames)
     held = await call.caller.receive(8)
@@ -145,6 +143,18 @@ async def test_music_on_hold_is_paced_and_continues_the_stream(call: Call) -> No
     assert resumed.sequence_number == (held[-1].sequence_number + 1) & 0xFFFF
     assert resumed.ssrc == last.ssrc
     assert resumed.marker is True
+
+
+async def test_player_frames_of_another_ptime_are_recut_to_the_leg(call: Call) -> None:
+    call.caller.send(audio(0, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+    await call.callee.receive(1)
+    thirty_ms = [bytes([1]) * 240, bytes([2]) * 240]  # 480 bytes: three 20 ms frames
+    call.relay.start_player("a", thirty_ms)
+    played = await call.caller.receive(4)
+    call.relay.stop_player("a")
+    assert [p.payload for p in played] == [
+        b"\x01" * 160, b"\x01" * 80 + b"\x02" * 80, b"\x02" * 160, b"\x01" * 160
+    ]
 
 
 async def test_recording_tap_hears_both_directions_decoded(call: Call) -> None:
