@@ -163,9 +163,6 @@ def call_id_of(data: bytes) -> str | None:
     return match.group(1).strip().decode("utf-8", "replace") if match else None
 
 
-def _has_to_tag(request: SipRequest) -> bool:
-    raw = request.headers.get("To")
-    return raw is not None and "tag" in raw.lower() and request.to_tag is not None
 
 
 class SipComponent:
@@ -371,15 +368,15 @@ class SipComponent:
 
     def _receive_request(self, request: SipRequest, flow: Flow) -> None:
         now = self._require_loop().time()
+        key = server_key(request)  # before received/rport rewrite the top Via (same branch and sent-by)
         source = self._received_rport(request, flow)
         method = request.method
         if self._debug:
             log.debug("sip_request_in", method=method, call_id=request.call_id, remote=flow.remote,
                       transport=flow.transport)
         if method == "ACK":
-            self._receive_ack(request, flow, source, now)
+            self._receive_ack(request, key, flow, source, now)
             return
-        key = server_key(request)
         existing = self._server.get(key)
         if existing is not None and (not is_rfc2543_key(key) or self._rfc2543_match(request, existing)):
             self.stats["retransmissions_absorbed"] += 1
@@ -415,7 +412,7 @@ class SipComponent:
         if handler is None:
             if method == "OPTIONS":
                 self._answer_options(incoming)
-            elif _has_to_tag(request):
+            elif request.to_tag is not None:
                 # In-dialog, but with no handler for it there is no dialog it can belong to (12.2.2).
                 self._answer(incoming, 481, "Call/Transaction Does Not Exist")
             elif method in KNOWN_METHODS:
@@ -471,14 +468,9 @@ class SipComponent:
 
     def build_response(self, request: SipRequest, status: int, reason: str | None = None) -> SipResponse:
         """A response of the stack's own (8.2.6): a To tag when the request had none, and Server."""
-        raw_to = request.headers.get("To") or ""
-        if status == 100 or "tag" in raw_to.lower():  # the cheap test first: parsing To is not free
-            to_tag = new_tag() if status > 100 and request.to_tag is None else None
-            response = make_response(request, status, reason, to_tag=to_tag)
-        else:
-            response = make_response(request, status, reason)
-            # Anything after ';' in To is a header parameter (RFC 3261 20: a URI with ';' needs <>).
-            response.headers.set("To", f"{raw_to};tag={new_tag()}")
+        # The parser has parsed To already (cached), so asking for its tag costs a lookup.
+        to_tag = new_tag() if status > 100 and request.to_tag is None else None
+        response = make_response(request, status, reason, to_tag=to_tag)
         response.headers.add("Server", self._server_header)
         return response
 
@@ -505,8 +497,7 @@ class SipComponent:
         if not invite.final_sent:
             invite_incoming.respond(self.build_response(invite_incoming.request, 487, "Request Terminated"))
 
-    def _receive_ack(self, ack: SipRequest, flow: Flow, source: Address, now: float) -> None:
-        key = server_key(ack)
+    def _receive_ack(self, ack: SipRequest, key: ServerKey, flow: Flow, source: Address, now: float) -> None:
         entry = self._server.get(key)
         if entry is not None and isinstance(entry.tx, InviteServerTransaction) and (
             not is_rfc2543_key(key) or self._rfc2543_match(ack, entry)
