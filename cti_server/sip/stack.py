@@ -22,7 +22,7 @@ import asyncio
 import inspect
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -126,6 +126,7 @@ class _ServerEntry:
     call_id: str
     incoming: IncomingRequest | None = None
     request_to_tag: str | None = None  # RFC 2543 matching only
+    reply_port: int = 0  # TCP/TLS: the Via sent-by port, to reconnect to (18.2.2)
     final_sent: bool = False
     cancel_callbacks: list[CancelCallback] | None = None
     handle: asyncio.TimerHandle | None = None
@@ -391,6 +392,8 @@ class SipComponent:
         entry = _ServerEntry(tx, self._response_flow_for_request(flow, source), request.call_id)
         if is_rfc2543_key(key):
             entry.request_to_tag = request.to_tag
+        if flow.reliable:
+            entry.reply_port = request.top_via.port or (5061 if flow.transport == "tls" else 5060)
         incoming = IncomingRequest(request, flow.transport, source, flow.local, self, entry)
         entry.incoming = incoming
         self._server[key] = entry
@@ -565,7 +568,9 @@ class SipComponent:
         tx = entry.tx
         for output in outputs:
             if isinstance(output, Transmit):
-                if not self._send_on(entry.flow, output.data):
+                if entry.flow.is_closed and entry.reply_port:
+                    self._spawn(self._reply_on_new_connection(entry, output.data))
+                elif not self._send_on(entry.flow, output.data):
                     self._server_outputs(entry, tx.transport_error(self._require_loop().time()))
                     return
             elif isinstance(output, DeliverAck):
@@ -579,6 +584,26 @@ class SipComponent:
                 if self._server.get(tx.key) is entry:  # type: ignore[call-overload]
                     del self._server[tx.key]  # type: ignore[arg-type]
         self._schedule(entry, tx.next_deadline(), self._on_server_timer)
+
+    async def _reply_on_new_connection(self, entry: _ServerEntry, data: bytes) -> None:
+        """RFC 3261 18.2.2: the request's connection is gone; open one to its source address and
+        the Via's sent-by port, and answer there."""
+        assert self._transports is not None
+        remote = (entry.flow.remote[0], entry.reply_port)
+        try:
+            flow = await self._transports.flow_to(entry.flow.transport, remote, CONNECT_TIMEOUT)
+            flow.send(data)
+        except (OSError, TimeoutError, ConnectionError) as exc:
+            self.stats["transport_errors"] += 1
+            log.warning("sip_reply_failed", call_id=entry.call_id, remote=remote, error=str(exc))
+            self._server_outputs(entry, entry.tx.transport_error(self._require_loop().time()))
+            return
+        entry.flow = flow
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _on_server_timer(self, entry: _ServerEntry) -> None:
         entry.handle = None

@@ -15,7 +15,7 @@ import pytest
 from cti_server.events import EventBus
 from cti_server.sip.message import SipResponse, make_request, make_response
 from cti_server.sip.parser import StreamFramer, parse_message
-from cti_server.sip.stack import SipComponent
+from cti_server.sip.stack import IncomingRequest, SipComponent
 from tests.conftest import free_port, make_config
 from tests.sip.test_stack import sip_request
 
@@ -156,3 +156,36 @@ async def test_tls_listener_answers_options(tmp_path: Path) -> None:
         writer.close()
     finally:
         await component.stop()
+
+
+async def test_response_reopens_a_connection_when_the_request_connection_closed(stack: SipComponent) -> None:
+    """RFC 3261 18.2.2: connection gone -> connect to the source address and the Via sent-by port."""
+    assert stack.tcp_address is not None
+    got: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await got.put(await read_message(reader, StreamFramer()))
+        writer.close()
+
+    listener = await asyncio.start_server(on_connection, "127.0.0.1", 0)
+    listen_port = listener.sockets[0].getsockname()[1]
+    release = asyncio.Event()
+
+    async def slow_message(incoming: IncomingRequest) -> None:
+        await release.wait()
+        incoming.respond(make_response(incoming.request, 200, to_tag="t"))
+
+    stack.register_handler("MESSAGE", slow_message)
+    try:
+        _reader, writer = await asyncio.open_connection(*stack.tcp_address)
+        writer.write(sip_request("MESSAGE", listen_port).replace(b"SIP/2.0/UDP", b"SIP/2.0/TCP"))
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.close()
+        await writer.wait_closed()
+        await asyncio.sleep(0.1)
+        release.set()
+        response = parse_message(await asyncio.wait_for(got.get(), WAIT))
+        assert isinstance(response, SipResponse) and response.status == 200
+    finally:
+        listener.close()
