@@ -454,6 +454,24 @@ def build_ack(invite: SipRequest, response: SipResponse) -> SipRequest:
     return SipRequest("ACK", invite.uri, headers)
 
 
+def build_cancel(invite: SipRequest) -> SipRequest:
+    """The CANCEL for a sent ``invite`` (RFC 3261 9.1): same Request-URI, Call-ID, From, To, CSeq number
+    and Route, and only the INVITE's top Via (same branch, so it matches the INVITE at the UAS).
+
+    Build it from the INVITE as sent: ``SipComponent.send_request`` fills in the top Via in place.
+    """
+    headers = Headers()
+    headers.add("Via", invite.headers.get_all("Via")[0])
+    for route in invite.headers.get_all("Route"):
+        headers.add("Route", route)
+    headers.add("Max-Forwards", "70")
+    headers.add("From", _required(invite.headers.get("From")))
+    headers.add("To", _required(invite.headers.get("To")))
+    headers.add("Call-ID", invite.call_id)
+    headers.add("CSeq", f"{invite.cseq.number} CANCEL")
+    return SipRequest("CANCEL", invite.uri, headers)
+
+
 def _required(value: str | None) -> str:
     assert value is not None, "parsed messages always carry From and To"
     return value

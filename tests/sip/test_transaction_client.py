@@ -21,6 +21,7 @@ from cti_server.sip.transaction import (
     Transmit,
     TransportFailed,
     build_ack,
+    build_cancel,
 )
 from tests.sip.tx_messages import request, response
 
@@ -188,3 +189,13 @@ def test_non_invite_timer_f_in_proceeding_reports_timeout() -> None:
     tx.start(0.0)
     tx.receive_response(response(info, 100), 1.0)
     assert tx.fire_timers(32.0) == [TimedOut("F"), Terminated()]
+
+
+def test_build_cancel_matches_the_invite_9_1() -> None:
+    invite = request("INVITE", cseq=4, extra=[("Route", "<sip:p1;lr>")])
+    cancel = build_cancel(invite)
+    assert cancel.method == "CANCEL" and str(cancel.uri) == str(invite.uri)
+    assert cancel.top_via.branch == invite.top_via.branch and len(cancel.vias) == 1
+    assert (cancel.cseq.number, cancel.cseq.method) == (4, "CANCEL")
+    assert cancel.to_tag is None and cancel.headers.get_all("Route") == ["<sip:p1;lr>"]
+    assert client_key(cancel) == (invite.top_via.branch, "CANCEL")
