@@ -30,6 +30,7 @@ _LINE_RE = re.compile(r"([a-z])=(.*)")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _RTPMAP_RE = re.compile(r"([0-9]{1,3}) +([^/ ]+)/([0-9]{1,9})(?:/([0-9]{1,3}))? *")
 _FMTP_RE = re.compile(r"([0-9]{1,3}) +(.*)")
+_PTIME_RE = re.compile(r" *([0-9]{1,6})(?:\.[0-9]*)? *")
 
 Attribute = tuple[str, str | None]
 
@@ -175,10 +176,10 @@ class MediaDescription(_Attributes):
         value = self.get_attribute("ptime")
         if value is None:
             return None
-        try:
-            return int(float(value))
-        except ValueError:
-            raise SdpParseError(f"invalid a=ptime:{value[:20]}") from None
+        match = _PTIME_RE.fullmatch(value)
+        if match is None:
+            raise SdpParseError(f"invalid a=ptime:{value[:20]}")
+        return int(match.group(1))
 
     @property
     def direction(self) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cti_server.sip.sdp import (
     Connection,
@@ -148,7 +150,8 @@ def test_invalid_sdp(text: str, reason: str) -> None:
 
 def test_malformed_rtpmap_fmtp_ptime_raise_on_access() -> None:
     base = "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 h\r\nm=audio 1 RTP/AVP 0\r\n"
-    for attribute, accessor in (("rtpmap:0 PCMU", "rtpmaps"), ("fmtp:x y", "fmtps"), ("ptime:soon", "ptime")):
+    for attribute, accessor in (("rtpmap:0 PCMU", "rtpmaps"), ("fmtp:x y", "fmtps"), ("ptime:soon", "ptime"),
+                                ("ptime:inf", "ptime"), ("ptime:-20", "ptime")):
         media = parse_sdp(base + f"a={attribute}\r\n").media[0]
         with pytest.raises(SdpParseError):
             getattr(media, accessor)
@@ -173,3 +176,28 @@ def test_rfc4475_bodies_parse() -> None:
     with pytest.raises(SdpParseError, match="rtpmap"):
         _ = sdp.media[1].rtpmaps
     assert sdp.media[0].rtpmaps == {0: ("PCMU", 8000, 1), 12: ("QCELP", 8000, 1)}
+
+
+SDP_PIECES = ["v=0", "o=- 1 1 IN IP4 h", "s=-", "c=IN IP4 192.0.2.1", "c=IN IP6 ::1/3", "t=0 0",
+              "m=audio 4000 RTP/AVP 0 8", "m=video 0/2 RTP/AVP 31", "a=rtpmap:0 PCMU/8000",
+              "a=rtpmap:x", "a=fmtp:101 0-16", "a=ptime:20", "a=sendonly", "b=AS:64", "i=x", "k=clear:y",
+              "x=1", "", "=", "a=", "m=", "c=IN IP4 1.2.3.4/300", "o=", "\u00e9=1", "a=ptime:-1",
+              "a=ptime:inf", "a=ptime:nan", "a=ptime:1e9"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.one_of(st.binary(max_size=400),
+                 st.lists(st.sampled_from(SDP_PIECES), max_size=12).map(lambda lines: "\r\n".join(lines))))
+def test_parse_sdp_raises_only_sdp_parse_error(data: bytes | str) -> None:
+    try:
+        sdp = parse_sdp(data)
+    except SdpParseError as error:
+        assert error.reason
+        return
+    for media in sdp.media:
+        for accessor in ("rtpmaps", "fmtps", "ptime", "payload_types", "direction"):
+            try:
+                getattr(media, accessor)
+            except SdpParseError:
+                pass
+    assert parse_sdp(sdp.serialize()).serialize() == sdp.serialize()
