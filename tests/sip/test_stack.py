@@ -314,3 +314,35 @@ async def test_stats_route_reports_counters(aiohttp_client: Any, stack: SipCompo
 async def test_stats_route_is_503_without_a_stack(aiohttp_client: Any) -> None:
     client: TestClient = await aiohttp_client(create_app(make_config()))
     assert (await client.get("/api/v1/sip/stats")).status == 503
+
+
+def uac_invite(peer_port: int, call_id: str) -> SipRequest:
+    return make_request("INVITE", f"sip:peer@127.0.0.1:{peer_port}", from_="<sip:svc@127.0.0.1>;tag=s1",
+                        to="<sip:peer@127.0.0.1>", call_id=call_id, cseq=1, via="SIP/2.0/UDP x")
+
+
+async def test_send_invite_failure_is_acked_by_the_stack(stack: SipComponent, peer: UdpPeer) -> None:
+    task = asyncio.ensure_future(stack.send_request(uac_invite(peer.port, "inv-1"),
+                                                    ("udp", "127.0.0.1", peer.port)))
+    invite = await peer.receive()
+    assert isinstance(invite, SipRequest)
+    peer.send(make_response(invite, 486, to_tag="busy").serialize(), udp(stack))
+    assert (await asyncio.wait_for(task, WAIT)).status == 486
+    ack = await peer.receive()
+    assert isinstance(ack, SipRequest) and ack.method == "ACK" and ack.to_tag == "busy"
+    assert ack.top_via.branch == invite.top_via.branch
+
+
+async def test_send_invite_2xx_retransmissions_reach_the_tu(stack: SipComponent, peer: UdpPeer) -> None:
+    again: list[int] = []
+    task = asyncio.ensure_future(stack.send_request(uac_invite(peer.port, "inv-2"),
+                                                    ("udp", "127.0.0.1", peer.port),
+                                                    on_retransmitted_2xx=lambda r: again.append(r.status)))
+    invite = await peer.receive()
+    assert isinstance(invite, SipRequest)
+    ok = make_response(invite, 200, to_tag="yes").serialize()
+    peer.send(ok, udp(stack))
+    assert (await asyncio.wait_for(task, WAIT)).status == 200
+    peer.send(ok, udp(stack))
+    await asyncio.sleep(0.1)
+    assert again == [200]  # the TU ACKs 2xx itself (send_ack), each retransmission included
