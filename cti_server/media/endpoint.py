@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import random
 import select
 import socket
 import time
@@ -31,8 +32,19 @@ from dataclasses import asdict, dataclass
 import structlog
 
 from cti_server.media.ports import RtpPortAllocator
-from cti_server.media.rtcp import RtcpPacket, RtcpParseError, SenderReport, parse_compound
-from cti_server.media.rtp import RTP_VERSION
+from cti_server.media.rtcp import (
+    SDES_CNAME,
+    Bye,
+    RtcpPacket,
+    RtcpParseError,
+    SdesChunk,
+    SenderReport,
+    SourceDescription,
+    ntp_timestamp,
+    parse_compound,
+    serialize_compound,
+)
+from cti_server.media.rtp import FIXED_HEADER_SIZE, RTP_VERSION
 from cti_server.media.stream import OutgoingStream
 
 log = structlog.get_logger(__name__)
@@ -226,7 +238,7 @@ class RtpEndpoint:
 
     def __init__(self, rtp_sock: socket.socket, rtcp_sock: socket.socket, *, symmetric: bool,
                  rtp_timeout: float, call_id: str, leg: str,
-                 release: Callable[[], None] | None = None) -> None:
+                 release: Callable[[], None] | None = None, rtcp_interval: float = 0.0) -> None:
         self._rtp_sock = rtp_sock
         self._rtcp_sock = rtcp_sock
         self.local_address: Address = rtp_sock.getsockname()[:2]
@@ -256,13 +268,20 @@ class RtpEndpoint:
         self._poller.add(rtcp_sock.fileno(), self._on_rtcp_readable)
         if rtp_timeout > 0:
             self._schedule_timeout_check()
+        self.rtcp_interval = rtcp_interval
+        self.rtcp_destination: Address | None = None
+        self._cname = f"cti-server@{self.local_address[0]}".encode()
+        self._report_timer: asyncio.TimerHandle | None = None
+        if rtcp_interval > 0:
+            self._schedule_report()
 
     @classmethod
     async def open(cls, host: str, allocator: RtpPortAllocator, *, symmetric: bool = True,
                    rtp_timeout: float = 0.0, call_id: str = "", leg: str = "",
-                   attempts: int = 16) -> RtpEndpoint:
+                   rtcp_interval: float = 5.0, attempts: int = 16) -> RtpEndpoint:
         """Bind an RTP/RTCP pair from ``allocator`` on ``host``; a pair some other process holds is
-        given back and the next one tried (up to ``attempts``)."""
+        given back and the next one tried (up to ``attempts``). Every ``rtcp_interval`` seconds (0 = never)
+        the endpoint sends an RTCP sender report about what it sent."""
         last_error: OSError | None = None
         for _ in range(attempts):
             port = allocator.allocate()
@@ -273,15 +292,19 @@ class RtpEndpoint:
                 last_error = exc
                 continue
             return cls(rtp_sock, rtcp_sock, symmetric=symmetric, rtp_timeout=rtp_timeout,
-                       call_id=call_id, leg=leg, release=functools.partial(allocator.release, port))
+                       call_id=call_id, leg=leg, release=functools.partial(allocator.release, port),
+                       rtcp_interval=rtcp_interval)
         raise OSError(f"no bindable RTP port pair on {host} after {attempts} attempts: {last_error}")
 
     @property
     def port(self) -> int:
         return self.local_address[1]
 
-    def set_remote(self, address: Address | None, payload_types: frozenset[int] = frozenset()) -> None:
-        """The far end's RTP address and payload types from its SDP (offer, answer or re-INVITE)."""
+    def set_remote(self, address: Address | None, payload_types: frozenset[int] = frozenset(),
+                   rtcp_address: Address | None = None) -> None:
+        """The far end's RTP address and payload types from its SDP (offer, answer or re-INVITE), and
+        its RTCP address when the SDP names one (a=rtcp, RFC 3605; else RTP port + 1)."""
+        self.rtcp_destination = rtcp_address
         before = self.latch.source
         self.latch.expect(address, payload_types)
         if before is not None and self.latch.source is None:
@@ -315,7 +338,7 @@ class RtpEndpoint:
 
     def send_rtcp(self, data: bytes) -> None:
         """Send one RTCP compound datagram to the latched RTCP source or signalled RTP port + 1."""
-        destination = self.rtcp_source
+        destination = self.rtcp_source or self.rtcp_destination
         if destination is None:
             rtp_destination = self.latch.destination
             if rtp_destination is None:
@@ -417,6 +440,34 @@ class RtpEndpoint:
         if self.on_rtcp is not None:
             self.on_rtcp(packets)
 
+    def sender_report(self) -> list[RtcpPacket]:
+        """An SR about the stream we send (RFC 3550 section 6.4.1) with our CNAME (section 6.5.1);
+        empty while we have sent nothing."""
+        stream = self.outgoing
+        ssrc = stream.ssrc
+        if ssrc is None or not self.counters.packets_sent:
+            return []
+        # The RTP timestamp that corresponds to "now", extrapolated from the last packet sent.
+        elapsed = round((stream.clock() - stream.last_time) * stream.clock_rate)
+        payload_octets = self.counters.bytes_sent - FIXED_HEADER_SIZE * self.counters.packets_sent
+        return [
+            SenderReport(ssrc, ntp_timestamp(time.time()), (stream.last_ts + elapsed) & 0xFFFFFFFF,
+                         self.counters.packets_sent & 0xFFFFFFFF, payload_octets & 0xFFFFFFFF),
+            SourceDescription((SdesChunk(ssrc, ((SDES_CNAME, self._cname),)),)),
+        ]
+
+    def _schedule_report(self) -> None:
+        # Randomized around the interval (RFC 3550 section 6.3.1) so a thousand legs do not report at once.
+        delay = self.rtcp_interval * random.uniform(0.5, 1.5)
+        self._report_timer = self._loop.call_later(delay, self._send_report)
+
+    def _send_report(self) -> None:
+        report = self.sender_report()
+        if report:
+            self.send_rtcp(serialize_compound(report))
+        if not self._closed:
+            self._schedule_report()
+
     def _schedule_timeout_check(self) -> None:
         interval = min(1.0, self.rtp_timeout / 4)
         self._timer = self._loop.call_later(interval, self._check_timeout)
@@ -442,6 +493,11 @@ class RtpEndpoint:
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
+        if self._report_timer is not None:
+            self._report_timer.cancel()
+            report = self.sender_report()
+            if report and self.outgoing.ssrc is not None:  # RFC 3550 section 6.6: say goodbye
+                self.send_rtcp(serialize_compound([*report, Bye((self.outgoing.ssrc,))]))
         self._close_peer_socket()
         for sock in (self._rtp_sock, self._rtcp_sock):
             self._poller.remove(sock.fileno())

@@ -18,6 +18,7 @@ from cti_server.media.endpoint import RtpEndpoint
 from cti_server.media.g711 import PCMU
 from cti_server.media.ports import RtpPortAllocator
 from cti_server.media.relay import LegMedia, RtpRelay
+from cti_server.media.rtcp import Bye, SenderReport, SourceDescription, parse_compound
 from cti_server.media.rtp import RtpPacket
 from tests.media.test_g711 import reference_alaw_encode, reference_ulaw_encode, reference_ulaw_level
 
@@ -63,8 +64,8 @@ class Call:
 async def call() -> AsyncIterator[Call]:
     base = random.randrange(30000, 60000, 2)
     allocator = RtpPortAllocator(base, base + 199)
-    a = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="a")
-    b = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="b")
+    a = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="a", rtcp_interval=0)
+    b = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="b", rtcp_interval=0)
     caller, callee = Peer(), Peer()
     # The caller is "behind NAT": its SDP names an address it does not send from; symmetric RTP fixes it.
     a.set_remote((HOST, 9), frozenset({0, 101}))
@@ -210,7 +211,7 @@ async def test_rebridging_a_leg_keeps_its_stream_and_old_relay_close_does_not_de
     (before,) = await call.caller.receive(1)
     # Transfer: leg a is bridged to a new leg c; the old relay is closed afterwards.
     allocator = RtpPortAllocator(call.b.port + 2000, call.b.port + 2009)
-    c = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="c")
+    c = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="c", rtcp_interval=0)
     third = Peer()
     try:
         c.set_remote(third.address, frozenset({0}))
@@ -233,10 +234,40 @@ async def test_rebridging_a_leg_keeps_its_stream_and_old_relay_close_does_not_de
 async def test_rtp_timeout_is_reported() -> None:
     base = random.randrange(30000, 60000, 2)
     allocator = RtpPortAllocator(base, base + 9)
-    endpoint = await RtpEndpoint.open(HOST, allocator, rtp_timeout=0.2, call_id="quiet", leg="a")
+    endpoint = await RtpEndpoint.open(HOST, allocator, rtp_timeout=0.2, call_id="quiet", leg="a",
+                                      rtcp_interval=0)
     timed_out = asyncio.Event()
     endpoint.on_timeout = lambda _endpoint: timed_out.set()
     try:
         await asyncio.wait_for(timed_out.wait(), TIMEOUT)
     finally:
         endpoint.close()
+
+
+async def test_sender_reports_and_bye_go_to_the_rtcp_address() -> None:
+    base = random.randrange(30000, 60000, 2)
+    allocator = RtpPortAllocator(base, base + 9)
+    endpoint = await RtpEndpoint.open(HOST, allocator, call_id="rtcp", leg="a", rtcp_interval=0.05)
+    phone, phone_rtcp = Peer(), Peer()
+    loop = asyncio.get_running_loop()
+    try:
+        endpoint.set_remote(phone.address, frozenset({0}), rtcp_address=phone_rtcp.address)
+        for seq in range(3):
+            endpoint.send_rtp(audio(seq, 0x5151, 0, b"\xff" * 160).serialize())
+        endpoint.outgoing.switch_source("test", 0, 0, 0x5151)  # what the relay does on its first packet
+        report = parse_compound(await asyncio.wait_for(loop.sock_recv(phone_rtcp.sock, 2048), TIMEOUT))
+        sender, sdes = report
+        assert isinstance(sender, SenderReport) and isinstance(sdes, SourceDescription)
+        assert (sender.ssrc, sender.packet_count, sender.octet_count) == (0x5151, 3, 480)
+        assert sdes.cname(0x5151) == b"cti-server@127.0.0.1"
+        endpoint.close()
+        while True:  # reports may be queued before the goodbye
+            last = parse_compound(await asyncio.wait_for(loop.sock_recv(phone_rtcp.sock, 2048), TIMEOUT))
+            if any(isinstance(p, Bye) for p in last):
+                break
+        assert Bye((0x5151,)) in last
+    finally:
+        endpoint.close()
+        phone.close()
+        phone_rtcp.close()
+
