@@ -30,6 +30,7 @@ _LINE_RE = re.compile(r"([a-z])=(.*)")
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
 _RTPMAP_RE = re.compile(r"([0-9]{1,3}) +([^/ ]+)/([0-9]{1,9})(?:/([0-9]{1,3}))? *")
 _FMTP_RE = re.compile(r"([0-9]{1,3}) +(.*)")
+_DIGITS_RE = re.compile(r"[0-9]+")  # str.isdigit() also accepts digits int() refuses ("²")
 _PTIME_RE = re.compile(r" *([0-9]{1,6})(?:\.[0-9]*)? *")
 
 Attribute = tuple[str, str | None]
@@ -138,7 +139,7 @@ class MediaDescription(_Attributes):
     @property
     def payload_types(self) -> list[int]:
         """The formats as RTP payload types (for RTP/AVP-family protocols; non-numeric ones skipped)."""
-        return [int(fmt) for fmt in self.formats if fmt.isdigit()]
+        return [int(fmt) for fmt in self.formats if _DIGITS_RE.fullmatch(fmt) and len(fmt) <= 3]
 
     @property
     def rtpmaps(self) -> dict[int, tuple[str, int, int]]:
@@ -281,7 +282,7 @@ class SessionDescription(_Attributes):
 
 
 def _int_field(text: str, what: str, maximum: int) -> int:
-    if not text.isdigit() or len(text) > 20 or int(text) > maximum:
+    if len(text) > 20 or _DIGITS_RE.fullmatch(text) is None or int(text) > maximum:
         raise SdpParseError(f"invalid {what}: {text[:30]!r}")
     return int(text)
 
@@ -291,7 +292,7 @@ def _parse_origin(value: str) -> Origin:
     if len(parts) != 6 or not all(parts):
         raise SdpParseError(f"invalid o= line: {value[:60]!r}")
     username, session_id, version, nettype, addrtype, address = parts
-    if not session_id.isdigit():
+    if _DIGITS_RE.fullmatch(session_id) is None:
         raise SdpParseError(f"invalid o= sess-id: {session_id[:30]!r}")
     return Origin(username, session_id, _int_field(version, "o= sess-version", 2**64 - 1),
                   nettype, addrtype, address)

@@ -182,7 +182,8 @@ SDP_PIECES = ["v=0", "o=- 1 1 IN IP4 h", "s=-", "c=IN IP4 192.0.2.1", "c=IN IP6 
               "m=audio 4000 RTP/AVP 0 8", "m=video 0/2 RTP/AVP 31", "a=rtpmap:0 PCMU/8000",
               "a=rtpmap:x", "a=fmtp:101 0-16", "a=ptime:20", "a=sendonly", "b=AS:64", "i=x", "k=clear:y",
               "x=1", "", "=", "a=", "m=", "c=IN IP4 1.2.3.4/300", "o=", "\u00e9=1", "a=ptime:-1",
-              "a=ptime:inf", "a=ptime:nan", "a=ptime:1e9"]
+              "a=ptime:inf", "a=ptime:nan", "a=ptime:1e9", "m=audio 1 RTP/AVP \u00b2 \u0663 1234",
+              "t=\u00b2 0", "o=- \u00b2 1 IN IP4 h", "m=audio \u00b2 RTP/AVP 0"]
 
 
 @settings(max_examples=300, deadline=None)
