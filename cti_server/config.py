@@ -136,6 +136,7 @@ class MediaConfig:
     dtmf_payload_type: int = 101
     symmetric_rtp: bool = True
     rtp_timeout: float = 60.0
+    rtcp_interval: float = 5.0
     moh_file: str = ""
 
     def __post_init__(self) -> None:
@@ -156,6 +157,8 @@ class MediaConfig:
                               f"{self.dtmf_payload_type}")
         if self.rtp_timeout < 0:
             raise ConfigError("rtp_timeout", "must be >= 0 (0 turns the timeout off)")
+        if self.rtcp_interval < 0:
+            raise ConfigError("rtcp_interval", "must be >= 0 (0 sends no RTCP reports)")
 
 
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")

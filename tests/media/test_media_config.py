@@ -16,6 +16,7 @@ def test_shipped_media_section_is_valid() -> None:
     assert media.ptime == 20
     assert media.dtmf_payload_type == 101
     assert media.symmetric_rtp is True
+    assert media.rtcp_interval == 5.0
 
 
 @pytest.mark.parametrize(
@@ -29,6 +30,7 @@ def test_shipped_media_section_is_valid() -> None:
         ({"ptime": 25}, "media.ptime"),
         ({"dtmf_payload_type": 8}, "media.dtmf_payload_type"),
         ({"rtp_timeout": -1}, "media.rtp_timeout"),
+        ({"rtcp_interval": -5}, "media.rtcp_interval"),
         ({"symmetric_rtp": "yes"}, "media.symmetric_rtp"),
     ],
 )
