@@ -40,7 +40,7 @@ MAX_HEADER_LINES: Final = 512
 
 _METHOD_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 _HEADER_NAME_RE = re.compile(rf"[{TOKEN_CHARS}]+")
-_VERSION_RE = re.compile(r"[Ss][Ii][Pp]/(\d+)\.(\d+)")
+_VERSION_RE = re.compile(r"[Ss][Ii][Pp]/([0-9]+)\.([0-9]+)")
 _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
 # The lookbehind starts a match only at the beginning of a blank run, so long runs stay linear.
 _FOLD_RE = re.compile(r"(?<![ \t])[ \t]*\r\n[ \t]+")

@@ -96,3 +96,8 @@ def test_common_uri_fast_path_agrees_with_full_parser(user: str, host: str, port
         except SipParseError as error:
             results.append(error.status)
     assert results[0] == results[1]
+
+
+def test_non_ascii_digits_are_not_a_port() -> None:
+    with pytest.raises(SipParseError):
+        parse_uri("sip:a@b:\u0665\u0660\u0666\u0660")
