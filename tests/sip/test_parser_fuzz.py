@@ -18,7 +18,7 @@ from cti_server.sip import SipParseError, SipRequest, StreamFramer, parse_messag
 CORPUS = Path(__file__).parent / "corpus"
 SEEDS = sorted((CORPUS / "rfc4475").glob("*.sip"))
 REGRESSIONS = sorted((CORPUS / "fuzz").glob("*"))
-EXAMPLES = int(os.environ.get("SIP_FUZZ_EXAMPLES", "200"))
+EXAMPLES = int(os.environ.get("SIP_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 SPECIAL = [b"\r\n", b"\r\n ", b";", b",", b'"', b"\\", b"<", b">", b":", b"@", b"[", b"]", b"=", b"?", b"%",
            b" ", b"\x00", b"\xff", b"\r", b"\n", b"0", b"9999999999999999999", b"-1", b"sip:", b"SIP/2.0"]
@@ -111,3 +111,14 @@ def test_fuzz_regressions(path: Path) -> None:
 
 def test_regression_corpus_is_not_empty() -> None:
     assert REGRESSIONS, "tests/sip/corpus/fuzz/ holds the inputs fuzzing once crashed on"
+
+
+@FUZZ
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=40)), max_size=12), st.text(max_size=40))
+def test_unicode_header_lines_never_crash(lines: list[tuple[str, str]], uri: str) -> None:
+    mandatory = ("Via: SIP/2.0/UDP h;branch=z9hG4bK1\r\nTo: <sip:a@b>\r\nFrom: <sip:c@d>;tag=1\r\n"
+                 "Call-ID: x\r\nCSeq: 1 INVITE\r\n")
+    extra = "".join(f"{name}: {value}\r\n" for name, value in lines)
+    for start in (f"INVITE {uri} SIP/2.0\r\n", "INVITE sip:a@b SIP/2.0\r\n", f"SIP/2.0 200 {uri}\r\n"):
+        exercise((start + mandatory + extra + "\r\n").encode("utf-8", "surrogatepass"))
+        exercise((start + extra + mandatory + "\r\n").encode("utf-8", "surrogatepass"))
