@@ -46,7 +46,7 @@ async def test_random_traffic_keeps_every_item_accounted_for(routing: Routing) -
         await routing.agent(f"a{n}", capacity=rng.choice([1, 2, 3]), channel_caps={"voice": 1},
                             skills={"spanish": rng.randint(0, 3)})
     enqueued: set[str] = set()
-    for step in range(300):
+    for step in range(200):
         action = rng.random()
         items = await routing.backend.list_items()
         offered = [i for i in items if i.state is ItemState.OFFERED]

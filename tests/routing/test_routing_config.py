@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from cti_server.config import ConfigError, config_from_mapping, load_config
@@ -12,8 +14,10 @@ def test_defaults_are_the_embedded_memory_backend() -> None:
     assert routing.backend == "memory" and routing.default_push_timeout_s == 30.0
 
 
-def test_environment_selects_redis() -> None:
-    config = load_config(environ={"CTI_ROUTING__BACKEND": "redis", "CTI_ROUTING__SCAN_DEPTH": "50"})
+def test_environment_selects_redis(tmp_path: Path) -> None:
+    path = tmp_path / "cti-server.toml"
+    path.write_text("[routing]\nbackend = \"memory\"\n", encoding="utf-8")
+    config = load_config(path, environ={"CTI_ROUTING__BACKEND": "redis", "CTI_ROUTING__SCAN_DEPTH": "50"})
     assert config.routing.backend == "redis" and config.routing.scan_depth == 50
 
 
