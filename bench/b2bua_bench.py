@@ -81,10 +81,11 @@ users = ["{USER}"]
 """
 
 
-def wait_udp_answer(port: int, seconds: float = 15.0) -> None:
+def wait_udp_answer(port: int, seconds: float = 90.0) -> None:
     """Wait until something answers an OPTIONS on ``port`` (the server is up)."""
     deadline = time.monotonic() + seconds
-    message = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbench\r\n"
+    message = (f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+               "Via: SIP/2.0/UDP 127.0.0.1:9;rport;branch=z9hG4bKbench\r\n"
                "From: <sip:bench@127.0.0.1>;tag=1\r\nTo: <sip:127.0.0.1>\r\nCall-ID: bench-up\r\n"
                "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n").encode()
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
@@ -137,7 +138,10 @@ def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str) -
                 "-d", "0", "-p", "0", "-l", str(max(rate * 4, 100)), "-timeout", f"{seconds + 30}s",
                 "-trace_stat", "-stf", str(stats), "-fd", "1")
     started = time.monotonic()
-    subprocess.run(argv, capture_output=True, cwd=work, timeout=seconds + 60, check=False)
+    try:
+        subprocess.run(argv, capture_output=True, cwd=work, timeout=seconds + 60, check=False)
+    except subprocess.TimeoutExpired:
+        pass  # an overloaded step: whatever sipp wrote to its statistics file counts
     elapsed = time.monotonic() - started
     row = last_stats_row(stats)
     ok = int(row.get("SuccessfulCall(C)", "0") or 0)

@@ -47,6 +47,7 @@ class _AnchoredLeg:
     session_id: int = field(default_factory=lambda: random.randint(1, 2**31))
     version: int = 1
     direction: str = "sendrecv"
+    peer: _AnchoredLeg | None = None
 
 
 class AnchoredMedia:
@@ -194,8 +195,8 @@ class AnchoredMedia:
         self._unbridge(b)
         relay = RtpRelay(a.endpoint, a.media or LegMedia(), b.endpoint, b.media or LegMedia(),
                          call_id=a.call_id)
-        a.relay, a.side = relay, "a"
-        b.relay, b.side = relay, "b"
+        a.relay, a.side, a.peer = relay, "a", b
+        b.relay, b.side, b.peer = relay, "b", a
 
     def hold(self, held_leg: str) -> None:
         leg = self._leg(held_leg)
@@ -216,10 +217,11 @@ class AnchoredMedia:
         if relay is None:
             return
         relay.close()
-        for other in self.legs.values():
-            if other.relay is relay:
-                other.relay = None
+        if leg.peer is not None and leg.peer.relay is relay:
+            leg.peer.relay = None
+            leg.peer.peer = None
         leg.relay = None
+        leg.peer = None
 
     def _leg(self, leg_id: str) -> _AnchoredLeg:
         leg = self.legs.get(leg_id)
