@@ -52,11 +52,27 @@ class StepResult:
     retransmissions: int
     elapsed_s: float
     returncode: int
+    server_cpu_s: float
+    duration_s: float
+
+    @property
+    def transactions(self) -> int:
+        return self.successful * TRANSACTIONS_PER_CALL[self.scenario]
 
     @property
     def transactions_per_s(self) -> float:
-        per_call = TRANSACTIONS_PER_CALL[self.scenario]
-        return self.successful * per_call / self.elapsed_s if self.elapsed_s else 0.0
+        return self.transactions / self.elapsed_s if self.elapsed_s else 0.0
+
+    @property
+    def server_cpu_us_per_transaction(self) -> float:
+        """Server CPU time (user + system) per successful transaction: independent of other load."""
+        return self.server_cpu_s * 1e6 / self.transactions if self.transactions else 0.0
+
+    @property
+    def kept_up(self) -> bool:
+        """Every call succeeded and the run took no longer than offered (the server kept the pace)."""
+        return (self.failed == 0 and self.successful == self.calls
+                and self.elapsed_s <= self.duration_s * 1.1 + 1.0)
 
     @property
     def ok(self) -> bool:
@@ -64,8 +80,10 @@ class StepResult:
 
     def line(self) -> str:
         return (f"{self.scenario:8} rate {self.rate:5}/s  calls {self.calls:6}  ok {self.successful:6}  "
-                f"failed {self.failed:5}  retrans {self.retransmissions:5}  "
-                f"{self.transactions_per_s:8.0f} transactions/s  ({self.elapsed_s:.1f} s)")
+                f"failed {self.failed:5}  retrans {self.retransmissions:6}  "
+                f"{self.transactions_per_s:6.0f} transactions/s  ({self.elapsed_s:.1f} s)  "
+                f"server CPU {self.server_cpu_us_per_transaction:5.0f} us/transaction"
+                f"{'' if self.kept_up else '  (fell behind)'}")
 
 
 def report(text: str) -> None:
@@ -110,7 +128,9 @@ def write_config(directory: Path, users: int, sip_port: int, http_port: int) -> 
 
 
 @contextlib.contextmanager
-def running_server(config: Path, http_port: int, cpu: int | None, profile: Path | None) -> Iterator[None]:
+def running_server(
+    config: Path, http_port: int, cpu: int | None, profile: Path | None
+) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``cti-server run --config`` and wait for /healthz; SIGINT it afterwards."""
     python = [sys.executable]
     if profile is not None:
@@ -132,7 +152,7 @@ def running_server(config: Path, http_port: int, cpu: int | None, profile: Path 
             if time.monotonic() > deadline:
                 raise RuntimeError("server did not answer /healthz within 120 s")
             time.sleep(0.2)
-        yield
+        yield process
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -150,8 +170,17 @@ def epoch_of(stamp: str) -> float:
         return 0.0
 
 
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` from /proc (0 where /proc is missing)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_step(scenario: str, rate: int, duration: float, sip_port: int, workdir: Path, cpu: int | None,
-             transport: str) -> StepResult:
+             transport: str, server_pid: int) -> StepResult:
     calls = int(rate * duration)
     stat_file = workdir / f"stats_{scenario}_{rate}.csv"
     stat_file.unlink(missing_ok=True)
@@ -164,6 +193,7 @@ def run_step(scenario: str, rate: int, duration: float, sip_port: int, workdir: 
         "-nostdin", "-timeout", f"{int(duration) + 30}s", "-timeout_error",
         "-trace_stat", "-stf", str(stat_file), "-fd", "1", "-max_socket", "1000",
     ]
+    cpu_before = cpu_seconds(server_pid)
     completed = subprocess.run(argv, cwd=workdir, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                timeout=duration + 60, check=False)
     text = stat_file.read_text(errors="replace") if stat_file.exists() else ""
@@ -181,6 +211,8 @@ def run_step(scenario: str, rate: int, duration: float, sip_port: int, workdir: 
         retransmissions=int(stats.get("Retransmissions(C)", "0") or 0),
         elapsed_s=epoch_of(stats.get("CurrentTime", "")) - epoch_of(stats.get("StartTime", "")),
         returncode=completed.returncode,
+        server_cpu_s=cpu_seconds(server_pid) - cpu_before,
+        duration_s=duration,
     )
 
 
@@ -211,6 +243,7 @@ def main() -> int:
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--sipp-cpu", type=int, default=1)
     parser.add_argument("--profile", action="store_true", help="run the server under cProfile")
+    parser.add_argument("--profile-dir", type=Path, default=None, help="keep the .prof files here")
     parser.add_argument("--json", action="store_true", help="print results as JSON lines too")
     args = parser.parse_args()
     if shutil.which("sipp") is None:
@@ -225,28 +258,36 @@ def main() -> int:
             config = write_config(workdir, args.users, sip_port, http_port)
             profile = workdir / f"{scenario}.prof" if args.profile else None
             # A fresh server per scenario: REGISTER bindings do not weigh on the OPTIONS figures.
-            with running_server(config, http_port, args.server_cpu, profile):
+            with running_server(config, http_port, args.server_cpu, profile) as server:
                 for rate in rates_to_try(args):
                     result = run_step(scenario, rate, args.duration, sip_port, workdir, args.sipp_cpu,
-                                      args.transport)
+                                      args.transport, server.pid)
                     results.append(result)
                     report(result.line())
                     if args.json:
                         row = {**result.__dict__, "transactions_per_s": result.transactions_per_s}
                         report(json.dumps(row))
-                    if args.find_max and not result.ok:
+                    if args.find_max and not result.kept_up:
                         break
+            if profile is not None and profile.exists() and args.profile_dir is not None:
+                args.profile_dir.mkdir(parents=True, exist_ok=True)
+                shutil.copy(profile, args.profile_dir / profile.name)
             if profile is not None and profile.exists():
                 report(f"--- cProfile of the server during {scenario} (top 25 by own time) ---")
                 pstats.Stats(str(profile)).sort_stats("tottime").print_stats(25)
     for scenario in scenarios:
-        good = [r for r in results if r.scenario == scenario and r.ok]
+        good = [r for r in results if r.scenario == scenario and r.kept_up]
         best = max(good, key=lambda r: r.transactions_per_s, default=None)
+        mine = [r for r in results if r.scenario == scenario and r.transactions]
         if best is None:
-            report(f"{scenario}: no rate step without failures")
+            report(f"{scenario}: no rate step kept up without failures")
         else:
-            report(f"{scenario}: best step without failures: {best.rate} calls/s -> "
+            report(f"{scenario}: best step kept up without failures: {best.rate} calls/s -> "
                    f"{best.transactions_per_s:.0f} transactions/s, {best.retransmissions} retransmissions")
+        if mine:
+            cpu = min(r.server_cpu_us_per_transaction for r in mine)
+            report(f"{scenario}: server CPU {cpu:.0f} us per transaction at best -> "
+                   f"{1e6 / cpu if cpu else 0:.0f} transactions/s on one dedicated core")
     return 0
 
 

@@ -245,15 +245,16 @@ def _read_quoted(text: str, i: int, name: str) -> tuple[str, int]:
     raise DigestParseError(f"digest parameter {name!r} has an unterminated quoted string")
 
 
-_TOKEN_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-.!%*_+`'~")
+_TOKEN_FULL = re.compile(_TOKEN_RE)
+_HEX_FULL = re.compile(r"[0-9a-fA-F]*")
 
 
 def _is_token(text: str) -> bool:
-    return all(ch in _TOKEN_CHARS for ch in text)
+    return _TOKEN_FULL.fullmatch(text) is not None
 
 
 def _is_hex(text: str) -> bool:
-    return all(ch in "0123456789abcdefABCDEF" for ch in text)
+    return _HEX_FULL.fullmatch(text) is not None
 
 
 # ---------------------------------------------------------------------------------------------
@@ -306,7 +307,7 @@ class NonceMint:
         return value
 
     def _mac(self, body: bytes) -> bytes:
-        return hmac.new(self._secret, body, hashlib.sha256).digest()[:_NONCE_MAC_BYTES]
+        return hmac.digest(self._secret, body, "sha256")[:_NONCE_MAC_BYTES]
 
 
 class NonceCountLedger:
@@ -440,23 +441,17 @@ class DigestAuthenticator:
         self.nonces = NonceMint(secret, nonce_lifetime)
         self.nonce_counts = NonceCountLedger(nonce_lifetime)
         self.opaque = hmac.new(secret, b"opaque:" + realm.encode(), hashlib.sha256).hexdigest()[:24]
+        # Everything but the nonce is fixed per algorithm: format it once (RFC 7616 section 3.3 order).
+        self._challenge_parts = [
+            (f"Digest realm={quote(realm)}, nonce=", f', opaque="{self.opaque}", algorithm={a}, qop="auth"')
+            for a in self.algorithms
+        ]
 
     def challenges(self, now: float, *, stale: bool = False) -> list[str]:
         """``WWW-Authenticate`` values, one per algorithm in preference order, sharing one nonce."""
-        nonce = self.nonces.issue(now)
-        out = []
-        for algorithm in self.algorithms:
-            parts = [
-                f"Digest realm={quote(self.realm)}",
-                f"nonce={quote(nonce)}",
-                f"opaque={quote(self.opaque)}",
-                f"algorithm={algorithm}",
-                'qop="auth"',
-            ]
-            if stale:
-                parts.append("stale=true")
-            out.append(", ".join(parts))
-        return out
+        nonce = self.nonces.issue(now)  # base64url: nothing in it needs quoting
+        suffix = ", stale=true" if stale else ""
+        return [f'{head}"{nonce}"{tail}{suffix}' for head, tail in self._challenge_parts]
 
     def verify(self, method: str, authorizations: Iterable[str], now: float) -> AuthResult:
         """Check the ``Authorization`` values of a request against our realm and the static users.

@@ -197,9 +197,9 @@ class Registrar:
             raise RegisterRejected(400, f"Bad Authorization: {result.reason}")
         if not result.ok:
             # The first REGISTER of every phone comes without credentials: only failures are news.
-            report = log.debug if result.outcome is AuthOutcome.MISSING else log.info
-            report("register_challenge", call_id=request.call_id, outcome=result.outcome.value,
-                   user=result.username, reason=result.reason)
+            if result.outcome is not AuthOutcome.MISSING:
+                log.info("register_challenge", call_id=request.call_id, outcome=result.outcome.value,
+                         user=result.username, reason=result.reason)
             stale = result.outcome is AuthOutcome.STALE
             challenges = [("WWW-Authenticate", v) for v in self.authenticator.challenges(now, stale=stale)]
             return self._reply(request, 401, "Unauthorized", challenges)
