@@ -360,7 +360,8 @@ class AuthConfig:
     ``password_memory_kib`` / ``password_time_cost`` are argon2id's m and t parameters; RFC 9106 section 4
     recommends m=64 MiB, t=3 when memory is constrained, which is the default here. After
     ``login_max_failures`` wrong passwords for one username from one address, logins from there are
-    refused with 429 for ``login_lockout`` seconds.
+    refused with 429 for ``login_lockout`` seconds. A resolved session token or API key is remembered
+    for ``credential_cache_seconds``; admin changes made through this server forget them at once.
     """
 
     session_lifetime: int = 43200
@@ -369,8 +370,11 @@ class AuthConfig:
     password_time_cost: int = 3
     login_max_failures: int = 5
     login_lockout: int = 300
+    credential_cache_seconds: float = 5.0
 
     def __post_init__(self) -> None:
+        if self.credential_cache_seconds < 0:
+            raise ConfigError("credential_cache_seconds", "must be >= 0 seconds (0 turns the cache off)")
         if self.login_max_failures < 1:
             raise ConfigError("login_max_failures", f"must be >= 1, got {self.login_max_failures}")
         if self.login_lockout < 0:

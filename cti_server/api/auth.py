@@ -11,6 +11,7 @@ so queries of an agent or integrator never return another call center's rows.
 from __future__ import annotations
 
 import functools
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -131,11 +132,61 @@ def db_session(request: web.Request) -> AsyncSession:
     return store_for(principal_of(request), request.app[STORE_KEY])
 
 
+class CredentialCache:
+    """Principals of recently checked tokens, kept ``ttl`` seconds so a busy integrator or page does not
+    cost a store query per request. Only valid credentials are kept; the caller passes the clock."""
+
+    def __init__(self, ttl: float, max_entries: int = 50_000) -> None:
+        self.ttl = ttl
+        self.max_entries = max_entries
+        self._entries: dict[str, tuple[float, Principal]] = {}
+
+    def get(self, token: str, now: float) -> Principal | None:
+        """The cached principal of ``token``, if it was checked less than ``ttl`` seconds ago."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if now - entry[0] >= self.ttl:
+            del self._entries[token]
+            return None
+        return entry[1]
+
+    def put(self, token: str, principal: Principal, now: float) -> None:
+        """Remember ``token``'s principal (no-op when ``ttl`` is 0)."""
+        if self.ttl <= 0:
+            return
+        if len(self._entries) >= self.max_entries:
+            self._entries.clear()
+        self._entries[token] = (now, principal)
+
+    def forget(self, token: str) -> None:
+        """Drop ``token`` (logout)."""
+        self._entries.pop(token, None)
+
+    def clear(self) -> None:
+        """Drop everything (after an admin change: revocation, deactivation, move, role change)."""
+        self._entries.clear()
+
+
+CREDENTIAL_CACHE_KEY = web.AppKey("credential_cache", CredentialCache)
+
+
 async def principal_from_token(app: web.Application, token: str) -> Principal | None:
     """The principal of a session token or API key (socket.io connect, bearer headers), or None."""
     if not token:
         return None
-    store = app[STORE_KEY]
+    cache = app.get(CREDENTIAL_CACHE_KEY)
+    if cache is not None:
+        cached = cache.get(token, time.monotonic())
+        if cached is not None:
+            return cached
+    principal = await _principal_from_store(app[STORE_KEY], token)
+    if principal is not None and cache is not None:
+        cache.put(token, principal, time.monotonic())
+    return principal
+
+
+async def _principal_from_store(store: Store, token: str) -> Principal | None:
     async with store.session() as db:
         if token.startswith(API_KEY_PREFIX):
             key = await api_key_for(db, token)
@@ -170,20 +221,26 @@ def _credential(request: web.Request) -> str | None:
 async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Resolve the request's credentials (if any) to ``request[PRINCIPAL_KEY]``; never rejects by itself."""
     credential = _credential(request)
-    if credential:
-        principal = await principal_from_token(request.app, credential)
-        if principal is not None:
-            request[PRINCIPAL_KEY] = principal
-            request[CREDENTIAL_KEY] = credential
-    return await handler(request)
+    principal = await principal_from_token(request.app, credential) if credential else None
+    if principal is not None and credential:
+        request[PRINCIPAL_KEY] = principal
+        request[CREDENTIAL_KEY] = credential
+    response = await handler(request)
+    if principal is not None and principal.is_admin and request.method not in _SAFE_METHODS:
+        # Any admin change may revoke, deactivate or move someone: check credentials afresh.
+        cache = request.app.get(CREDENTIAL_CACHE_KEY)
+        if cache is not None:
+            cache.clear()
+    return response
 
 
 def setup(app: web.Application) -> None:
-    """Install the store-error and authentication middlewares, the password hasher and the failed-login
-    counter (``[auth] login_max_failures``, ``login_lockout``) on ``app``."""
+    """Install the store-error and authentication middlewares, the password hasher, the failed-login
+    counter (``[auth] login_max_failures``, ``login_lockout``) and the credential cache on ``app``."""
     app.middlewares.append(store_errors)
     app.middlewares.append(authenticate)
     auth_config = app[CONFIG_KEY].auth
     if PASSWORDS_KEY not in app:
         app[PASSWORDS_KEY] = PasswordHashing(auth_config)
     app[LOGIN_FAILURES_KEY] = LoginFailures(auth_config.login_max_failures, auth_config.login_lockout)
+    app[CREDENTIAL_CACHE_KEY] = CredentialCache(auth_config.credential_cache_seconds)

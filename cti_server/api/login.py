@@ -13,7 +13,13 @@ import structlog
 from aiohttp import web
 from sqlalchemy import select
 
-from cti_server.api.auth import CREDENTIAL_KEY, SESSION_COOKIE, principal_of, requires
+from cti_server.api.auth import (
+    CREDENTIAL_CACHE_KEY,
+    CREDENTIAL_KEY,
+    SESSION_COOKIE,
+    principal_of,
+    requires,
+)
 from cti_server.api.errors import api_error, field_value, read_json_object
 from cti_server.api.keys import CONFIG_KEY, PASSWORDS_KEY, STORE_KEY
 from cti_server.api.login_throttle import LOGIN_FAILURES_KEY
@@ -64,6 +70,9 @@ async def login(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """End the session the request came with (an API key is not a session: nothing to end)."""
     credential: str = request[CREDENTIAL_KEY]
+    cache = request.app.get(CREDENTIAL_CACHE_KEY)
+    if cache is not None:
+        cache.forget(credential)
     if not credential.startswith(API_KEY_PREFIX):
         async with request.app[STORE_KEY].session() as db:
             await end_session(db, credential)

@@ -70,17 +70,18 @@ async def user_for_session(db: AsyncSession, token: str) -> SessionUser | None:
     """The active user of an unexpired session ``token``, or None."""
     row = (
         await db.execute(
-            select(User, WebSession.expires_at)
+            select(User, WebSession.expires_at, Membership.call_center_id)
             .join(WebSession, WebSession.user_id == User.id)
+            .outerjoin(Membership, Membership.user_id == User.id)
             .where(WebSession.token_hash == token_hash(token))
         )
     ).first()
     if row is None:
         return None
-    user, expires_at = row
+    user, expires_at, call_center_id = row
     if expires_at <= utcnow() or not user.active:
         return None
-    return SessionUser(user, await call_center_of(db, user.id), expires_at)
+    return SessionUser(user, call_center_id, expires_at)
 
 
 async def end_session(db: AsyncSession, token: str) -> bool:

@@ -7,7 +7,7 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from cti_server.api import create_app
-from cti_server.api.auth import SESSION_COOKIE
+from cti_server.api.auth import CREDENTIAL_CACHE_KEY, SESSION_COOKIE, CredentialCache, Principal
 from cti_server.api.login_throttle import LoginFailures
 from cti_server.store import CLI_ACTOR, Store
 from cti_server.store.credentials import revoke_api_key
@@ -83,8 +83,41 @@ async def test_api_key_authenticates_as_integrator_of_its_call_center(
     async with sqlite_store.session() as db:
         row = await db.get(ApiKey, tenants.beta.api_key_id)
         assert row is not None and row.last_used_at is not None
-        await revoke_api_key(db, CLI_ACTOR, row)
+    # Revoked through the admin API: refused at once (the credential cache is dropped).
+    resp = await api_client.delete(f"/api/v1/api-keys/{row.id}", headers=tenants.headers("admin"))
+    assert resp.status == 200
     assert (await api_client.get("/api/v1/me", headers=tenants.headers("api_key", "beta"))).status == 401
+
+
+async def test_a_revocation_behind_the_servers_back_holds_once_the_cache_expires(
+    aiohttp_client: Any, sqlite_store: Store, tenants: Tenants
+) -> None:
+    app = create_app(api_config(), store=sqlite_store)
+    client = await aiohttp_client(app)
+    headers = tenants.headers("api_key", "beta")
+    assert (await client.get("/api/v1/me", headers=headers)).status == 200
+    async with sqlite_store.session() as db:
+        row = await db.get(ApiKey, tenants.beta.api_key_id)
+        assert row is not None
+        await revoke_api_key(db, CLI_ACTOR, row)  # as the CLI or another node would
+    # Within credential_cache_seconds the key still works; once the entry ages out it does not.
+    assert (await client.get("/api/v1/me", headers=headers)).status == 200
+    app[CREDENTIAL_CACHE_KEY].ttl = 0
+    assert (await client.get("/api/v1/me", headers=headers)).status == 401
+
+
+def test_credential_cache_keeps_principals_for_its_ttl() -> None:
+    cache = CredentialCache(ttl=5)
+    principal = Principal("user", "u1", "bob", "agent", "cc1")
+    cache.put("token", principal, now=100)
+    assert cache.get("token", now=104.9) is principal
+    assert cache.get("token", now=105) is None
+    cache.put("token", principal, now=200)
+    cache.forget("token")
+    assert cache.get("token", now=200) is None
+    off = CredentialCache(ttl=0)
+    off.put("token", principal, now=0)
+    assert off.get("token", now=0) is None
 
 
 async def test_tampered_api_key_is_refused(api_client: Client, tenants: Tenants) -> None:
