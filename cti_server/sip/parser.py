@@ -29,7 +29,7 @@ from cti_server.sip.message import (
     parse_max_forwards,
     reason_phrase,
 )
-from cti_server.sip.uri import parse_uri
+from cti_server.sip.uri import SipUri, parse_uri
 from cti_server.sip.via import parse_via
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
@@ -57,6 +57,7 @@ _SINGLE_HEADERS: Final = frozenset(
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 SipMessage = SipRequest | SipResponse
+_BYTES_TYPES: Final = (bytes, bytearray, memoryview)
 
 # Mandatory in every request and response (RFC 3261 8.1.1); the error names every one missing.
 _MANDATORY_NAMES: Final = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "via": "Via"}
@@ -81,7 +82,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> S
 
 
 def _parse(data: bytes, max_size: int) -> SipMessage:
-    if not isinstance(data, bytes | bytearray | memoryview):
+    if not isinstance(data, _BYTES_TYPES):
         raise SipParseError("message must be bytes")
     data = bytes(data)
     if len(data) > max_size:
@@ -103,6 +104,11 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     lines = head.split("\r\n")
     if len(lines) > MAX_HEADER_LINES + 1:
         raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
+    start_line = lines[0]
+    is_response = start_line[:4].upper() == "SIP/"
+    # The start line first: a wrong SIP-Version is answered 505 whatever else is wrong (RFC 3261 8.2.2).
+    request_line = None if is_response else _parse_request_line(start_line)
+    status_line = _parse_status_line(start_line) if is_response else None
 
     entries: list[tuple[str, str, str]] = []
     first: dict[str, str] = {}  # key -> value of its first line
@@ -145,12 +151,12 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
                 f"Content-Length {length} larger than the {len(data) - body_start} body bytes received")
         body = data[body_start:body_start + length]
 
-    start_line = lines[0]
     message: SipMessage
-    if start_line[:4].upper() == "SIP/":
-        message = _parse_status_line(start_line, headers, body)
+    if request_line is not None:
+        message = SipRequest(request_line[0], request_line[1], headers, body, "SIP/2.0")
     else:
-        message = _parse_request_line(start_line, headers, body)
+        assert status_line is not None
+        message = SipResponse(status_line[0], status_line[1], headers, body, "SIP/2.0")
     _check_headers(message, first)
     return message
 
@@ -163,7 +169,7 @@ def _check_version(version: str) -> None:
         raise SipParseError(f"SIP version {version[:20]} not supported", status=505)
 
 
-def _parse_request_line(line: str, headers: Headers, body: bytes) -> SipRequest:
+def _parse_request_line(line: str) -> tuple[str, SipUri]:
     parts = line.split(" ")
     if len(parts) != 3:
         raise SipParseError("malformed Request-Line (need exactly: Method SP Request-URI SP SIP-Version)")
@@ -174,16 +180,16 @@ def _parse_request_line(line: str, headers: Headers, body: bytes) -> SipRequest:
     uri = parse_uri(uri_text)
     if uri.headers:
         raise SipParseError("Request-URI must not contain headers")
-    return SipRequest(method, uri, headers, body, "SIP/2.0")
+    return method, uri
 
 
-def _parse_status_line(line: str, headers: Headers, body: bytes) -> SipResponse:
+def _parse_status_line(line: str) -> tuple[int, str]:
     version, _, rest = line.partition(" ")
     _check_version(version)
     code, _, reason = rest.partition(" ")
     if _STATUS_RE.fullmatch(code) is None:
         raise SipParseError(f"invalid Status-Code {code[:20]!r}")
-    return SipResponse(int(code), reason, headers, body, "SIP/2.0")
+    return int(code), reason
 
 
 def _check_headers(message: SipMessage, first: dict[str, str]) -> None:

@@ -256,3 +256,9 @@ def test_framer_byte_by_byte_with_keepalives_between_messages() -> None:
         out.extend(framer.feed(stream[index:index + 1]))
     assert out == [INVITE, b"", RESPONSE, INVITE]
     assert framer.keepalives == 1 and framer.buffered == 0
+
+
+def test_version_is_checked_before_headers() -> None:
+    with pytest.raises(SipParseError) as info:
+        parse_message(b"OPTIONS sip:a@b SIP/3.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")
+    assert info.value.status == 505
