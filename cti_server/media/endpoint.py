@@ -233,7 +233,10 @@ class RtpEndpoint:
 
     Build with ``await RtpEndpoint.open(...)``; set ``on_rtp`` to receive each accepted RTP datagram
     (bytes, unparsed) and ``on_timeout`` to hear when no RTP came for ``rtp_timeout`` seconds while
-    ``expect_media`` is true (a held leg that sends nothing sets it false). ``close`` frees the ports.
+    ``expect_media`` is true (a held leg that sends nothing sets it false). What the endpoint sends is
+    one ``outgoing`` stream (cti_server.media.stream), reported in RTCP sender reports every
+    ``rtcp_interval`` seconds; received RTCP is parsed, counted and given to ``on_rtcp``. ``close``
+    says BYE and frees the ports.
     """
 
     def __init__(self, rtp_sock: socket.socket, rtcp_sock: socket.socket, *, symmetric: bool,
