@@ -146,13 +146,14 @@ class MediaDescription(_Attributes):
         """payload type -> (encoding, clock rate, channels) from a=rtpmap (RFC 4566 section 6).
 
         Static payload types listed in the m= line without an rtpmap get their RFC 3551 values.
-        Malformed rtpmap lines raise SdpParseError.
+        Malformed rtpmap lines are skipped, as attributes a receiver does not understand are
+        (RFC 4566 section 5.13): one bad line must not fail a whole offer.
         """
         result: dict[int, tuple[str, int, int]] = {}
         for value in self.get_attributes("rtpmap"):
             match = _RTPMAP_RE.fullmatch(value)
             if match is None:
-                raise SdpParseError(f"invalid a=rtpmap:{value[:40]}")
+                continue
             channels = int(match.group(4)) if match.group(4) else 1
             result[int(match.group(1))] = (match.group(2), int(match.group(3)), channels)
         for payload_type in self.payload_types:
@@ -162,25 +163,21 @@ class MediaDescription(_Attributes):
 
     @property
     def fmtps(self) -> dict[int, str]:
-        """payload type -> format parameters from a=fmtp (RFC 4566 section 6)."""
+        """payload type -> format parameters from a=fmtp (RFC 4566 section 6); malformed lines skipped."""
         result: dict[int, str] = {}
         for value in self.get_attributes("fmtp"):
             match = _FMTP_RE.fullmatch(value)
             if match is None:
-                raise SdpParseError(f"invalid a=fmtp:{value[:40]}")
+                continue
             result[int(match.group(1))] = match.group(2)
         return result
 
     @property
     def ptime(self) -> int | None:
-        """a=ptime in milliseconds (RFC 4566 section 6), or None."""
+        """a=ptime in whole milliseconds (RFC 4566 section 6), or None when absent or malformed."""
         value = self.get_attribute("ptime")
-        if value is None:
-            return None
-        match = _PTIME_RE.fullmatch(value)
-        if match is None:
-            raise SdpParseError(f"invalid a=ptime:{value[:20]}")
-        return int(match.group(1))
+        match = _PTIME_RE.fullmatch(value) if value is not None else None
+        return int(match.group(1)) if match is not None else None
 
     @property
     def direction(self) -> str:
