@@ -371,6 +371,8 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
         if match is None:
             raise SdpParseError(f"line {number}: not <type>=<value>: {line[:40]!r}")
         kind, value = match.groups()
+        if kind in "ocmtb":
+            value = value.strip(" ")  # trailing blanks some endpoints send in structured lines
         if number == 1 and kind != "v":
             raise SdpParseError("the first line must be v=")
         if kind == "m":

@@ -204,3 +204,10 @@ def test_parse_sdp_raises_only_sdp_parse_error(data: bytes | str) -> None:
             except SdpParseError:
                 pass
     assert parse_sdp(sdp.serialize()).serialize() == sdp.serialize()
+
+
+def test_trailing_blanks_in_structured_lines_are_tolerated() -> None:
+    sdp = parse_sdp("v=0\r\no=- 1 1 IN IP4 h \r\ns=-\r\nc=IN IP4 192.0.2.1 \r\nt=0 0 \r\n"
+                    "m=audio 4000 RTP/AVP 0 8 \r\n")
+    assert sdp.media[0].formats == ["0", "8"] and sdp.connection is not None
+    assert sdp.connection.address == "192.0.2.1"
