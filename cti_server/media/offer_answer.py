@@ -114,8 +114,8 @@ class LocalSdp:
     policy: MediaPolicy = field(default_factory=MediaPolicy)
     session_id: str = field(default_factory=lambda: str(random.randrange(1, 2**62)))
     version: int = field(default_factory=lambda: random.randrange(1, 2**31))
-    _last_body: tuple[str, ...] | None = None
-    _offered: MediaDescription | None = None
+    _last_body: tuple[str, ...] | None = field(default=None, init=False, repr=False)
+    _offered: MediaDescription | None = field(default=None, init=False, repr=False)
 
     def create_offer(self, hold: bool = False) -> SessionDescription:
         """Our offer: one audio stream with our codecs by preference and telephone-event."""
