@@ -17,7 +17,9 @@ from cti_server.sip.uri import SipUri, parse_uri
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
 _TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 _QUOTED_DISPLAY_RE = re.compile(r'[ \t]*"((?:[^"\\]|\\.)*)"[ \t]*<')
-_TOKEN_DISPLAY_RE = re.compile(rf"[ \t]*((?:[{TOKEN_CHARS}]+)(?:[ \t]+[{TOKEN_CHARS}]+)*)?[ \t]*<")
+# Unquoted display names: tokens, leniently also with non-ASCII letters (phones send "Jörg <sip:..>").
+_DISPLAY_CHARS = TOKEN_CHARS + "\u0080-\U0010ffff"
+_TOKEN_DISPLAY_RE = re.compile(rf"[ \t]*((?:[{_DISPLAY_CHARS}]+)(?:[ \t]+[{_DISPLAY_CHARS}]+)*)?[ \t]*<")
 _QUOTED_PAIR_RE = re.compile(r"\\(.)")
 QUOTED_STRING = r'"(?:[^"\\]|\\.)*"'
 _PARAM_RE = re.compile(

@@ -46,7 +46,7 @@ _STATUS_RE = re.compile(r"[1-6][0-9][0-9]")
 _FOLD_RE = re.compile(r"(?<![ \t])[ \t]*\r\n[ \t]+")
 _CONTENT_LENGTH_RE = re.compile(r"[ \t]*([0-9]{1,10})[ \t]*")
 _DATE_RE = re.compile(
-    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun), [0-9]{1,2} (?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) "
     r"[0-9]{4} [0-9]{2}:[0-9]{2}:[0-9]{2} GMT"
 )
 _STREAM_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]|[Ll])"

@@ -67,3 +67,10 @@ def test_contact_list_and_star() -> None:
     assert contacts[0].params == {"expires": "60"} and contacts[1].display_name == "C, D"
     with pytest.raises(SipParseError):
         parse_contact_list(" , ")
+
+
+def test_unquoted_non_ascii_display_name_is_accepted_leniently() -> None:
+    addr = parse_name_addr("J\u00f6rg M\u00fcller <sip:joerg@example.de>;tag=9")
+    assert addr.display_name == "J\u00f6rg M\u00fcller" and addr.tag == "9"
+    with pytest.raises(SipParseError):
+        parse_name_addr("J\u00f6rg, M\u00fcller <sip:joerg@example.de>")

@@ -262,3 +262,8 @@ def test_version_is_checked_before_headers() -> None:
     with pytest.raises(SipParseError) as info:
         parse_message(b"OPTIONS sip:a@b SIP/3.0\r\nVia: SIP/2.0/UDP h\r\n\r\n")
     assert info.value.status == 505
+
+
+def test_date_with_one_digit_day_is_accepted() -> None:
+    data = replace(INVITE, b"Max-Forwards: 70", b"Date: Thu, 5 Nov 2026 06:00:00 GMT\r\nMax-Forwards: 70")
+    assert parse_message(data).headers.get("Date") == "Thu, 5 Nov 2026 06:00:00 GMT"
