@@ -58,6 +58,7 @@ class TelephoneEvent:
         return cls(event=event, end=bool(flags & 0x80), volume=flags & 0x3F, duration=duration)
 
     def serialize(self) -> bytes:
+        """The 4-octet payload (RFC 4733 section 2.3); raise TelephoneEventError for out-of-range fields."""
         if not 0 <= self.event <= 255:
             raise TelephoneEventError("event", f"expected 0-255, got {self.event}")
         if not 0 <= self.volume <= 63:

@@ -81,12 +81,14 @@ class MediaSocketPoller:
 
     @classmethod
     def for_loop(cls, loop: asyncio.AbstractEventLoop) -> MediaSocketPoller:
+        """The poller of ``loop``, created on first use."""
         poller = cls._by_loop.get(loop)
         if poller is None:
             poller = cls._by_loop[loop] = cls(loop)
         return poller
 
     def add(self, fd: int, handler: Callable[[], None]) -> None:
+        """Call ``handler`` whenever ``fd`` is readable (level-triggered)."""
         self._handlers[fd] = handler
         if self._epoll is None:
             self._loop.add_reader(fd, handler)
@@ -94,6 +96,7 @@ class MediaSocketPoller:
             self._epoll.register(fd, select.EPOLLIN)
 
     def remove(self, fd: int) -> None:
+        """Stop watching ``fd``; the last removal closes the poller."""
         if self._handlers.pop(fd, None) is None:
             return
         if self._epoll is None:
@@ -222,6 +225,7 @@ class RtpCounters:
     rtcp_sent: int = 0
 
     def as_dict(self) -> dict[str, int]:
+        """The counters as a JSON-safe dict (for stats and logs)."""
         return asdict(self)
 
 
@@ -301,6 +305,7 @@ class RtpEndpoint:
 
     @property
     def port(self) -> int:
+        """Our RTP port (RTCP is port + 1)."""
         return self.local_address[1]
 
     def set_remote(self, address: Address | None, payload_types: frozenset[int] = frozenset(),

@@ -71,6 +71,7 @@ class PacedPlayer:
 
     @property
     def playing(self) -> bool:
+        """Whether frames are being sent."""
         return self._handle is not None
 
     def start(self) -> None:
@@ -83,6 +84,7 @@ class PacedPlayer:
         self._tick()
 
     def stop(self) -> None:
+        """Stop sending; ``start`` begins a new schedule (the frame count goes on)."""
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None

@@ -42,6 +42,7 @@ class MediaPolicy:
 
     @classmethod
     def from_config(cls, config: MediaConfig) -> MediaPolicy:
+        """The ``[media]`` codecs, ptime and DTMF payload type."""
         return cls(config.codecs, config.ptime, config.dtmf_payload_type)
 
 

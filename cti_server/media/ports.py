@@ -33,6 +33,7 @@ class RtpPortAllocator:
 
     @property
     def in_use(self) -> int:
+        """How many port pairs are allocated now."""
         return len(self._in_use)
 
     def allocate(self) -> int:

@@ -52,6 +52,7 @@ class LegMedia:
 
     @property
     def samples_per_frame(self) -> int:
+        """RTP timestamp units (and G.711 bytes) in one packet of ``ptime``."""
         return self.clock_rate * self.ptime // 1000
 
 
@@ -194,6 +195,7 @@ class _PlayerSource:
         self.ts = 0
 
     def send_frame(self, payload: bytes) -> None:
+        """Send one frame as the next packet of the leg's outgoing stream."""
         stream = self.stream
         if stream.source is not self:
             stream.switch_source(self, self.seq, self.ts, None)
@@ -243,6 +245,7 @@ class RtpRelay:
         send = target.send_rtp
 
         def forward(data: bytes) -> None:
+            """Relay one datagram of the source leg to the target leg."""
             out = process(data)
             if out is not None:
                 send(out)
@@ -263,6 +266,7 @@ class RtpRelay:
             direction.taps.append(tap)
 
     def remove_tap(self, tap: AudioTap) -> None:
+        """Stop giving audio to ``tap``."""
         for direction in self.directions.values():
             if tap in direction.taps:
                 direction.taps.remove(tap)

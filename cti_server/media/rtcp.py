@@ -51,6 +51,7 @@ class ReportBlock:
     delay_since_last_sr: int = 0
 
     def serialize(self) -> bytes:
+        """The packet on the wire (RFC 3550 section 6)."""
         lost = self.packets_lost & 0xFFFFFF  # 24-bit two's complement (may be negative: duplicates)
         return _REPORT_BLOCK.pack(
             self.ssrc, self.fraction_lost, lost >> 16, lost & 0xFFFF, self.highest_sequence,
@@ -59,6 +60,7 @@ class ReportBlock:
 
     @classmethod
     def parse(cls, data: bytes, offset: int) -> ReportBlock:
+        """The report block at ``offset`` of an SR/RR body."""
         unpacked = _REPORT_BLOCK.unpack_from(data, offset)
         ssrc, fraction, lost_high, lost_low, highest, jitter, lsr, dlsr = unpacked
         lost = (lost_high << 16) | lost_low
@@ -79,6 +81,7 @@ class SenderReport:
     reports: tuple[ReportBlock, ...] = ()
 
     def serialize(self) -> bytes:
+        """The packet on the wire (RFC 3550 section 6)."""
         body = struct.pack("!I", self.ssrc) + _SENDER_INFO.pack(
             self.ntp_timestamp >> 32, self.ntp_timestamp & 0xFFFFFFFF, self.rtp_timestamp,
             self.packet_count, self.octet_count,
@@ -94,6 +97,7 @@ class ReceiverReport:
     reports: tuple[ReportBlock, ...] = ()
 
     def serialize(self) -> bytes:
+        """The packet on the wire (RFC 3550 section 6)."""
         body = struct.pack("!I", self.ssrc) + b"".join(r.serialize() for r in self.reports)
         return _packet(RTCP_RR, len(self.reports), body)
 
@@ -113,6 +117,7 @@ class SourceDescription:
     chunks: tuple[SdesChunk, ...] = ()
 
     def serialize(self) -> bytes:
+        """The packet on the wire (RFC 3550 section 6)."""
         body = bytearray()
         for chunk in self.chunks:
             body += struct.pack("!I", chunk.ssrc)
@@ -142,6 +147,7 @@ class Bye:
     reason: str = ""
 
     def serialize(self) -> bytes:
+        """The packet on the wire (RFC 3550 section 6)."""
         body = b"".join(struct.pack("!I", s) for s in self.sources)
         if self.reason:
             text = self.reason.encode("utf-8")[:255]
@@ -159,6 +165,7 @@ class UnknownRtcpPacket:
     body: bytes
 
     def serialize(self) -> bytes:
+        """The packet on the wire (RFC 3550 section 6)."""
         return _packet(self.packet_type, self.count, self.body)
 
 
@@ -387,6 +394,7 @@ class ReceiverStatistics:
 
     @property
     def jitter_seconds(self) -> float:
+        """Interarrival jitter in seconds."""
         return self.jitter_estimate / self.clock_rate
 
     def receive_sender_report(self, report: SenderReport, arrival_time: float) -> None:

@@ -57,6 +57,7 @@ def add_tone(buffer: list[float], start: float, length: float, note: str, level:
 
 
 def render() -> array[int]:
+    """The melody as 16-bit samples at 8 kHz, peak-normalized to VOLUME."""
     bar = 3 * BEAT
     total = len(MELODY) * bar
     buffer = [0.0] * int(total * RATE)
@@ -79,6 +80,7 @@ def render() -> array[int]:
 
 
 def main(argv: list[str]) -> None:
+    """Write the WAV to argv[1] or next to this script."""
     target = Path(argv[1]) if len(argv) > 1 else Path(__file__).resolve().parent / "moh.wav"
     samples = render()
     if sys.byteorder != "little":
