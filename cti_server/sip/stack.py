@@ -19,6 +19,7 @@ Every message is handled under a guard: nothing a peer sends can stop the compon
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import ipaddress
 import re
@@ -186,6 +187,11 @@ class SipComponent:
         self._server_header = sip.user_agent
         self._debug = config.log.level == "debug"
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Bound once: a timer per transaction should not also cost a bound method and a context copy.
+        self._server_timer = self._on_server_timer
+        self._client_timer = self._on_client_timer
+        self._ok_timer = self._on_ok_timer
+        self._timer_context = contextvars.Context()
         self._transports: SipTransports | None = None
 
     # -- lifetime ----------------------------------------------------------------------------------
@@ -583,7 +589,7 @@ class SipComponent:
                 self.stats["transactions_terminated"] += 1
                 if self._server.get(tx.key) is entry:  # type: ignore[call-overload]
                     del self._server[tx.key]  # type: ignore[arg-type]
-        self._schedule(entry, tx.next_deadline(), self._on_server_timer)
+        self._schedule(entry, tx.next_deadline(), self._server_timer)
 
     async def _reply_on_new_connection(self, entry: _ServerEntry, data: bytes) -> None:
         """RFC 3261 18.2.2: the request's connection is gone; open one to its source address and
@@ -624,7 +630,7 @@ class SipComponent:
                 key = ok.tx.key
                 if self._ok.get(key) is ok:  # type: ignore[call-overload]
                     del self._ok[key]  # type: ignore[arg-type]
-        self._schedule(ok, ok.tx.next_deadline(), self._on_ok_timer)
+        self._schedule(ok, ok.tx.next_deadline(), self._ok_timer)
 
     def _on_ok_timer(self, ok: _OkEntry) -> None:
         ok.handle = None
@@ -651,7 +657,7 @@ class SipComponent:
                 self.stats["transactions_terminated"] += 1
                 if self._client.get(tx.key) is entry:  # type: ignore[call-overload]
                     del self._client[tx.key]  # type: ignore[arg-type]
-        self._schedule(entry, tx.next_deadline(), self._on_client_timer)
+        self._schedule(entry, tx.next_deadline(), self._client_timer)
 
     def _deliver_response(self, entry: _ClientEntry, response: SipResponse) -> None:
         if response.status < 200:
@@ -687,7 +693,8 @@ class SipComponent:
             return
         if holder.handle is not None:
             holder.handle.cancel()
-        holder.handle = None if deadline is None else self._require_loop().call_at(deadline, callback, holder)
+        holder.handle = None if deadline is None else self._require_loop().call_at(
+            deadline, callback, holder, context=self._timer_context)
         holder.deadline = deadline
 
     def _cancel_timer(self, ok: _OkEntry) -> None:

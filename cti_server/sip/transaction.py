@@ -71,6 +71,8 @@ class Terminated:
 
 Output = Union[Transmit, DeliverResponse, DeliverAck, TimedOut, TransportFailed, Terminated]  # noqa: UP007
 
+_IDLE: list[Output] = []  # shared between runs; actions only append while a run has its own list
+
 # States (RFC 3261 figures 5 to 8, RFC 6026 figures 3 and 5).
 INIT = "init"
 CALLING = "calling"
@@ -119,7 +121,7 @@ class Transaction:
         self.last_response: bytes | None = None
         self.response_to_tag: str | None = None
         self._now = 0.0
-        self._out: list[Output] = []
+        self._out: list[Output] = _IDLE
 
     def next_deadline(self) -> float | None:
         """The earliest armed timer's deadline, or None when no timer runs."""
@@ -129,7 +131,7 @@ class Transaction:
         """Fire every timer whose deadline is at or before ``now``, earliest first."""
         self._begin(now)
         self._fire_due()
-        return self._out
+        return self._end()
 
     def transport_error(self, now: float) -> list[Output]:
         """The transport failed to send one of this transaction's messages (17.1.4, 17.2.4)."""
@@ -141,11 +143,16 @@ class Transaction:
         self._now = now
         self._out = []
 
+    def _end(self) -> list[Output]:
+        # Let go of the outputs: a transaction waiting out timer J should hold no more than it needs.
+        out, self._out = self._out, _IDLE
+        return out
+
     def _run(self, event: str, message: Message, now: float) -> list[Output]:
         self._begin(now)
         self._step(event, message)
         self._fire_due()
-        return self._out
+        return self._end()
 
     def _step(self, event: str, message: Message) -> None:
         entry = self.TABLE.get((self.state, event))
