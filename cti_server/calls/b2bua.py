@@ -14,9 +14,7 @@ toward the callee; we are its UAC). Everything that crosses between them is ours
   hears music on hold;
 - session timers (RFC 4028) run per leg: we refresh where we are the refresher, and end the call when a
   peer that should refresh does not;
-- REFER (RFC 3515) transfers blind (a new B-leg to the Refer-To target, progress as NOTIFY sipfrag) or
-  attended when Refer-To carries Replaces (RFC 3891): the two far parties are bridged and the transferor's
-  legs released.
+- REFER and Replaces (RFC 3515, RFC 3891) are ``transfer.TransferControl``'s.
 
 This module holds the asyncio side: it reacts to the SIP stack's handlers and sends through it; the
 decisions it uses (routing, session timers, dialogs, the call model) are sans-IO modules.
@@ -29,10 +27,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import unquote
 
 import structlog
 
+from cti_server.calls.failures import best_failure, end_reason_for
 from cti_server.calls.media_session import Direction, MediaAnchor, MediaError
 from cti_server.calls.model import Call, EndReason, Leg, LegRole
 from cti_server.calls.routing import CallRoute, CallRouter, Forking, Rejection, Target
@@ -42,12 +40,12 @@ from cti_server.calls.session_timer import (
     negotiate_as_uas,
     negotiated_as_uac,
     request_headers,
-    supports_timer,
 )
+from cti_server.calls.transfer import TransferControl
 from cti_server.calls.trunk_auth import ChallengeError, authorization_for, pick_challenge
 from cti_server.config import Config
 from cti_server.events import EventBus
-from cti_server.sip.address import NameAddr, parse_name_addr
+from cti_server.sip.address import NameAddr
 from cti_server.sip.dialog import Dialog, DialogError, DialogState
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers
@@ -58,54 +56,18 @@ from cti_server.sip.message import (
     make_response,
     new_branch,
     new_call_id,
-    reason_phrase,
 )
 from cti_server.sip.message import new_tag as make_tag
 from cti_server.sip.stack import IncomingRequest, SipComponent
-from cti_server.sip.uri import SipUri, parse_uri
+from cti_server.sip.uri import parse_uri
 
 log = structlog.get_logger(__name__)
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, UPDATE, INFO"
 SUPPORTED = "timer, replaces"
 SDP = "application/sdp"
-SIPFRAG = "message/sipfrag;version=2.0"
 HANDLED_METHODS = ("INVITE", "ACK", "BYE", "REFER", "NOTIFY", "UPDATE", "INFO")
-TRANSFEROR_GRACE = 4.0
 SHUTDOWN_GRACE = 1.0
-
-END_REASONS: dict[int, EndReason] = {
-    486: EndReason.BUSY, 600: EndReason.BUSY, 603: EndReason.DECLINED, 404: EndReason.NOT_FOUND,
-    604: EndReason.NOT_FOUND, 484: EndReason.NOT_FOUND, 403: EndReason.FORBIDDEN, 480: EndReason.UNAVAILABLE,
-    408: EndReason.NO_ANSWER, 487: EndReason.CANCELLED,
-}  # fmt: skip
-
-
-def end_reason_for(status: int) -> EndReason:
-    """Why a call that got final ``status`` ended."""
-    return END_REASONS.get(status, EndReason.FAILED)
-
-
-def best_failure(statuses: list[int]) -> int:
-    """The final response for the caller when every B-leg failed (after RFC 3261 section 16.7 step 6).
-
-    6xx wins; then busy; then another client error (auth failures at a trunk are our problem: 403);
-    timeouts and unavailability are 480; only server errors left: 503.
-    """
-    if not statuses:
-        return 480
-    for status in statuses:
-        if status >= 600:
-            return status
-    if 486 in statuses:
-        return 486
-    clients = sorted(s for s in statuses if 400 <= s < 500 and s not in (408, 480, 487))
-    if clients:
-        return 403 if clients[0] in (401, 407) else clients[0]
-    if any(s in (408, 480, 487) for s in statuses):
-        return 480
-    return 503
-
 
 class B2bua:
     """Call control on a ``SipComponent``: install() registers the handlers."""
@@ -130,6 +92,7 @@ class B2bua:
         self.legs: dict[tuple[str, str], SipLeg] = {}
         self.stats: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self.transfers = TransferControl(self)
 
     # --- wiring ---------------------------------------------------------------------------------------
 
@@ -138,7 +101,7 @@ class B2bua:
         self.sip.register_handler("INVITE", self.on_invite)
         self.sip.register_handler("ACK", self.on_ack)
         self.sip.register_handler("BYE", self.on_bye)
-        self.sip.register_handler("REFER", self.on_refer)
+        self.sip.register_handler("REFER", self.transfers.on_refer)
         self.sip.register_handler("NOTIFY", self.on_notify)
         self.sip.register_handler("UPDATE", self.on_update)
         self.sip.register_handler("INFO", self.on_info)
@@ -182,7 +145,7 @@ class B2bua:
             self._reply(incoming, decision.status, decision.reason, decision.headers)
             return
         if "Replaces" in request.headers:
-            await self._on_replacing_invite(incoming)
+            await self.transfers.on_replacing_invite(incoming)
             return
         await self._start_call(incoming, decision)
 
@@ -337,7 +300,7 @@ class B2bua:
         leg.final_status = response.status
         if 200 <= response.status < 300:
             if purpose == "transfer" and transferor is not None:
-                await self._on_transfer_answered(session, transferor, leg, response)
+                await self.transfers.on_transfer_answered(session, transferor, leg, response)
             else:
                 await self._on_b_answered(session, leg, response)
         else:
@@ -673,232 +636,6 @@ class B2bua:
         if self._checked_leg(incoming) is not None:
             self._reply(incoming, 200, "OK")
 
-    # --- transfer -------------------------------------------------------------------------------------
-
-    async def on_refer(self, incoming: IncomingRequest) -> None:
-        """REFER (RFC 3515): 202, then a blind transfer or, with Replaces in Refer-To, an attended one."""
-        leg = self._checked_leg(incoming)
-        if leg is None:
-            return
-        session = leg.session
-        other = session.other(leg)
-        values = incoming.request.headers.get_all("Refer-To")
-        if len(values) != 1:
-            self._reply(incoming, 400, "Bad Request: one Refer-To needed")
-            return
-        try:
-            refer_to = parse_name_addr(values[0], "Refer-To")
-        except SipParseError as exc:
-            self._reply(incoming, 400, exc.reason)
-            return
-        if other is None or session.ending:
-            self._reply(incoming, 403, "Forbidden: no call to transfer")
-            return
-        if session.transfer_task is not None:
-            self._reply(incoming, 491, "Request Pending")
-            return
-        contact = self._contact(leg.destination[0])
-        response = make_response(incoming.request, 202, headers=[("Contact", contact)])
-        incoming.respond(response)
-        leg.transferring = True
-        replaces = refer_to.uri.headers.get("Replaces")
-        if replaces is not None:
-            coro = self._attended_transfer(session, leg, other, unquote(replaces))
-        else:
-            coro = self._blind_transfer(session, leg, other, refer_to.uri)
-        session.transfer_task = self._spawn(coro)
-
-    async def _notify_refer(self, leg: SipLeg, status: int, reason: str, *, final: bool) -> None:
-        """Report the transfer's progress to the transferor as a sipfrag NOTIFY (RFC 3515 section 2.4.5)."""
-        if leg.dialog is None or leg.dialog.state is DialogState.TERMINATED:
-            return
-        headers = Headers([
-            ("Event", "refer"),
-            ("Subscription-State", "terminated;reason=noresource" if final else "active;expires=60"),
-            ("Contact", self._contact(leg.destination[0])),
-            ("Content-Type", SIPFRAG),
-        ])
-        body = f"SIP/2.0 {status} {reason}\r\n".encode()
-        await self._send(leg.dialog.create_request("NOTIFY", headers=headers, body=body), leg.destination)
-
-    async def _blind_transfer(self, session: CallSession, transferor: SipLeg, stay: SipLeg,
-                              uri: SipUri) -> None:
-        number = (uri.user or "").split(";", 1)[0]
-        log.info("transfer_blind", call=session.call.call_id, to=number, by=str(transferor.role))
-        await self._notify_refer(transferor, 100, "Trying", final=False)
-        targets = await self.router.user_targets([number]) if number in self.router.users else []
-        if not targets:
-            did = self.router.dids.lookup(number)
-            if did is not None and did.users:
-                targets = await self.router.user_targets(did.users)
-            elif number not in self.router.users:
-                targets = self.router.trunk_targets(number)[:1]
-        if not targets:
-            await self._transfer_failed(session, transferor, 404, "Not Found")
-            return
-        self.media.hold(stay.leg_id)
-        statuses = await asyncio.gather(*(self._run_branch(session, t, None, "transfer", transferor)
-                                          for t in targets))
-        if session.transfer_task is not None and not transferor.transfer_done:
-            status = best_failure(list(statuses))
-            await self._transfer_failed(session, transferor, status, _phrase(status))
-
-    async def _on_transfer_answered(self, session: CallSession, transferor: SipLeg, leg: SipLeg,
-                                    response: SipResponse) -> None:
-        if not self._confirm_uac_dialog(leg, response):
-            await self._drop_leg(leg)
-            return
-        await self._send_ack(leg, response)
-        stay = session.other(transferor)
-        if transferor.transfer_done or session.ending or stay is None:
-            await self._bye(leg)
-            await self._drop_leg(leg)
-            return
-        transferor.transfer_done = True
-        for other in list(session.branches):
-            if other is not leg and not other.finished and other.purpose == "transfer":
-                self._spawn(self._cancel_branch(other))
-        try:
-            if response.body:
-                self.media.accept_answer(leg.leg_id, response.body)
-            self.media.resume(stay.leg_id)
-            self.media.bridge(stay.leg_id, leg.leg_id)
-        except MediaError as exc:
-            log.warning("transfer_media_rejected", call=session.call.call_id, reason=str(exc))
-        leg.timer = negotiated_as_uac(response.headers, requested=self.calls_config.session_expires)
-        leg.we_refresh = leg.timer is not None and leg.timer.refresher == "uac"
-        self._replace(session, transferor, leg)
-        session.call.transferred(self.clock(), to=leg.label, kind="blind", by=transferor.role)
-        self._arm_session_timer(leg)
-        await self._notify_refer(transferor, 200, "OK", final=True)
-        self._release_later(transferor)
-        session.transfer_task = None
-
-    def _release_later(self, leg: SipLeg) -> None:
-        """The transferor should hang up itself after the final NOTIFY (RFC 5589 section 6); if it has not
-        within ``TRANSFEROR_GRACE`` seconds, we send the BYE."""
-        loop = asyncio.get_running_loop()
-        loop.call_later(TRANSFEROR_GRACE, lambda: self._spawn(self._release_transferor(leg)))
-
-    async def _transfer_failed(self, session: CallSession, transferor: SipLeg, status: int,
-                               reason: str) -> None:
-        log.info("transfer_failed", call=session.call.call_id, status=status)
-        session.transfer_task = None
-        transferor.transferring = False
-        await self._notify_refer(transferor, status, reason, final=True)
-        stay = session.other(transferor)
-        if transferor.dialog is None or transferor.dialog.state is DialogState.TERMINATED:
-            # The transferor already hung up: nobody is left for the caller.
-            left = EndReason.CALLEE_HANGUP if stay is session.a else EndReason.CALLER_HANGUP
-            await self._end(session, left, skip=transferor)
-        elif stay is not None:
-            self.media.resume(stay.leg_id)
-            self.media.bridge(stay.leg_id, transferor.leg_id)
-
-    async def _attended_transfer(self, session: CallSession, transferor: SipLeg, stay: SipLeg,
-                                 replaces: str) -> None:
-        """RFC 3891 through us: Replaces names our dialog with the transfer target's side of the
-        consultation call; bridge ``stay`` with the far party of that call, release the transferor."""
-        await self._notify_refer(transferor, 100, "Trying", final=False)
-        replaced = self._leg_for_replaces(replaces)
-        target_session = replaced.session if replaced is not None else None
-        far = target_session.other(replaced) if target_session is not None and replaced is not None else None
-        if replaced is None or target_session is None or far is None or target_session is session:
-            await self._transfer_failed(session, transferor, 481, "Call/Transaction Does Not Exist")
-            return
-        transferor.transfer_done = True
-        self.media.resume(stay.leg_id)
-        self.media.bridge(stay.leg_id, far.leg_id)
-        # The far party moves into this call; the consultation call ends for the transferor's side.
-        target_session.ending = True
-        if target_session.a is far:
-            target_session.a = None
-        else:
-            target_session.b = None
-        self._detach_session_timer(replaced)
-        far.session = session
-        self._replace(session, transferor, far)
-        session.call.transferred(self.clock(), to=far.label or far.model.peer, kind="attended",
-                                 by=transferor.role)
-        target_session.call.ended(self.clock(), EndReason.TRANSFERRED)
-        self.sessions.pop(target_session.call.call_id, None)
-        await self._notify_refer(transferor, 200, "OK", final=True)
-        replaced.transferring = True
-        await self._release_transferor(replaced)
-        self._release_later(transferor)
-        session.transfer_task = None
-
-    def _leg_for_replaces(self, replaces: str) -> SipLeg | None:
-        """Replaces: ``call-id;to-tag=..;from-tag=..`` from the sender's view (RFC 3891 section 3)."""
-        parts = [p.strip() for p in replaces.split(";")]
-        call_id = parts[0]
-        params = dict(p.partition("=")[::2] for p in parts[1:])
-        for tag in (params.get("to-tag"), params.get("from-tag")):
-            if tag:
-                leg = self.legs.get((call_id, tag))
-                if leg is not None:
-                    return leg
-        return None
-
-    async def _on_replacing_invite(self, incoming: IncomingRequest) -> None:
-        """An INVITE with Replaces (RFC 3891): the new dialog takes the place of one of our legs."""
-        request = incoming.request
-        replaced = self._leg_for_replaces(request.headers.get("Replaces") or "")
-        if replaced is None or replaced.dialog is None:
-            self._reply(incoming, 481, "Call/Transaction Does Not Exist")
-            return
-        session = replaced.session
-        far = session.other(replaced)
-        if far is None:
-            self._reply(incoming, 481, "Call/Transaction Does Not Exist")
-            return
-        leg = SipLeg(session, LegRole.A, Leg(LegRole.A, peer=f"{incoming.transport}:{incoming.source[0]}:"
-                                                             f"{incoming.source[1]}"),
-                     (incoming.transport, incoming.source[0], incoming.source[1]), request, make_tag(),
-                     label=request.from_addr.uri.user or "", incoming=incoming)
-        try:
-            leg.dialog = Dialog.as_uas(request, leg.local_tag, confirmed=True)
-            await self.media.open_leg(leg.leg_id, session.call.call_id)
-            if request.body:
-                leg.local_sdp = self.media.answer(leg.leg_id, request.body).sdp
-            else:
-                leg.pending_offer = True
-                leg.local_sdp = self.media.offer(leg.leg_id)
-        except (DialogError, SipParseError) as exc:
-            self._reply(incoming, 400, str(exc))
-            return
-        except MediaError:
-            self._reply(incoming, 488, "Not Acceptable Here")
-            await self.media.close_leg(leg.leg_id)
-            return
-        self._index(leg)
-        incoming.respond(self._a_response(leg, 200, leg.local_sdp))
-        self.media.bridge(far.leg_id, leg.leg_id)
-        replaced.transferring = True
-        self._replace(session, replaced, leg)
-        session.call.transferred(self.clock(), to=leg.label, kind="replaces", by=replaced.role)
-        await self._release_transferor(replaced)
-
-    def _replace(self, session: CallSession, old: SipLeg, new: SipLeg) -> None:
-        if session.a is old:
-            session.a = new
-        elif session.b is old:
-            session.b = new
-        if session.held_by is old:
-            session.held_by = None
-        if new.model not in session.call.legs:
-            session.call.legs.append(new.model)
-        if new in session.branches:
-            session.branches.remove(new)
-
-    async def _release_transferor(self, leg: SipLeg) -> None:
-        """BYE the transferor's leg (if it has not hung up already) and forget it."""
-        self._detach_session_timer(leg)
-        if leg.dialog is not None and leg.dialog.state is not DialogState.TERMINATED:
-            await self._bye(leg)
-        self._unindex(leg)
-        await self.media.close_leg(leg.leg_id)
-
     # --- session timers (RFC 4028) --------------------------------------------------------------------
 
     def _arm_session_timer(self, leg: SipLeg) -> None:
@@ -1090,10 +827,6 @@ def _peer_text(destination: Destination) -> str:
     return f"{destination[0]}:{destination[1]}:{destination[2]}"
 
 
-def _phrase(status: int) -> str:
-    return reason_phrase(status)
-
-
 def _caller_address(number: str, name: str | None, host: str, tag: str) -> str:
     """From of a B-leg: the caller's number at our host, so the callee sees who calls (RFC 3261 20.20)."""
     try:
@@ -1109,4 +842,4 @@ def _placeholder_request() -> SipRequest:
     return SipRequest("INVITE", parse_uri("sip:invalid@invalid"), headers)
 
 
-__all__ = ["B2bua", "best_failure", "end_reason_for", "supports_timer"]
+__all__ = ["B2bua"]

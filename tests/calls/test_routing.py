@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from cti_server.calls.b2bua import best_failure, end_reason_for
+from cti_server.calls.failures import best_failure, end_reason_for
 from cti_server.calls.model import Direction, EndReason
 from cti_server.calls.routing import CallRoute, CallRouter, Forking, Rejection, contact_destination
 from cti_server.calls.trunk_auth import authorization_for
