@@ -11,7 +11,10 @@ RTP timestamp: the generator's own pacing error) and at the receiver (kernel arr
 timestamp). The relay adds ``receiver - sender``; the figure reported is the 99th percentile of that
 over all streams, with the loss over all packets.
 
-    .venv/bin/python bench/rtp_relay_bench.py --calls 100 250 500 --seconds 15
+    .venv/bin/python bench/rtp_relay_bench.py --calls 100 250 500 --seconds 10 --realtime 10
+
+BENCH_PROFILE=1 prints a cProfile of the relay process to stderr; BENCH_DEBUG=1 prints per-stream loss.
+See bench/README.md for the figures.
 """
 
 from __future__ import annotations
@@ -152,11 +155,10 @@ def percentile(values: list[float], q: float) -> float:
 def run_generator(calls: int, seconds: float, args: argparse.Namespace) -> dict[str, object]:
     phones = [(open_phone(), open_phone()) for _ in range(calls)]
     streams: list[Stream] = []
-    for i, (caller, callee) in enumerate(phones):
-        callee_type = 8 if args.transcode else 0
+    callee_type = 8 if args.transcode else 0
+    for caller, callee in phones:
         streams.append(Stream(caller, callee, 0.0, random.getrandbits(32), 0))
         streams.append(Stream(callee, caller, 0.0, random.getrandbits(32), callee_type))
-        del i
     for index, stream in enumerate(streams):
         stream.phase = PTIME * index / len(streams)
     by_receiver: dict[int, tuple[socket.socket, dict[int, Stream]]] = {}
