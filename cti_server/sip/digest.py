@@ -16,6 +16,7 @@ import base64
 import enum
 import hashlib
 import hmac
+import itertools
 import os
 import re
 import struct
@@ -336,11 +337,18 @@ class NonceCountLedger:
         return len(self._seen)
 
     def _prune(self, now: float) -> None:
+        # Entries are in first-seen order, so the expired ones are at the front; when none has
+        # expired yet, drop the oldest tenth at once so a full ledger costs O(1) per new nonce.
         horizon = now - self.lifetime
-        for key in [k for k, (_nc, first) in self._seen.items() if first < horizon]:
-            del self._seen[key]
-        while len(self._seen) >= self.max_entries:
-            del self._seen[next(iter(self._seen))]
+        seen = self._seen
+        while seen:
+            oldest = next(iter(seen))
+            if seen[oldest][1] >= horizon:
+                break
+            del seen[oldest]
+        if len(seen) >= self.max_entries:
+            for key in list(itertools.islice(seen, max(1, self.max_entries // 10))):
+                del seen[key]
 
 
 # ---------------------------------------------------------------------------------------------

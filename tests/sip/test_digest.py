@@ -351,3 +351,21 @@ async def test_authenticate_looks_up_unknown_users_and_caches_the_answer() -> No
     assert asked == ["2001", "2999", "2001"]
     # The synchronous verify knows only the static users.
     assert auth.verify("REGISTER", [answer(ch, "2001", "pw", nc=6)], NOW + 61).outcome is AuthOutcome.FAILED
+
+
+def test_nonce_count_ledger_stays_bounded_and_forgets_oldest_first() -> None:
+    from cti_server.sip.digest import NonceCountLedger
+
+    ledger = NonceCountLedger(lifetime=300, max_entries=100)
+    for i in range(100):
+        assert ledger.accept(f"n{i}", 1, NOW)
+    assert len(ledger) == 100
+    assert ledger.accept("new", 1, NOW + 1)  # full, nothing expired: the oldest tenth goes
+    assert len(ledger) == 91
+    assert ledger.accept("n0", 1, NOW + 1)  # forgotten, so accepted again (its expiry still guards it)
+    assert not ledger.accept("n50", 1, NOW + 1)  # still remembered: a replay
+    for i in range(200, 209):
+        ledger.accept(f"n{i}", 1, NOW + 400)  # everything older than the lifetime is dropped first
+    assert ledger.accept("n999", 1, NOW + 400)
+    assert len(ledger) <= 100
+    assert not ledger.accept("n205", 1, NOW + 401)
