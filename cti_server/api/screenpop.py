@@ -99,4 +99,12 @@ def setup(app: web.Application) -> None:
         app[SCREENPOP_KEY] = ScreenPopLookup(
             StoreContactDirectory(app[STORE_KEY]), app[CONFIG_KEY].screenpop, app[BUS_KEY]
         )
+        app.on_cleanup.append(_close_lookup)
     app.add_routes(routes)
+
+
+async def _close_lookup(app: web.Application) -> None:
+    lookup = app[SCREENPOP_KEY]
+    await lookup.stop()
+    if isinstance(lookup.directory, StoreContactDirectory):
+        await lookup.directory.close()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import pytest
 
+from cti_server.screenpop.directory import StoreContactDirectory
 from cti_server.store import Store
 from cti_server.store.models import CallCenter
 
@@ -27,3 +29,11 @@ async def make_call_center(
 async def call_center(store: Store) -> CallCenter:
     """A call center (region US, default rules) in ``store``."""
     return await make_call_center(store)
+
+
+@pytest.fixture
+async def directory(store: Store) -> AsyncIterator[StoreContactDirectory]:
+    """The store-backed contact directory, its own connections closed after the test."""
+    found = StoreContactDirectory(store)
+    yield found
+    await found.close()

@@ -39,10 +39,12 @@ async def logs_of(store: Store, center: CallCenter) -> list[CallLog]:
         return list((await db.scalars(select(CallLog).where(CallLog.call_center_id == center.id))).all())
 
 
-async def test_call_logs_land_on_the_contact_or_stay_findable_by_number(store: Store) -> None:
+async def test_call_logs_land_on_the_contact_or_stay_findable_by_number(
+    store: Store, directory: StoreContactDirectory
+) -> None:
     center = await make_call_center(store)
     ada = await add_contact(store, center, "Ada", ["+14155550100"])
-    writer = CallLogWriter(store, StoreContactDirectory(store), EventBus())
+    writer = CallLogWriter(store, directory, EventBus())
 
     matched = await writer.write(ended(center, "call-1", "4155550100"))
     assert matched is not None and matched.contact_id == ada and matched.customer_number == "+14155550100"
@@ -58,12 +60,14 @@ async def test_call_logs_land_on_the_contact_or_stay_findable_by_number(store: S
     assert len(await logs_of(store, center)) == 2
 
 
-async def test_the_pop_the_call_carried_decides_and_is_stored(store: Store) -> None:
+async def test_the_pop_the_call_carried_decides_and_is_stored(
+    store: Store, directory: StoreContactDirectory
+) -> None:
     center = await make_call_center(store)
     ada = await add_contact(store, center, "Ada", ["+14155550100"])
     bob = await add_contact(store, center, "Bob", ["+14155550100"])
-    writer = CallLogWriter(store, StoreContactDirectory(store), EventBus())
-    lookup = ScreenPopLookup(StoreContactDirectory(store), config_from_mapping({}).screenpop)
+    writer = CallLogWriter(store, directory, EventBus())
+    lookup = ScreenPopLookup(directory, config_from_mapping({}).screenpop)
     pop = (await lookup.lookup(center.id, "4155550100", call_id="c-9", publish=False)).to_dict()
     assert pop["outcome"] == "multiple"
 
@@ -78,13 +82,15 @@ async def test_the_pop_the_call_carried_decides_and_is_stored(store: Store) -> N
     )  # a contact of another call center is not linked
 
 
-async def test_offered_inbound_calls_are_popped_and_the_pop_reaches_the_log(store: Store) -> None:
+async def test_offered_inbound_calls_are_popped_and_the_pop_reaches_the_log(
+    store: Store, directory: StoreContactDirectory
+) -> None:
     center = await make_call_center(store)
     ada = await add_contact(store, center, "Ada", ["+14155550100"])
     bus = EventBus()
     seen: list[Event] = []
     bus.subscribe("screenpop.*", seen.append)
-    lookup = ScreenPopLookup(StoreContactDirectory(store), config_from_mapping({}).screenpop, bus)
+    lookup = ScreenPopLookup(directory, config_from_mapping({}).screenpop, bus)
     pops = CallScreenPops(lookup, bus)
     writer = CallLogWriter(store, lookup.directory, bus, pop_for_call=pops.take)
     await pops.start()

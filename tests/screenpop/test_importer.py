@@ -7,6 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, select
 
+from cti_server.screenpop.directory import StoreContactDirectory
 from cti_server.screenpop.importer import (
     ContactImporter,
     ContactRow,
@@ -148,9 +149,8 @@ async def test_import_keeps_good_rows_and_reports_bad_ones(store: Store, call_ce
     assert {e.line for e in again.errors if e.field == "external_id"} == {2, 3, 8}
 
 
-async def test_imported_contacts_pop(store: Store) -> None:
+async def test_imported_contacts_pop(store: Store, directory: StoreContactDirectory) -> None:
     from cti_server.config import config_from_mapping
-    from cti_server.screenpop.directory import StoreContactDirectory
     from cti_server.screenpop.lookup import ScreenPopLookup
 
     center = await make_call_center(store)
@@ -159,7 +159,7 @@ async def test_imported_contacts_pop(store: Store) -> None:
         read_records(json.dumps(rows).encode(), "application/json")
     )
     assert report.imported == 300 and not report.errors
-    lookup = ScreenPopLookup(StoreContactDirectory(store), config_from_mapping({}).screenpop)
+    lookup = ScreenPopLookup(directory, config_from_mapping({}).screenpop)
     pop = await lookup.lookup(center.id, "415 555 0123", publish=False)
     assert pop.outcome == "single" and pop.matches[0].display_name == "P123"
 

@@ -41,16 +41,20 @@ async def add_contact(
         return contact.id
 
 
-def lookup_for(store: Store, bus: EventBus | None = None, **screenpop: Any) -> ScreenPopLookup:
+def lookup_for(
+    directory: StoreContactDirectory, bus: EventBus | None = None, **screenpop: Any
+) -> ScreenPopLookup:
     config = config_from_mapping({"screenpop": screenpop}).screenpop
-    return ScreenPopLookup(StoreContactDirectory(store), config, bus)
+    return ScreenPopLookup(directory, config, bus)
 
 
-async def test_one_several_and_no_match(store: Store, call_center: CallCenter) -> None:
+async def test_one_several_and_no_match(
+    store: Store, directory: StoreContactDirectory, call_center: CallCenter
+) -> None:
     ada = await add_contact(store, call_center, "Ada", ["+14155550100", "+14155550101"], account="Acme")
     await add_contact(store, call_center, "Bob", ["+14155550200"])
     await add_contact(store, call_center, "Cy", ["+14155550200"])
-    lookup = lookup_for(store)
+    lookup = lookup_for(directory)
 
     one = await lookup.lookup(call_center.id, "(415) 555-0101", publish=False)
     assert (one.outcome, one.action, one.contact_id) == ("single", "record", ada)
@@ -71,29 +75,35 @@ async def test_one_several_and_no_match(store: Store, call_center: CallCenter) -
     assert none.call_center_id == call_center.id
 
 
-async def test_a_contact_listing_a_number_twice_matches_once(store: Store, call_center: CallCenter) -> None:
+async def test_a_contact_listing_a_number_twice_matches_once(
+    store: Store, directory: StoreContactDirectory, call_center: CallCenter
+) -> None:
     await add_contact(store, call_center, "Dup", ["+14155550300", "+14155550300"])
-    pop = await lookup_for(store).lookup(call_center.id, "+14155550300", publish=False)
+    pop = await lookup_for(directory).lookup(call_center.id, "+14155550300", publish=False)
     assert pop.outcome == "single"
 
 
-async def test_region_and_rules_come_from_the_call_center(store: Store) -> None:
+async def test_region_and_rules_come_from_the_call_center(
+    store: Store, directory: StoreContactDirectory
+) -> None:
     london = await make_call_center(
         store, region="GB", rules={"single_match": "search", "no_match": "nothing"}
     )
     contact = await add_contact(store, london, "Liz", ["+442079460018"])
-    lookup = lookup_for(store)
+    lookup = lookup_for(directory)
     pop = await lookup.lookup(london.id, "020 7946 0018", publish=False)
     assert (pop.outcome, pop.action, pop.contact_id) == ("single", "search", contact)
     none = await lookup.lookup(london.id, "020 7946 0019", publish=False)
     assert (none.outcome, none.action) == ("none", "nothing")
 
 
-async def test_call_centers_never_see_each_others_contacts(store: Store) -> None:
+async def test_call_centers_never_see_each_others_contacts(
+    store: Store, directory: StoreContactDirectory
+) -> None:
     first = await make_call_center(store)
     second = await make_call_center(store)
     await add_contact(store, first, "Mine", ["+14155550400"])
-    lookup = lookup_for(store)
+    lookup = lookup_for(directory)
     assert (await lookup.lookup(first.id, "+14155550400", publish=False)).outcome == "single"
     assert (await lookup.lookup(second.id, "+14155550400", publish=False)).outcome == "none"
 
@@ -123,7 +133,8 @@ async def test_slow_store_returns_late_by_the_deadline_and_resolves_after(store:
     seen: list[Event] = []
     bus.subscribe("screenpop.*", seen.append)
     config = config_from_mapping({"screenpop": {"deadline_ms": 50, "late_result_ms": 10000}}).screenpop
-    lookup = ScreenPopLookup(SlowDirectory(store), config, bus)
+    slow = SlowDirectory(store)
+    lookup = ScreenPopLookup(slow, config, bus)
     await lookup.lookup(center.id, "+14155550000", publish=False)  # warm the profile cache
 
     pop = await lookup.lookup(center.id, "+14155550500", call_id="slow-call")
@@ -136,3 +147,4 @@ async def test_slow_store_returns_late_by_the_deadline_and_resolves_after(store:
         await asyncio.sleep(0.02)
     assert [e.topic for e in seen] == ["screenpop.popped", "screenpop.resolved"]
     assert seen[1].data["contact_id"] == contact and seen[1].data["call_id"] == "slow-call"
+    await slow.close()
