@@ -428,3 +428,22 @@ async def test_single_algorithm_configs(algorithms: tuple[str, ...]) -> None:
     assert len(first.headers.get_all("WWW-Authenticate")) == 1
     phone.learn(first)
     assert (await send(registrar, phone.request())).status == 200
+
+
+async def test_component_sweeps_expired_bindings_in_the_background() -> None:
+    import asyncio
+
+    bus = EventBus()
+    expired = asyncio.Event()
+    bus.subscribe("registration.expired", lambda _event: expired.set())
+    registrar = make_registrar(bus)
+    clock = [NOW]
+    component = RegistrarComponent(registrar, sweep_interval=0.01, clock=lambda: clock[0])
+    await register(registrar, Phone(), expires=60)
+    await component.start()
+    try:
+        clock[0] = NOW + 61
+        await asyncio.wait_for(expired.wait(), 5)
+    finally:
+        await component.stop()
+    assert await registrar.bindings.all() == []
