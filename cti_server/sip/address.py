@@ -26,6 +26,7 @@ _PARAM_RE = re.compile(
     rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
     rf"(?:[ \t]*=[ \t]*({QUOTED_STRING}|\[[0-9A-Fa-f:.]+\]|[{TOKEN_CHARS}:]+))?[ \t]*"
 )
+_SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
 _NEEDS_QUOTING_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 _QUOTE_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
 
@@ -36,11 +37,18 @@ def parse_header_params(text: str, what: str) -> dict[str, str | None]:
     Quoted-string values keep their quotes so that they serialize back unchanged.
     """
     params: dict[str, str | None] = {}
+    if _SIMPLE_PARAMS_RE.fullmatch(text) is not None:  # the common case: one match, then plain splits
+        for item in text[1:].split(";"):
+            name, equals, value = item.partition("=")
+            params[name.lower()] = value if equals else None
+        return params
     position = 0
     length = len(text)
     while position < length:
         match = _PARAM_RE.match(text, position)
         if match is None:
+            if not text[position:].strip(" \t"):
+                break  # trailing blanks
             raise SipParseError(f"invalid parameter in {what}: {text[position:position + 40]!r}")
         params[match.group(1).lower()] = match.group(2)
         position = match.end()
