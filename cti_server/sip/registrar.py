@@ -16,7 +16,11 @@ RFC 3261 section 10.3:
    order), else it is added, refreshed or removed; more than ``sip.max_contacts_per_user`` -> 503.
 8. 200 listing every current contact with its ``expires`` and a ``Date`` header.
 
-``RegistrarComponent`` attaches the registrar to the SIP stack and sweeps expired bindings.
+Path (RFC 3327) is stored with each binding and reflected when the phone supports it; a Contact with
+``+sip.instance`` and ``reg-id`` (RFC 5626 outbound) is bound per flow and answered with
+``Require: outbound`` (439 when the first Path hop lacks ``;ob``). Accounts are ``sip.users`` and,
+through ``credentials``, the store's SIP users. ``RegistrarComponent`` attaches the registrar to the
+SIP stack and sweeps expired bindings (``registration.expired`` on the bus).
 """
 
 from __future__ import annotations
