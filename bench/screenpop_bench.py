@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from cti_server.config import StoreConfig, config_from_mapping
 from cti_server.screenpop.bulk import bulk_insert, prepare_for_bulk
 from cti_server.screenpop.directory import StoreContactDirectory
-from cti_server.screenpop.importer import ContactImporter, read_csv
+from cti_server.screenpop.importer import ContactImporter, read_csv, time_ordered_id
 from cti_server.screenpop.lookup import ScreenPopLookup
 from cti_server.store import Store
 from cti_server.store.models import CallCenter, Contact, ContactPhone
@@ -83,7 +83,7 @@ async def bulk_load(store: Store, call_center_id: str, count: int) -> float:
             contacts: list[dict[str, Any]] = []
             phones: list[dict[str, Any]] = []
             for i in range(start, min(start + LOAD_BATCH, count)):
-                contact_id = str(uuid.uuid4())
+                contact_id = time_ordered_id()
                 contacts.append(
                     {
                         "id": contact_id,

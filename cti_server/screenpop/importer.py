@@ -22,12 +22,13 @@ import asyncio
 import csv
 import io
 import json
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
-from uuid import uuid4
+from uuid import UUID
 
 import structlog
 from sqlalchemy import Table, select
@@ -130,6 +131,19 @@ class ImportReport:
             "errors_truncated": self.errors_truncated,
             "elapsed_s": round(self.elapsed_s, 3),
         }
+
+
+def time_ordered_id() -> str:
+    """A UUIDv7 (RFC 9562 section 5.7): 48-bit Unix milliseconds, then random bits.
+
+    Imported rows get ids that grow with time, so their primary-key index grows at its right edge
+    instead of taking a random page per row (the random UUIDv4 of ``new_id`` costs several times more
+    per insert once the table is large). The text form is the same 36 characters.
+    """
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
+    value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
+    return str(UUID(int=value))
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -490,7 +504,7 @@ class ContactImporter:
                 key = row.account.casefold()
                 account_id = accounts.get(key)
                 if account_id is None:
-                    account_id = accounts[key] = str(uuid4())
+                    account_id = accounts[key] = time_ordered_id()
                     new_accounts.append(
                         {
                             "id": account_id,
@@ -505,7 +519,7 @@ class ContactImporter:
                             "updated_at": now,
                         }
                     )
-            contact_id = str(uuid4())
+            contact_id = time_ordered_id()
             contacts.append(
                 {
                     "id": contact_id,

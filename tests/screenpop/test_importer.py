@@ -170,3 +170,17 @@ async def test_error_list_is_capped(store: Store, call_center: CallCenter) -> No
         read_records(json.dumps(rows), "application/json")
     )
     assert report.rejected == 10 and len(report.errors) == 3 and report.errors_truncated
+
+
+def test_imported_ids_are_uuid7_and_grow_with_time() -> None:
+    import time as clock
+    import uuid
+
+    from cti_server.screenpop.importer import time_ordered_id
+
+    first = time_ordered_id()
+    clock.sleep(0.002)
+    second = time_ordered_id()
+    parsed = uuid.UUID(first)
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and len(first) == 36
+    assert first < second
