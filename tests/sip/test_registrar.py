@@ -408,6 +408,9 @@ async def test_route_lists_current_bindings_by_user(aiohttp_client: Any) -> None
     client: TestClient = await aiohttp_client(app)
     body = await (await client.get("/api/v1/sip/registrations")).json()
     assert body["count"] == 2
+    query = {"aor": "sip:1001@cti.local"}
+    by_aor = await (await client.get("/api/v1/sip/registrations", params=query)).json()
+    assert [b["aor"] for b in by_aor["registrations"]] == ["sip:1001@cti.local"]
     body = await (await client.get("/api/v1/sip/registrations", params={"user": "1002"})).json()
     (item,) = body["registrations"]
     assert item["aor"] == "sip:1002@cti.local"
