@@ -1,0 +1,1 @@
+"""sipp scenarios, peer scripts and the lab of the call interop tests."""
