@@ -267,3 +267,45 @@ def test_version_is_checked_before_headers() -> None:
 def test_date_with_one_digit_day_is_accepted() -> None:
     data = replace(INVITE, b"Max-Forwards: 70", b"Date: Thu, 5 Nov 2026 06:00:00 GMT\r\nMax-Forwards: 70")
     assert parse_message(data).headers.get("Date") == "Thu, 5 Nov 2026 06:00:00 GMT"
+
+
+def test_rfc3261_section_20_header_examples() -> None:
+    data = (
+        b"INVITE sip:bob@biloxi.com SIP/2.0\r\n"
+        b"Via: SIP/2.0/UDP erlang.bell-telephone.com:5060;branch=z9hG4bK87asdks7\r\n"
+        b"Via: SIP/2.0/UDP 192.0.2.1:5060 ;received=192.0.2.207\r\n"
+        b" ;branch=z9hG4bK77asjd\r\n"
+        b"From: \"A. G. Bell\" <sip:agb@bell-telephone.com> ;tag=a48s\r\n"
+        b"To: The Operator <sip:operator@cs.columbia.edu>;tag=287447\r\n"
+        b"Contact: \"Mr. Watson\" <sip:watson@worcester.bell-telephone.com>\r\n"
+        b"   ;q=0.7; expires=3600,\r\n"
+        b"   \"Mr. Watson\" <mailto:watson@bell-telephone.com> ;q=0.1\r\n"
+        b"i:f81d4fae-7dec-11d0-a765-00a0c91e6bf6@192.0.2.4\r\n"
+        b"CSeq: 4711 INVITE\r\n"
+        b"Max-Forwards: 6\r\n"
+        b"Record-Route: <sip:server10.biloxi.com;lr>, <sip:bigbox3.site3.atlanta.com;lr>\r\n"
+        b"Date: Sat, 13 Nov 2010 23:29:00 GMT\r\n"
+        b"Warning: 307 isi.edu \"Session parameter 'foo' not understood\","
+        b" 301 isi.edu \"Incompatible, x\"\r\n"
+        b"Retry-After: 120 (I'm in a meeting)\r\n"
+        b"Subject:            lunch\r\n"
+        b"subject      :      lunch\r\n"
+        b"Subject            :lunch\r\n"
+        b"Expires: 5\r\n"
+        b"c: text/html; charset=ISO-8859-4\r\n"
+        b"l: 0\r\n\r\n"
+    )
+    message = parse_message(data)
+    assert isinstance(message, SipRequest)
+    assert [v.received for v in message.vias] == [None, "192.0.2.207"]
+    assert message.vias[1].branch == "z9hG4bK77asjd"
+    assert message.from_addr.display_name == "A. G. Bell" and message.from_tag == "a48s"
+    assert message.to_addr.display_name == "The Operator"
+    contacts = message.contacts
+    assert contacts != "*" and [c.params for c in contacts] == [{"q": "0.7", "expires": "3600"}, {"q": "0.1"}]
+    assert contacts[1].uri.scheme == "mailto"
+    assert message.headers.get_all("Record-Route") == [
+        "<sip:server10.biloxi.com;lr>", "<sip:bigbox3.site3.atlanta.com;lr>"]
+    assert len(message.headers.get_all("Warning")) == 2
+    assert message.headers.get_all("Subject") == ["lunch", "lunch", "lunch"]
+    assert message.expires == 5 and message.media_type == "text/html"
