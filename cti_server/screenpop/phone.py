@@ -5,8 +5,9 @@ A caller arrives as whatever the trunk sent: ``+14155550100``, ``sip:0207946001@
 center's default region through the phonenumbers library and returns ``+<country code><number>``.
 
 Numbers already written in E.164 take a fast path that checks the country code and the possible lengths
-from phonenumbers' metadata without the full parser: bulk imports normalize tens of thousands of numbers
-a second and the parser alone manages about 30,000.
+from phonenumbers' metadata without the full parser, and so do ten-digit North American numbers in a
+NANP region: bulk imports normalize tens of thousands of numbers a second and the parser alone manages
+about 30,000 on an idle core.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from phonenumbers import NumberParseException, PhoneNumberFormat
 _E164 = re.compile(r"\+[1-9][0-9]{6,14}")
 _VISUAL_SEPARATORS = str.maketrans("", "", " -.()/\u00a0")
 _MAX_INPUT = 64
+_NANP_REGIONS = frozenset(phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1])
 
 
 class PhoneNumberError(ValueError):
@@ -80,6 +82,21 @@ def _fast_e164(text: str) -> str | None:
     return None
 
 
+def _fast_nanp(digits: str, region: str) -> str | None:
+    """A North American national number (``4155550100``, ``14155550100``) read in a NANP region.
+
+    ITU-T E.164 country code 1: ten digits, the area code and exchange starting 2-9 are what the
+    parser would accept as possible; anything else takes the slow path.
+    """
+    if region.upper() not in _NANP_REGIONS or not digits.isdigit():
+        return None
+    if len(digits) == 11 and digits[0] == "1":
+        digits = digits[1:]
+    if len(digits) == 10 and digits[0] in "23456789" and digits[3] in "23456789":
+        return "+1" + digits
+    return None
+
+
 def normalize_number(raw: str, default_region: str) -> str:
     """``raw`` in E.164 (``+14155550100``); national forms are read in ``default_region`` (ISO 3166).
 
@@ -91,7 +108,8 @@ def normalize_number(raw: str, default_region: str) -> str:
         raise PhoneNumberError(raw, "empty number")
     if len(text) > _MAX_INPUT:
         raise PhoneNumberError(raw[:_MAX_INPUT], f"longer than {_MAX_INPUT} characters")
-    fast = _fast_e164(text.translate(_VISUAL_SEPARATORS))
+    compact = text.translate(_VISUAL_SEPARATORS)
+    fast = _fast_e164(compact) or _fast_nanp(compact, default_region)
     if fast is not None:
         return fast
     # An international prefix written as 00 is common on trunks; phonenumbers handles it per region.

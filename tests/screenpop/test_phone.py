@@ -77,3 +77,22 @@ def test_fast_path_agrees_with_the_parser(code: int, national: int) -> None:
     except phonenumbers.NumberParseException:
         expected = None
     assert try_normalize(raw, "US") == expected
+
+
+@given(
+    region=st.sampled_from(["US", "CA", "JM"]),
+    digits=st.text(alphabet="0123456789", min_size=9, max_size=12),
+    style=st.sampled_from(["{d}", "({a}) {b}-{c}", "1-{d}"]),
+)
+def test_nanp_fast_path_agrees_with_the_parser(region: str, digits: str, style: str) -> None:
+    raw = style.format(d=digits, a=digits[:3], b=digits[3:6], c=digits[6:])
+    try:
+        parsed = phonenumbers.parse(raw, region)
+        expected = (
+            phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+            if phonenumbers.is_possible_number(parsed)
+            else None
+        )
+    except phonenumbers.NumberParseException:
+        expected = None
+    assert try_normalize(raw, region) == expected
