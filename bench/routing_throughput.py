@@ -38,7 +38,7 @@ async def open_backend(kind: str, prefix: str) -> RoutingBackend:
 
 
 def cpu_reference() -> float:
-    """Seconds a fixed pure-Python loop takes now (about 0.4 s on an idle modern core)."""
+    """Seconds a fixed pure-Python loop takes now (about 0.3 s on an idle modern core)."""
     started = time.perf_counter()
     total = 0
     for n in range(5_000_000):
