@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti_server.api.auth import db_session, principal_of, requires
+from cti_server.api.crm_scope import get_scoped
 from cti_server.api.errors import api_error, field_value, read_json_object
 from cti_server.api.keys import CONFIG_KEY, PASSWORDS_KEY
 from cti_server.screenpop.rules import RulesError, ScreenPopRules
@@ -375,9 +376,7 @@ async def add_did(request: web.Request) -> web.Response:
 async def remove_did(request: web.Request) -> web.Response:
     """Remove a DID."""
     async with db_session(request) as db:
-        did = await db.get(Did, request.match_info["did_id"])
-        if did is None:
-            raise NotFound("DID", request.match_info["did_id"])
+        did = await get_scoped(db, Did, request.match_info["did_id"], "DID")
         await directory.remove_did(db, principal_of(request).actor, did)
     return web.json_response({"status": "deleted"})
 
@@ -415,9 +414,7 @@ async def create_call_center_api_key(request: web.Request) -> web.Response:
 async def revoke_key(request: web.Request) -> web.Response:
     """Revoke an API key; requests carrying it get 401 from now on."""
     async with db_session(request) as db:
-        row = await db.get(ApiKey, request.match_info["api_key_id"])
-        if row is None:
-            raise NotFound("API key", request.match_info["api_key_id"])
+        row = await get_scoped(db, ApiKey, request.match_info["api_key_id"], "API key")
         await revoke_api_key(db, principal_of(request).actor, row)
     return web.json_response(api_key_json(row))
 

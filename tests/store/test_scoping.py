@@ -78,6 +78,9 @@ async def test_selects_see_only_the_sessions_call_center(store: Store, two: TwoC
             # Fetching by primary key a row of the other call center finds nothing.
             other = two.beta if own == two.alpha else two.alpha
             assert await db.scalar(select(CallCenter).where(CallCenter.id == other)) is None
+            assert await db.get(CallCenter, other) is None
+            other_did = await _unscoped_did_id(store, other)
+            assert await db.get(Did, other_did) is None
 
 
 async def test_updates_and_deletes_touch_only_the_sessions_call_center(store: Store, two: TwoCenters) -> None:
@@ -123,3 +126,10 @@ async def test_the_unscoped_session_sees_everything(store: Store, two: TwoCenter
     async with store.session() as db:
         assert await db.scalar(select(func.count()).select_from(Did)) == 2
         assert await db.scalar(select(func.count()).select_from(User)) == 3
+
+
+async def _unscoped_did_id(store: Store, call_center_id: str) -> str:
+    async with store.session() as db:
+        did_id = await db.scalar(select(Did.id).where(Did.call_center_id == call_center_id))
+    assert did_id is not None
+    return did_id
