@@ -6,6 +6,8 @@ transactions keyed by these. ACK and CANCEL find the INVITE they refer to with `
 
 from __future__ import annotations
 
+import re
+
 from cti_server.sip.message import SipRequest, SipResponse
 
 MAGIC_COOKIE = "z9hG4bK"
@@ -55,3 +57,43 @@ def to_tag_matches(request: SipRequest, original_to_tag: str | None, response_to
         return True
     expected = response_to_tag if request.method == "ACK" else original_to_tag
     return request.to_tag == expected
+
+
+_TOP_VIA_RE = re.compile(
+    rb"^(?:via|v)[ \t]*:[ \t]*sip[ \t]*/[ \t]*2\.0[ \t]*/[ \t]*[a-z0-9\-.!%*_+`'~]+[ \t]+"
+    rb"(\[[0-9a-f:.]+\]|[a-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]{1,5}))?"
+    rb"((?:[ \t]*;[ \t]*[a-z0-9\-.!%*_+`'~]+(?:[ \t]*=[ \t]*[^;,\s\"]+)?)*)[ \t]*(?:,|\r\n)",
+    re.IGNORECASE | re.MULTILINE,
+)
+_BRANCH_RE = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*(z9hG4bK[^;,\s]*)", re.IGNORECASE)
+_REQUEST_METHOD_RE = re.compile(rb"([A-Za-z0-9\-.!%*_+`'~]+) ")
+
+
+def server_key_from_bytes(data: bytes) -> ServerKey | None:
+    """``server_key`` read straight from the bytes of a request, for absorbing retransmissions before
+    a full parse (17.2.3 with the magic cookie only). None when the request is not simple enough to be
+    sure: then the caller parses it and uses ``server_key``; a key returned here always equals that one.
+    """
+    method_match = _REQUEST_METHOD_RE.match(data)
+    if method_match is None:
+        return None
+    header_end = data.find(b"\r\n\r\n")
+    if header_end < 0:
+        return None
+    via = _TOP_VIA_RE.search(data, 0, header_end + 2)
+    if via is None:
+        return None
+    branch = _BRANCH_RE.search(via.group(3))
+    if branch is None:
+        return None
+    host = via.group(1).decode("ascii").lower()
+    if host.startswith("["):
+        return None  # IPv6 sent-by: leave the normalisation of the address to the parser
+    port = via.group(2)
+    method = method_match.group(1).decode("ascii")
+    return (
+        branch.group(1).decode("ascii"),
+        host,
+        str(int(port)) if port else "",
+        "INVITE" if method == "ACK" else method,
+    )

@@ -39,6 +39,7 @@ from cti_server.sip.matching import (
     client_key,
     is_rfc2543_key,
     server_key,
+    server_key_from_bytes,
     to_tag_matches,
 )
 from cti_server.sip.message import SipRequest, SipResponse, make_response, new_branch, new_tag
@@ -46,6 +47,7 @@ from cti_server.sip.parser import parse_message, response_for_unparseable
 from cti_server.sip.stats import SipStats
 from cti_server.sip.timers import TimerValues
 from cti_server.sip.transaction import (
+    COMPLETED,
     CONFIRMED,
     PROCEEDING,
     ClientTransaction,
@@ -348,6 +350,8 @@ class SipComponent:
         if not data.strip(b"\r\n"):
             self.stats["keepalives_in"] += 1  # a UDP CRLF keep-alive carries nothing to answer
             return
+        if self._server and len(data) <= self._max_size and self._absorb_retransmission(data):
+            return
         try:
             message = parse_message(data, max_size=self._max_size)
         except SipParseError as exc:
@@ -360,6 +364,29 @@ class SipComponent:
         else:
             self.stats["requests_in"] += 1
             self._receive_request(message, flow)
+
+    def _absorb_retransmission(self, data: bytes) -> bool:
+        """17.2.3 before the parse: a retransmitted request (or the ACK of a non-2xx) whose transaction
+        exists costs a regex, not a full parse. This is what keeps an overloaded server from collapsing
+        under its peers' retransmissions."""
+        key = server_key_from_bytes(data)
+        if key is None:
+            return False
+        entry = self._server.get(key)
+        if entry is None:
+            return False
+        tx = entry.tx
+        now = self._require_loop().time()
+        if data.startswith(b"ACK "):
+            if not isinstance(tx, InviteServerTransaction) or tx.state not in (COMPLETED, CONFIRMED):
+                return False
+            outputs = tx.absorb_ack(now)
+        else:
+            outputs = tx.receive_retransmission(now)
+        self.stats["requests_in"] += 1
+        self.stats["retransmissions_absorbed"] += 1
+        self._server_outputs(entry, outputs)
+        return True
 
     def _answer_unparseable(self, data: bytes, flow: Flow, error: SipParseError) -> None:
         response = response_for_unparseable(data, error)

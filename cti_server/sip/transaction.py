@@ -381,6 +381,16 @@ class InviteServerTransaction(Transaction):
         """An ACK matched this transaction (17.2.3): stops G/H after a non-2xx final response."""
         return self._run(ACK, ack, now)
 
+    def receive_retransmission(self, now: float) -> list[Output]:
+        """A retransmitted INVITE matched by its raw bytes (no parsed message needed)."""
+        return self._run(REQUEST, None, now)
+
+    def absorb_ack(self, now: float) -> list[Output]:
+        """An ACK matched by its raw bytes in Completed or Confirmed (where the ACK itself is not needed)."""
+        if self.state not in (COMPLETED, CONFIRMED):
+            raise ValueError(f"absorb_ack in state {self.state}")
+        return self._run(ACK, None, now)
+
     def send_response(self, response: SipResponse, now: float) -> list[Output]:
         """The TU answers (17.2.1); a response not allowed in the current state is dropped."""
         status = response.status
@@ -408,6 +418,10 @@ class NonInviteServerTransaction(Transaction):
     def receive_request(self, request: SipRequest, now: float) -> list[Output]:
         """The request (first time) or a retransmission of it (17.2.2)."""
         return self._run(REQUEST, request, now)
+
+    def receive_retransmission(self, now: float) -> list[Output]:
+        """A retransmission matched by its raw bytes (no parsed message needed)."""
+        return self._run(REQUEST, None, now)
 
     def send_response(self, response: SipResponse, now: float) -> list[Output]:
         """The TU answers (17.2.2); a second final response is dropped."""

@@ -2,7 +2,21 @@
 
 from __future__ import annotations
 
-from cti_server.sip.matching import client_key, is_rfc2543_key, server_key, to_tag_matches
+from pathlib import Path
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.matching import (
+    client_key,
+    is_rfc2543_key,
+    server_key,
+    server_key_from_bytes,
+    to_tag_matches,
+)
+from cti_server.sip.message import SipRequest
+from cti_server.sip.parser import parse_message
 from tests.sip.tx_messages import request, response
 
 
@@ -57,3 +71,35 @@ def test_rfc2543_to_tag_rules() -> None:
     assert to_tag_matches(request("INVITE", branch=None), None, "tt1")
     assert not to_tag_matches(request("INVITE", branch=None, to_tag="zz"), None, "tt1")
     assert to_tag_matches(request("CANCEL", branch=None, to_tag="zz"), None, "tt1")
+
+
+def corpus_messages() -> list[bytes]:
+    root = Path(__file__).parent / "corpus"
+    return [path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()]
+
+
+def test_server_key_from_bytes_equals_server_key_or_declines() -> None:
+    found = 0
+    samples = [request(m).serialize() for m in ("INVITE", "OPTIONS", "REGISTER", "BYE")]
+    samples.append(request("ACK", to_tag="tt1").serialize())
+    samples.append(b"OPTIONS sip:a SIP/2.0\r\nv : SIP / 2.0 / udp HOST.Example.com:05060 ;rport; "
+                   b"branch=z9hG4bKx, SIP/2.0/UDP other\r\nf: <sip:a@b>;tag=1\r\nt: <sip:b@c>\r\ni: c\r\n"
+                   b"CSeq: 1 OPTIONS\r\nl: 0\r\n\r\n")
+    for data in [*samples, *corpus_messages()]:
+        try:
+            message = parse_message(data)
+        except SipParseError:
+            continue
+        if not isinstance(message, SipRequest):
+            continue
+        fast = server_key_from_bytes(data)
+        if fast is not None:
+            found += 1
+            assert fast == server_key(message), data[:200]
+    assert found >= len(samples)
+
+
+@given(st.binary(max_size=300))
+def test_server_key_from_bytes_never_raises(data: bytes) -> None:
+    server_key_from_bytes(b"OPTIONS sip:x SIP/2.0\r\nVia: " + data + b"\r\n\r\n")
+    server_key_from_bytes(data)

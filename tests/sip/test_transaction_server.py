@@ -161,3 +161,25 @@ def test_uas_core_gives_up_on_2xx_after_64_t1() -> None:
     tx.start(response(invite, 200), 0.0)
     assert tx.deadlines == {"H": 32.0}  # nothing to resend on TCP, but the ACK is still awaited
     assert tx.fire_timers(32.0) == [TimedOut("H"), Terminated()]
+
+
+def test_retransmissions_matched_from_raw_bytes_need_no_message() -> None:
+    tx, _ = invite_tx()
+    assert status_lines(tx.receive_retransmission(0.2)) == ["SIP/2.0 100 Trying"]
+    tx.send_response(response(request("INVITE"), 486), 0.5)
+    assert status_lines(tx.receive_retransmission(0.6)) == ["SIP/2.0 486 Busy Here"]
+    assert tx.absorb_ack(0.7) == [] and tx.state == CONFIRMED
+    assert tx.absorb_ack(0.8) == []
+    options = request("OPTIONS")
+    ntx = NonInviteServerTransaction(server_key(options), options, UDP)
+    ntx.receive_request(options, 0.0)
+    assert ntx.receive_retransmission(0.1) == []
+    ntx.send_response(response(options, 200), 0.2)
+    assert status_lines(ntx.receive_retransmission(0.3)) == ["SIP/2.0 200 OK"]
+
+
+def test_absorb_ack_refuses_states_where_the_ack_matters() -> None:
+    tx, _ = invite_tx()
+    tx.send_response(response(request("INVITE"), 200), 0.5)
+    with pytest.raises(ValueError, match="accepted"):
+        tx.absorb_ack(0.6)  # in Accepted the ACK goes to the TU: the caller must parse it
