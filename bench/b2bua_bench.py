@@ -10,7 +10,9 @@ that user's registered contact (a REGISTER with digest auth first). Media is anc
     .venv/bin/pip install -e '.[bench]'     # sippy, only for this benchmark
     .venv/bin/python bench/b2bua_bench.py --rates 100,200,300,400 --seconds 10
 
-Prints one JSON line per step and a summary with the best passing rate of each and their ratio.
+Prints one JSON line per step (with the CPU seconds the B2BUA process used, from /proc) and a summary
+with the best passing rate of each, their ratio, and calls per CPU-second (the capacity of one core,
+which stays meaningful when other work shares the machine).
 """
 
 from __future__ import annotations
@@ -131,8 +133,17 @@ def register_uas(sip_port: int, uas_port: int, work: Path) -> None:
         raise RuntimeError(f"registering the UAS failed: {result.stdout.decode(errors='replace')[-2000:]}")
 
 
-def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str) -> dict[str, object]:
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of process ``pid`` (and its waited-for children) from /proc, in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = sum(int(v) for v in fields[11:15])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str,
+             pid: int) -> dict[str, object]:
     calls = rate * seconds
+    cpu_before = cpu_seconds(pid)
     stats = work / f"{name}_{rate}.csv"
     argv = sipp(f"127.0.0.1:{target_port}", "-sn", "uac", "-s", DID, "-r", str(rate), "-m", str(calls),
                 "-d", "0", "-p", "0", "-l", str(max(rate * 4, 100)), "-timeout", f"{seconds + 30}s",
@@ -143,6 +154,7 @@ def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str) -
     except subprocess.TimeoutExpired:
         pass  # an overloaded step: whatever sipp wrote to its statistics file counts
     elapsed = time.monotonic() - started
+    cpu = cpu_seconds(pid) - cpu_before
     row = last_stats_row(stats)
     ok = int(row.get("SuccessfulCall(C)", "0") or 0)
     failed = int(row.get("FailedCall(C)", "0") or 0)
@@ -150,7 +162,8 @@ def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str) -
     completed = ok / calls if calls else 0.0
     return {"b2bua": name, "rate": rate, "calls": calls, "successful": ok, "failed": failed,
             "retransmissions": retrans, "completed": round(completed, 5), "passed": completed >= PASS_RATIO,
-            "seconds": round(elapsed, 1)}
+            "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 2),
+            "calls_per_cpu_second": round(ok / cpu, 1) if cpu > 0 else None}
 
 
 def last_stats_row(path: Path) -> dict[str, str]:
@@ -168,11 +181,11 @@ def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int) -> lis
     config.write_text(server_config(port))
     argv = ["taskset", "-c", "0", str(VENV_BIN / "cti-server"), "run", "--config", str(config)]
     results = []
-    with process(argv, work / "cti-server.log"):
+    with process(argv, work / "cti-server.log") as server:
         wait_udp_answer(port)
         register_uas(port, uas_port, work)
         for rate in rates:
-            result = run_step(port, rate, seconds, work, "cti-server")
+            result = run_step(port, rate, seconds, work, "cti-server", server.pid)
             emit(result)
             results.append(result)
             time.sleep(2)
@@ -188,14 +201,22 @@ def bench_sippy(rates: list[int], seconds: int, work: Path, uas_port: int) -> li
     argv = ["taskset", "-c", "0", str(b2bua), "--foreground=on", "--auth_enable=off", "--acct_enable=off",
             "--sip_address=127.0.0.1", f"--sip_port={port}", f"--static_route=127.0.0.1:{uas_port}"]
     results = []
-    with process(argv, work / "sippy.log"):
+    with process(argv, work / "sippy.log") as sippy:
         wait_udp_answer(port)
         for rate in rates:
-            result = run_step(port, rate, seconds, work, "sippy")
+            result = run_step(port, rate, seconds, work, "sippy", sippy.pid)
             emit(result)
             results.append(result)
             time.sleep(2)
     return results
+
+
+def per_cpu(results: list[dict[str, object]]) -> float:
+    """Calls per CPU-second of the B2BUA over every step (what one core would carry)."""
+    passing = [r for r in results if r.get("cpu_seconds")]
+    calls = sum(int(str(r["successful"])) for r in passing)
+    cpu = sum(float(str(r["cpu_seconds"])) for r in passing)
+    return round(calls / cpu, 1) if cpu else 0.0
 
 
 def best(results: list[dict[str, object]]) -> int:
@@ -219,8 +240,10 @@ def main() -> int:
             time.sleep(0.5)
             ours = bench_ours(rates, args.seconds, work, uas_port)
             theirs = [] if args.skip_sippy else bench_sippy(rates, args.seconds, work, uas_port)
-    summary = {"cpu_count": os.cpu_count(), "ours_best_rate": best(ours), "sippy_best_rate": best(theirs),
-               "ratio": round(best(ours) / best(theirs), 2) if best(theirs) else None}
+    summary = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
+               "ours_best_rate": best(ours), "sippy_best_rate": best(theirs),
+               "ratio": round(best(ours) / best(theirs), 2) if best(theirs) else None,
+               "ours_calls_per_cpu_second": per_cpu(ours), "sippy_calls_per_cpu_second": per_cpu(theirs)}
     emit({"summary": summary})
     return 0
 
