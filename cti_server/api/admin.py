@@ -19,17 +19,82 @@ from cti_server.api.auth import db_session, principal_of, requires
 from cti_server.api.crm_scope import get_scoped
 from cti_server.api.errors import api_error, field_value, read_json_object
 from cti_server.api.keys import CONFIG_KEY, PASSWORDS_KEY
-from cti_server.screenpop.rules import RulesError, ScreenPopRules
+from cti_server.api.openapi import QueryParameter, documented
+from cti_server.api.validation import Schema
+from cti_server.screenpop.rules import (
+    MULTIPLE_MATCH_ACTIONS,
+    NO_MATCH_ACTIONS,
+    SINGLE_MATCH_ACTIONS,
+    RulesError,
+    ScreenPopRules,
+)
 from cti_server.store import directory
 from cti_server.store.credentials import create_api_key, revoke_api_key
 from cti_server.store.errors import InvalidField, NotFound
 from cti_server.store.models import ApiKey, AuditEntry, CallCenter, Did, Membership, User
-from cti_server.store.tenancy import ROLES
+from cti_server.store.tenancy import RECORDING_POLICIES, ROLES
 
 routes = web.RouteTableDef()
 
 ADMIN = "admin"
 MAX_PAGE = 5000
+
+CC_TAG = ("call centers",)
+USER_TAG = ("users",)
+DID_TAG = ("DIDs",)
+KEY_TAG = ("API keys",)
+_RULES: Schema = {
+    "type": "object",
+    "description": "screen-pop rules (cti_server/screenpop/rules.py)",
+    "properties": {
+        "single_match": {"enum": list(SINGLE_MATCH_ACTIONS)},
+        "multiple_matches": {"enum": list(MULTIPLE_MATCH_ACTIONS)},
+        "no_match": {"enum": list(NO_MATCH_ACTIONS)},
+    },
+    "additionalProperties": False,
+}
+_CALL_CENTER_FIELDS: dict[str, Schema] = {
+    "name": {"type": "string", "minLength": 1, "maxLength": 120},
+    "phone_region": {"type": "string", "description": "ISO 3166-1 region, e.g. US, GB", "default": "US"},
+    "recording_policy": {"enum": list(RECORDING_POLICIES), "default": "none"},
+    "screen_pop_rules": _RULES,
+}
+CALL_CENTER_CREATE: Schema = {"type": "object", "properties": _CALL_CENTER_FIELDS, "required": ["name"]}
+CALL_CENTER_UPDATE: Schema = {
+    "type": "object", "properties": _CALL_CENTER_FIELDS, "additionalProperties": False,
+}
+_USER_FIELDS: dict[str, Schema] = {
+    "display_name": {"type": "string"},
+    "email": {"type": "string"},
+    "role": {"enum": list(ROLES)},
+    "password": {"type": "string", "minLength": directory.MIN_PASSWORD_LENGTH},
+    "sip_username": {"type": "string", "description": "desk-phone SIP user (with sip_password)"},
+    "sip_password": {"type": "string", "minLength": directory.MIN_PASSWORD_LENGTH},
+}
+USER_CREATE: Schema = {
+    "type": "object",
+    "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 80}, **_USER_FIELDS,
+                   "call_center_id": {"type": "string"}},
+    "required": ["username", "role"],
+}
+USER_UPDATE: Schema = {
+    "type": "object",
+    "properties": {**_USER_FIELDS, "active": {"type": "boolean"}},
+    "additionalProperties": False,
+}
+DID_CREATE: Schema = {
+    "type": "object",
+    "properties": {"number": {"type": "string", "description": "read with the call center's region"},
+                   "description": {"type": "string", "maxLength": 200}},
+    "required": ["number"],
+}
+API_KEY_CREATE: Schema = {"type": "object", "properties": {"name": {"type": "string", "maxLength": 120}}}
+CC_QUERY = QueryParameter("call_center_id", "only this call center's")
+USER_QUERY = (CC_QUERY, QueryParameter("unassigned", "true: only users in no call center"),
+              QueryParameter("limit", f"most users returned (1-{MAX_PAGE})", {"type": "integer"}),
+              QueryParameter("offset", "users skipped", {"type": "integer"}))
+AUDIT_QUERY = (CC_QUERY, QueryParameter("target_id", "changes of this record"),
+               QueryParameter("action", "e.g. membership.assign"), *USER_QUERY[2:])
 
 
 def _time(value: datetime | None) -> str | None:
@@ -106,6 +171,7 @@ async def _call_center(db: AsyncSession, request: web.Request) -> CallCenter:
 
 
 @routes.get("/api/v1/call-centers")
+@documented("List call centers (admins: all; others: their own)", tags=CC_TAG, errors=(401, 403))
 @requires(*ROLES)
 async def list_call_centers(request: web.Request) -> web.Response:
     """Call centers the caller may see (admins: all), with member and DID counts."""
@@ -123,6 +189,8 @@ async def list_call_centers(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/call-centers")
+@documented("Create a call center", tags=CC_TAG, request=CALL_CENTER_CREATE, status=201,
+            errors=(400, 401, 403, 409))
 @requires(ADMIN)
 async def create_call_center(request: web.Request) -> web.Response:
     """Create a call center from ``{name, phone_region?, recording_policy?, screen_pop_rules?}``."""
@@ -140,6 +208,7 @@ async def create_call_center(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/call-centers/{call_center_id}")
+@documented("Get a call center", tags=CC_TAG, errors=(401, 403, 404))
 @requires(*ROLES)
 async def get_call_center(request: web.Request) -> web.Response:
     """One call center the caller may see."""
@@ -148,6 +217,8 @@ async def get_call_center(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/call-centers/{call_center_id}")
+@documented("Change a call center", tags=CC_TAG, request=CALL_CENTER_UPDATE,
+            errors=(400, 401, 403, 404, 409))
 @requires(ADMIN)
 async def update_call_center(request: web.Request) -> web.Response:
     """Change a call center's name, phone region, recording policy or screen-pop rules."""
@@ -168,6 +239,7 @@ async def update_call_center(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/call-centers/{call_center_id}")
+@documented("Delete a call center and its records", tags=CC_TAG, errors=(401, 403, 404))
 @requires(ADMIN)
 async def delete_call_center(request: web.Request) -> web.Response:
     """Delete a call center and everything in it; its members become unassigned."""
@@ -180,6 +252,7 @@ async def delete_call_center(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/call-centers/{call_center_id}/members")
+@documented("List the members of a call center", tags=CC_TAG, errors=(401, 403, 404))
 @requires(*ROLES)
 async def list_members(request: web.Request) -> web.Response:
     """The users of one call center."""
@@ -193,6 +266,7 @@ async def list_members(request: web.Request) -> web.Response:
 
 
 @routes.put("/api/v1/call-centers/{call_center_id}/members/{user_id}")
+@documented("Assign a user to a call center (moves them)", tags=CC_TAG, errors=(400, 401, 403, 404))
 @requires(ADMIN)
 async def assign_member(request: web.Request) -> web.Response:
     """Put a user in this call center, moving them out of any other (audited with where they were)."""
@@ -204,6 +278,7 @@ async def assign_member(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/call-centers/{call_center_id}/members/{user_id}")
+@documented("Take a user out of a call center", tags=CC_TAG, errors=(401, 403, 404))
 @requires(ADMIN)
 async def unassign_member(request: web.Request) -> web.Response:
     """Take a user out of this call center (404 if they are not in it)."""
@@ -225,6 +300,8 @@ def _users_query() -> Any:
 
 
 @routes.get("/api/v1/users")
+@documented("List users (admins: all; others: their call center's)", tags=USER_TAG,
+            query=USER_QUERY, errors=(400, 401, 403))
 @requires(*ROLES)
 async def list_users(request: web.Request) -> web.Response:
     """Users the caller may see: admins all (``?call_center_id=`` or ``?unassigned=true`` to filter),
@@ -254,6 +331,8 @@ async def _sip_fields(request: web.Request, body: dict[str, Any]) -> tuple[str, 
 
 
 @routes.post("/api/v1/users")
+@documented("Create a user", tags=USER_TAG, request=USER_CREATE, status=201,
+            errors=(400, 401, 403, 409))
 @requires(ADMIN)
 async def create_user(request: web.Request) -> web.Response:
     """Create a user from ``{username, role, password?, display_name?, email?, sip_username?,
@@ -285,6 +364,7 @@ async def create_user(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/users/{user_id}")
+@documented("Get a user", tags=USER_TAG, errors=(401, 403, 404))
 @requires(*ROLES)
 async def get_user(request: web.Request) -> web.Response:
     """One user the caller may see."""
@@ -295,6 +375,7 @@ async def get_user(request: web.Request) -> web.Response:
 
 
 @routes.patch("/api/v1/users/{user_id}")
+@documented("Change a user", tags=USER_TAG, request=USER_UPDATE, errors=(400, 401, 403, 404, 409))
 @requires(ADMIN)
 async def update_user(request: web.Request) -> web.Response:
     """Change display name, e-mail, role, active, password or SIP credentials of a user."""
@@ -323,6 +404,7 @@ async def update_user(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/users/{user_id}")
+@documented("Delete a user", tags=USER_TAG, errors=(400, 401, 403, 404))
 @requires(ADMIN)
 async def delete_user(request: web.Request) -> web.Response:
     """Delete a user (their sessions and membership go with them)."""
@@ -339,6 +421,7 @@ async def delete_user(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/dids")
+@documented("List DIDs (admins: all; others: their call center's)", tags=DID_TAG, errors=(401, 403))
 @requires(*ROLES)
 async def list_dids(request: web.Request) -> web.Response:
     """DIDs the caller may see (admins: all)."""
@@ -348,6 +431,7 @@ async def list_dids(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/call-centers/{call_center_id}/dids")
+@documented("List the DIDs of a call center", tags=DID_TAG, errors=(401, 403, 404))
 @requires(*ROLES)
 async def list_call_center_dids(request: web.Request) -> web.Response:
     """The DIDs of one call center."""
@@ -359,6 +443,8 @@ async def list_call_center_dids(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/call-centers/{call_center_id}/dids")
+@documented("Add a DID to a call center", tags=DID_TAG, request=DID_CREATE, status=201,
+            errors=(400, 401, 403, 404, 409))
 @requires(ADMIN)
 async def add_did(request: web.Request) -> web.Response:
     """Add ``{number, description?}`` (read with the call center's region, stored in E.164)."""
@@ -372,6 +458,7 @@ async def add_did(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/dids/{did_id}")
+@documented("Remove a DID", tags=DID_TAG, errors=(401, 403, 404))
 @requires(ADMIN)
 async def remove_did(request: web.Request) -> web.Response:
     """Remove a DID."""
@@ -385,6 +472,7 @@ async def remove_did(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/api-keys")
+@documented("List API keys (prefix only)", tags=KEY_TAG, query=(CC_QUERY,), errors=(401, 403))
 @requires(ADMIN)
 async def list_api_keys(request: web.Request) -> web.Response:
     """Every API key (prefix only), ``?call_center_id=`` to filter."""
@@ -397,6 +485,8 @@ async def list_api_keys(request: web.Request) -> web.Response:
 
 
 @routes.post("/api/v1/call-centers/{call_center_id}/api-keys")
+@documented("Create an API key (the key is in this answer only)", tags=KEY_TAG,
+            request=API_KEY_CREATE, status=201, errors=(400, 401, 403, 404))
 @requires(ADMIN)
 async def create_call_center_api_key(request: web.Request) -> web.Response:
     """Create an integrator key ``{name?}``; the answer holds the key, which is never shown again."""
@@ -410,6 +500,7 @@ async def create_call_center_api_key(request: web.Request) -> web.Response:
 
 
 @routes.delete("/api/v1/api-keys/{api_key_id}")
+@documented("Revoke an API key", tags=KEY_TAG, errors=(401, 403, 404))
 @requires(ADMIN)
 async def revoke_key(request: web.Request) -> web.Response:
     """Revoke an API key; requests carrying it get 401 from now on."""
@@ -423,6 +514,8 @@ async def revoke_key(request: web.Request) -> web.Response:
 
 
 @routes.get("/api/v1/audit")
+@documented("Read the audit log of admin changes, newest first", tags=("audit",), query=AUDIT_QUERY,
+            errors=(400, 401, 403))
 @requires(ADMIN)
 async def list_audit(request: web.Request) -> web.Response:
     """Admin changes, newest first; ``?call_center_id=``, ``?target_id=``, ``?limit=``, ``?offset=``."""
