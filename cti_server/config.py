@@ -357,8 +357,8 @@ class StoreConfig:
 class AuthConfig:
     """Web authentication: session lifetime, cookie flags and the argon2id password-hash cost (RFC 9106).
 
-    ``password_memory_kib`` / ``password_time_cost`` are argon2id's m and t parameters; RFC 9106 section 4
-    recommends m=64 MiB, t=3 when memory is constrained, which is the default here. After
+    ``password_memory_kib`` / ``password_time_cost`` are argon2id's m and t parameters; the defaults are
+    the m=64 MiB, t=3 of RFC 9106 section 4's second recommended option (with one lane: p=1). After
     ``login_max_failures`` wrong passwords for one username from one address, logins from there are
     refused with 429 for ``login_lockout`` seconds. A resolved session token or API key is remembered
     for ``credential_cache_seconds``; admin changes made through this server forget them at once.

@@ -18,7 +18,11 @@ SIP_DIGEST_ALGORITHMS = {"MD5": hashlib.md5, "SHA-256": hashlib.sha256}
 
 
 class PasswordHashing:
-    """argon2id with the cost from ``[auth]``; ``hash`` and ``verify`` are awaited off the loop."""
+    """argon2id with the cost from ``[auth]``; ``hash`` and ``verify`` are awaited off the loop.
+
+    One lane (p=1): the hash already runs in a worker thread, and more lanes than the shared cores
+    would only add threads; memory and passes carry the cost.
+    """
 
     def __init__(self, config: AuthConfig) -> None:
         self._hasher = PasswordHasher(

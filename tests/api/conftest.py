@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -123,8 +122,3 @@ async def tenants(sqlite_store: Store) -> AsyncIterator[Tenants]:
 def hashing() -> PasswordHashing:
     """argon2id at the tests' cheap cost."""
     return PasswordHashing(api_config().auth)
-
-
-def tmp_store_url(path: Path) -> str:
-    """A SQLite store URL for ``path``."""
-    return f"sqlite+aiosqlite:///{path}"
