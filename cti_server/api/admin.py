@@ -1,8 +1,10 @@
 """Admin REST API: call centers, users, membership, DIDs, API keys and the audit log.
 
-Writes are admin-only and audited. Reads are open to every role but go through a store session scoped
-to the caller's call center: an agent, supervisor or integrator lists only their own call center, its
-members and its DIDs; an admin sees everything. Bad bodies get 400 ``{"error", "field"}``.
+Writes are admin-only and audited; a membership change is also published on the bus
+(``membership.assigned`` / ``membership.unassigned``) for routing and the pages. Reads are open to
+every role but go through a store session scoped to the caller's call center: an agent, supervisor or
+integrator lists only their own call center, its members and its DIDs; an admin sees everything. Bad
+bodies get 400 ``{"error", "field"}``.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from cti_server.api.auth import db_session, principal_of, requires
 from cti_server.api.crm_scope import get_scoped
 from cti_server.api.errors import api_error, field_value, read_json_object
-from cti_server.api.keys import CONFIG_KEY, PASSWORDS_KEY
+from cti_server.api.keys import BUS_KEY, CONFIG_KEY, PASSWORDS_KEY
 from cti_server.api.openapi import QueryParameter, documented
 from cti_server.api.validation import Schema
+from cti_server.events import Event
 from cti_server.screenpop.rules import (
     MULTIPLE_MATCH_ACTIONS,
     NO_MATCH_ACTIONS,
@@ -274,6 +277,8 @@ async def assign_member(request: web.Request) -> web.Response:
         call_center = await _call_center(db, request)
         user = await directory.get_user(db, request.match_info["user_id"])
         previous = await directory.assign(db, principal_of(request).actor, user, call_center)
+    if previous != call_center.id:
+        _publish_membership(request, "membership.assigned", user, call_center.id, previous)
     return web.json_response({"user": user_json(user, call_center.id), "previous_call_center_id": previous})
 
 
@@ -289,7 +294,19 @@ async def unassign_member(request: web.Request) -> web.Response:
         if membership is None or membership.call_center_id != call_center.id:
             raise NotFound("member", user.id)
         await directory.unassign(db, principal_of(request).actor, user)
+    _publish_membership(request, "membership.unassigned", user, None, call_center.id)
     return web.json_response({"user": user_json(user, None)})
+
+
+def _publish_membership(request: web.Request, topic: str, user: User, call_center_id: str | None,
+                        previous_call_center_id: str | None) -> None:
+    """Tell the bus (routing, socket.io, other nodes) that a user moved between call centers."""
+    request.app[BUS_KEY].publish(Event(
+        topic,
+        {"user_id": user.id, "username": user.username, "role": user.role,
+         "call_center_id": call_center_id, "previous_call_center_id": previous_call_center_id},
+        call_center=call_center_id or previous_call_center_id,
+    ))
 
 
 # --- users ------------------------------------------------------------------------------------------

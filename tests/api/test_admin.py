@@ -6,6 +6,8 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
+from cti_server.api.keys import BUS_KEY
+from cti_server.events import Event
 from tests.api.conftest import PASSWORD, Tenants
 
 Client = TestClient[Any, Any]
@@ -151,6 +153,8 @@ async def test_assigning_moves_a_user_and_the_admin_sees_who_is_where(
 ) -> None:
     admin = tenants.headers("admin")
     agent_id = tenants.alpha.user_ids["agent"]
+    events: list[Event] = []
+    api_client.app[BUS_KEY].subscribe("membership.*", events.append)
     resp = await api_client.put(f"/api/v1/call-centers/{tenants.beta.id}/members/{agent_id}", headers=admin)
     assert resp.status == 200
     assert (await resp.json())["previous_call_center_id"] == tenants.alpha.id
@@ -182,6 +186,12 @@ async def test_assigning_moves_a_user_and_the_admin_sees_who_is_where(
     assert (await api_client.delete(path, headers=admin)).status == 404
     path = f"/api/v1/call-centers/{tenants.beta.id}/members/{agent_id}"
     assert (await api_client.delete(path, headers=admin)).status == 200
+    assert [
+        (e.topic, e.data["call_center_id"], e.data["previous_call_center_id"], e.call_center) for e in events
+    ] == [
+        ("membership.assigned", tenants.beta.id, tenants.alpha.id, tenants.beta.id),
+        ("membership.unassigned", None, tenants.beta.id, tenants.beta.id),
+    ]
     unassigned = await (
         await api_client.get("/api/v1/users", headers=admin, params={"unassigned": "true"})
     ).json()
