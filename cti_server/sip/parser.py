@@ -58,6 +58,8 @@ _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 SipMessage = SipRequest | SipResponse
 _BYTES_TYPES: Final = (bytes, bytearray, memoryview)
+_PARSER_BUGS: Final = (ValueError, LookupError, TypeError, ArithmeticError, AttributeError, AssertionError,
+                       RecursionError)
 
 # Mandatory in every request and response (RFC 3261 8.1.1); the error names every one missing.
 _MANDATORY_NAMES: Final = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "via": "Via"}
@@ -76,7 +78,7 @@ def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> S
         return _parse(data, max_size)
     except SipParseError:
         raise
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError, RecursionError) as error:
+    except _PARSER_BUGS as error:
         # A parser bug must still look like bad input to the transport, never crash it.
         raise SipParseError(f"unparseable message ({type(error).__name__})") from error
 
@@ -312,7 +314,7 @@ def response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse |
     """
     try:
         return _response_for_unparseable(data, error)
-    except (ValueError, IndexError, KeyError, TypeError, OverflowError, RecursionError):
+    except _PARSER_BUGS:
         return None
 
 
