@@ -309,3 +309,14 @@ def test_rfc3261_section_20_header_examples() -> None:
     assert len(message.headers.get_all("Warning")) == 2
     assert message.headers.get_all("Subject") == ["lunch", "lunch", "lunch"]
     assert message.expires == 5 and message.media_type == "text/html"
+
+
+def test_a_parser_bug_still_surfaces_as_sip_parse_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import cti_server.sip.parser as parser_module
+
+    def broken(text: str) -> object:
+        raise KeyError(text)
+
+    monkeypatch.setattr(parser_module, "parse_cseq", broken)
+    with pytest.raises(SipParseError, match="KeyError"):
+        parse_message(INVITE)
