@@ -10,6 +10,10 @@ that user's registered contact (a REGISTER with digest auth first). Media is anc
     .venv/bin/pip install -e '.[bench]'     # sippy, only for this benchmark
     .venv/bin/python bench/b2bua_bench.py --rates 100,200,300,400 --seconds 10
 
+Three B2BUAs are measured in turn: ``cti-b2bua-core`` (this script's ``--serve-core``: the SIP stack,
+registrar and B2BUA of the server and nothing else), ``cti-server`` (the whole server, whose other
+components react to every call event: screen pops, call logs, webhooks) and ``sippy``.
+
 Prints one JSON line per step (with the CPU seconds the B2BUA process used, from /proc) and a summary
 with the best passing rate of each, their ratio, and calls per CPU-second (the capacity of one core,
 which stays meaningful when other work shares the machine).
@@ -175,17 +179,53 @@ def last_stats_row(path: Path) -> dict[str, str]:
     return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
 
 
-def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int) -> list[dict[str, object]]:
+async def serve_core(config_path: Path) -> None:
+    """Only the SIP stack, the registrar and the B2BUA (no store, web edge or call-event subscribers)."""
+    import asyncio
+    import signal
+
+    from cti_server.calls.component import CallsComponent
+    from cti_server.config import load_config
+    from cti_server.events import EventBus
+    from cti_server.logs import configure_logging
+    from cti_server.sip.registrar import RegistrarComponent
+    from cti_server.sip.stack import SipComponent
+
+    config = load_config(config_path)
+    configure_logging(config.log)
+    bus = EventBus()
+    sip = SipComponent(config, bus)
+    registrar = RegistrarComponent.attach(sip, config.sip, bus)
+    calls = CallsComponent.attach(sip, registrar.registrar, config, bus)
+    components = [sip, registrar, calls]
+    for component in components:
+        await component.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    for component in reversed(components):
+        await component.stop()
+
+
+def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int,
+               core: bool = False) -> list[dict[str, object]]:
     port = free_port()
     config = work / "bench.toml"
     config.write_text(server_config(port))
-    argv = ["taskset", "-c", "0", str(VENV_BIN / "cti-server"), "run", "--config", str(config)]
+    name = "cti-b2bua-core" if core else "cti-server"
+    if core:
+        script = str(Path(__file__).resolve())
+        argv = ["taskset", "-c", "0", sys.executable, script, "--serve-core", str(config)]
+    else:
+        argv = ["taskset", "-c", "0", str(VENV_BIN / "cti-server"), "run", "--config", str(config)]
     results = []
-    with process(argv, work / "cti-server.log") as server:
+    with process(argv, work / f"{name}.log") as server:
         wait_udp_answer(port)
         register_uas(port, uas_port, work)
         for rate in rates:
-            result = run_step(port, rate, seconds, work, "cti-server", server.pid)
+            result = run_step(port, rate, seconds, work, name, server.pid)
             emit(result)
             results.append(result)
             time.sleep(2)
@@ -230,7 +270,14 @@ def main() -> int:
     parser.add_argument("--rates", default="100,200,300,400", help="comma-separated calls per second")
     parser.add_argument("--seconds", type=int, default=10, help="duration of each step")
     parser.add_argument("--skip-sippy", action="store_true")
+    parser.add_argument("--skip-server", action="store_true", help="only the B2BUA core and sippy")
+    parser.add_argument("--serve-core", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.serve_core is not None:
+        import asyncio
+
+        asyncio.run(serve_core(args.serve_core))
+        return 0
     rates = [int(r) for r in args.rates.split(",")]
     with tempfile.TemporaryDirectory(prefix="b2bua-bench-") as tmp:
         work = Path(tmp)
@@ -238,12 +285,14 @@ def main() -> int:
         uas = sipp("-sn", "uas", "-p", str(uas_port), "-mp", str(free_port()))
         with process(uas, work / "uas.log"):
             time.sleep(0.5)
-            ours = bench_ours(rates, args.seconds, work, uas_port)
+            core = bench_ours(rates, args.seconds, work, uas_port, core=True)
+            ours = [] if args.skip_server else bench_ours(rates, args.seconds, work, uas_port)
             theirs = [] if args.skip_sippy else bench_sippy(rates, args.seconds, work, uas_port)
     summary = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
-               "ours_best_rate": best(ours), "sippy_best_rate": best(theirs),
-               "ratio": round(best(ours) / best(theirs), 2) if best(theirs) else None,
-               "ours_calls_per_cpu_second": per_cpu(ours), "sippy_calls_per_cpu_second": per_cpu(theirs)}
+               "core_best_rate": best(core), "server_best_rate": best(ours), "sippy_best_rate": best(theirs),
+               "core_to_sippy": round(best(core) / best(theirs), 2) if best(theirs) else None,
+               "core_calls_per_cpu_second": per_cpu(core), "server_calls_per_cpu_second": per_cpu(ours),
+               "sippy_calls_per_cpu_second": per_cpu(theirs)}
     emit({"summary": summary})
     return 0
 

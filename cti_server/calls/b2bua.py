@@ -65,6 +65,7 @@ log = structlog.get_logger(__name__)
 
 ALLOW = "INVITE, ACK, BYE, CANCEL, OPTIONS, REFER, NOTIFY, UPDATE, INFO"
 SUPPORTED = "timer, replaces"
+SUPPORTED_OPTIONS = frozenset({"timer", "replaces"})
 SDP = "application/sdp"
 HANDLED_METHODS = ("INVITE", "ACK", "BYE", "REFER", "NOTIFY", "UPDATE", "INFO")
 SHUTDOWN_GRACE = 1.0
@@ -132,6 +133,12 @@ class B2bua:
             await self._on_offer_in_dialog(incoming)
             return
         self.stats["invites"] += 1
+        required = request.headers.get_all("Require")
+        unsupported = [o for o in required if o.strip().lower() not in SUPPORTED_OPTIONS]
+        if unsupported:
+            # RFC 3261 section 8.2.2.3: an extension we do not implement (e.g. 100rel) must be refused.
+            self._reply(incoming, 420, "Bad Extension", [("Unsupported", ", ".join(unsupported))])
+            return
         if len(self.sessions) >= self.calls_config.max_calls:
             self._reply(incoming, 503, "Service Unavailable", [("Retry-After", "5")])
             return

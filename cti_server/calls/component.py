@@ -51,7 +51,14 @@ class CallsComponent:
         return cls(b2bua, media)
 
     async def start(self) -> None:
-        log.info("calls_ready", trunks=len(self.b2bua.router.trunks.trunks), dids=len(self.b2bua.router.dids))
+        router = self.b2bua.router
+        for did in router.config.calls.dids:
+            unknown = [u for u in did.users if u not in router.users]
+            if unknown:
+                # Not fatal: users may be added later; until then those phones cannot register.
+                log.warning("did_users_unknown", did=did.number, users=unknown,
+                            hint="add them to [[sip.users]]")
+        log.info("calls_ready", trunks=len(router.trunks.trunks), dids=len(router.dids))
 
     async def stop(self) -> None:
         await self.b2bua.shutdown()
