@@ -175,7 +175,7 @@ def import_csv(rows: int) -> str:
     buffer.write("first_name,last_name,email,mobile,work_phone,account,external_id\n")
     for i in range(rows):
         buffer.write(
-            f"Im{i},Port{i},im{i}@example.org,+1917{i:07d},(212) {i // 10000 % 1000:03d}-{i % 10000:04d},"
+            f"Im{i},Port{i},im{i}@example.org,+1917{i:07d},(212) {200 + i // 10000 % 800:03d}-{i % 10000:04d},"
             f"Account {i % 500},ext-{i}\n"
         )
     return buffer.getvalue()

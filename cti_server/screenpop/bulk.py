@@ -31,11 +31,28 @@ def _records(
     columns: Sequence[str],
     processors: Sequence[Callable[[Any], Any] | None],
 ) -> list[tuple[Any, ...]]:
-    pairs = list(zip(columns, processors, strict=True))
+    converted: list[Callable[[Any], Any]] = [_remembering(p) if p is not None else _same for p in processors]
+    pairs = list(zip(columns, converted, strict=True))
     return [
-        tuple(value if (value := row[name]) is None or p is None else p(value) for name, p in pairs)
+        tuple(None if (value := row[name]) is None else convert(value) for name, convert in pairs)
         for row in rows
     ]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _remembering(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    """``processor`` that converts a value it just converted only once (one ``now`` for a whole batch)."""
+    last: list[Any] = [object(), None]
+
+    def convert(value: Any) -> Any:
+        if value is not last[0]:
+            last[0], last[1] = value, processor(value)
+        return last[1]
+
+    return convert
 
 
 async def bulk_insert(connection: AsyncConnection, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -22,7 +22,7 @@ import asyncio
 import csv
 import io
 import json
-import os
+import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -140,7 +140,7 @@ def time_ordered_id() -> str:
     instead of taking a random page per row (the random UUIDv4 of ``new_id`` costs several times more
     per insert once the table is large). The text form is the same 36 characters.
     """
-    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = (time.time_ns() // 1_000_000) << 80 | random.getrandbits(80)
     value = (value & ~(0xF << 76)) | (0x7 << 76)  # version 7
     value = (value & ~(0x3 << 62)) | (0x2 << 62)  # RFC 9562 variant
     return str(UUID(int=value))
