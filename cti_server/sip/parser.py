@@ -307,8 +307,9 @@ def response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse |
     """Best effort: the error response to send for a request that did not parse (RFC 3261 8.2, 16.3).
 
     When ``data`` looks like a request (not ACK) and Via, From, To, Call-ID and CSeq can be recovered
-    from its header lines (well-formed enough that the response itself parses), returns a response
-    with ``error.status``, a reason phrase naming the fault (``Bad Request (missing Call-ID)``) and a
+    from its header lines (the top Via and CSeq well-formed, as the peer matches the answer by them;
+    From, To and Call-ID are copied as sent, even when they are the fault), returns a response with
+    ``error.status``, a reason phrase naming the fault (``Bad Request (missing Call-ID)``) and a
     ``Warning: 399`` header carrying it. None for responses, ACKs and garbage (which are dropped and
     logged by the caller).
     """
@@ -343,8 +344,11 @@ def _response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse 
         return None
     try:
         parse_via(found["Via"][0].split(",", 1)[0])
+        parse_cseq(found["CSeq"][0])
     except SipParseError:
-        return None  # nowhere to send a response to (RFC 3261 18.2.2)
+        # Without a usable top Via there is nowhere to send it (RFC 3261 18.2.2); without a usable
+        # CSeq the peer cannot match it to its transaction (17.1.3).
+        return None
     status = error.status if 400 <= error.status <= 699 else 400
     detail = _CONTROL_CHARS_RE.sub(" ", error.reason)[:MAX_REASON_DETAIL]
     detail = detail.encode("ascii", "replace").decode("ascii")
@@ -360,9 +364,4 @@ def _response_for_unparseable(data: bytes, error: SipParseError) -> SipResponse 
     headers.add("CSeq", found["CSeq"][0])
     quoted = detail.replace("\\", "\\\\").replace('"', '\\"')
     headers.add("Warning", f'399 cti-server "{quoted}"')
-    response = SipResponse(status, f"{reason_phrase(status)} ({detail})", headers)
-    try:
-        _parse(response.serialize(), DEFAULT_MAX_MESSAGE_SIZE)
-    except SipParseError:
-        return None  # the fault is in a header the response must copy: the peer could not use it
-    return response
+    return SipResponse(status, f"{reason_phrase(status)} ({detail})", headers)

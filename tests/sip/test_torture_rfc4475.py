@@ -208,12 +208,12 @@ INVALID = [
 ]
 
 
-ANSWERED = {"badinv01": None, "clerr": 400, "ncl": 400, "scalar02": None, "scalarlg": None, "quotbal": None,
+ANSWERED = {"badinv01": None, "clerr": 400, "ncl": 400, "scalar02": None, "scalarlg": None, "quotbal": 400,
             "ltgtruri": 400, "lwsruri": 400, "lwsstart": 400, "trws": 400, "escruri": 400, "baddate": 400,
-            "regbadct": 400, "badaspec": None, "baddn": None, "badvers": 505, "mismatch01": 400,
+            "regbadct": 400, "badaspec": 400, "baddn": 400, "badvers": 505, "mismatch01": 400,
             "mismatch02": 400, "bigcode": None}
-"""What response_for_unparseable answers: None where a header the answer must copy is itself broken
-(Via, From, To or CSeq) or the message is a response."""
+"""What response_for_unparseable answers: None where the top Via or the CSeq (by which the peer would
+match the answer) is broken, or the message is a response."""
 
 
 @pytest.mark.parametrize(("name", "status", "reason"), INVALID, ids=[case[0] for case in INVALID])
