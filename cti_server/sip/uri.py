@@ -24,12 +24,12 @@ _USER_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,;?/]|{_ESC})+")
 _PASSWORD_RE = re.compile(rf"(?:[{_UNRESERVED}&=+$,]|{_ESC})*")
 _PARAMCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/:&+$]|{_ESC})+")
 _HEADERCHARS_RE = re.compile(rf"(?:[{_UNRESERVED}\[\]/?:+$]|{_ESC})*")
-_HOSTNAME_RE = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
-)
+_HOSTNAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)*[A-Za-z](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.?"
+_HOSTNAME_RE = re.compile(_HOSTNAME)
 _IPV4_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
-_IPV4_STRICT_RE = re.compile(rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}")
+_IPV4_STRICT = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
+_IPV4_STRICT_RE = re.compile(_IPV4_STRICT)
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()pPwW]+")
 _OPAQUE_RE = re.compile(r"[A-Za-z0-9\-_.!~*'();/?:@&=+$,%\[\]#]*")
@@ -39,7 +39,7 @@ SIP_SCHEMES = frozenset({"sip", "sips", "tel"})
 # The common shape (lower-case scheme, plain user, host name or IPv4, port, simple params) in one match;
 # anything else (passwords, escapes, IPv6, URI headers, ';' or '?' in the user) takes the full path.
 _FAST_URI_RE = re.compile(
-    rf"(sips?):(?:([{_UNRESERVED}&=+$,/]+)@)?([A-Za-z0-9\-.]+)(?::([0-9]{{1,5}}))?"
+    rf"(sips?):(?:([{_UNRESERVED}&=+$,/]+)@)?({_HOSTNAME}|{_IPV4_STRICT})(?::([0-9]{{1,5}}))?"
     rf"((?:;[{_UNRESERVED}\[\]/:&+$]+(?:=[{_UNRESERVED}\[\]/:&+$]+)?)*)"
 )
 
@@ -201,7 +201,7 @@ def _parse_headers(text: str, uri_text: str) -> dict[str, str]:
 
 
 def _common_uri(match: re.Match[str]) -> SipUri:
-    """A SipUri from a match of _FAST_URI_RE (whose characters are already validated)."""
+    """A SipUri from a match of _FAST_URI_RE (whose parts, host included, are already validated)."""
     scheme, user, host, port_text, param_text = match.groups()
     port = None
     if port_text is not None:
@@ -213,7 +213,7 @@ def _common_uri(match: re.Match[str]) -> SipUri:
         for item in param_text[1:].split(";"):
             name, equals, value = item.partition("=")
             params[name.lower()] = value if equals else None
-    return SipUri(scheme, user, None, parse_host(host, "URI host"), port, params, {})
+    return SipUri(scheme, user, None, host, port, params, {})
 
 
 def parse_uri(text: str, *, any_scheme: bool = False) -> SipUri:
