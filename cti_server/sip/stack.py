@@ -169,6 +169,37 @@ def call_id_of(data: bytes) -> str | None:
 
 
 
+BAD_INPUT_LOGS_PER_SECOND = 20
+"""A flood of garbage is counted in full but logged at most this often (the log must not become the
+victim of the flood)."""
+
+
+class LogBudget:
+    """At most ``per_second`` log lines per second; the rest are counted as suppressed."""
+
+    def __init__(self, per_second: int) -> None:
+        self.per_second = per_second
+        self._window = -1.0
+        self._used = 0
+        self._suppressed = 0
+
+    def allow(self, now: float) -> bool:
+        """True when a line may be logged at ``now`` (seconds)."""
+        if now - self._window >= 1.0:
+            self._window = now
+            self._used = 0
+        if self._used < self.per_second:
+            self._used += 1
+            return True
+        self._suppressed += 1
+        return False
+
+    def take_suppressed(self) -> int:
+        """How many lines were suppressed since the last call."""
+        count, self._suppressed = self._suppressed, 0
+        return count
+
+
 class SipComponent:
     """The SIP stack of the server (contract in notes/contracts.md): listeners, transactions, dispatch."""
 
@@ -194,6 +225,7 @@ class SipComponent:
         self._client_timer = self._on_client_timer
         self._ok_timer = self._on_ok_timer
         self._timer_context = contextvars.Context()
+        self._bad_input_log = LogBudget(BAD_INPUT_LOGS_PER_SECOND)
         self._transports: SipTransports | None = None
 
     # -- lifetime ----------------------------------------------------------------------------------
@@ -390,8 +422,12 @@ class SipComponent:
 
     def _answer_unparseable(self, data: bytes, flow: Flow, error: SipParseError) -> None:
         response = response_for_unparseable(data, error)
-        log.info("sip_unparseable", call_id=call_id_of(data), transport=flow.transport, remote=flow.remote,
-                 reason=error.reason, status=error.status, answered=response is not None)
+        if self._bad_input_log.allow(self._require_loop().time()):
+            log.info("sip_unparseable", call_id=call_id_of(data), transport=flow.transport,
+                     remote=flow.remote, reason=error.reason, status=error.status,
+                     answered=response is not None, suppressed=self._bad_input_log.take_suppressed())
+        else:
+            self.stats["logs_suppressed"] += 1
         if response is None:
             self.stats["garbage_dropped"] += 1
             return

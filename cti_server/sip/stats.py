@@ -10,7 +10,7 @@ COUNTER_NAMES: tuple[str, ...] = (
     "udp_datagrams_in", "udp_datagrams_out",
     "requests_in", "responses_in", "requests_out", "responses_out",
     "parse_errors", "garbage_dropped", "oversize_messages", "keepalives_in",
-    "stream_framing_errors", "transport_errors", "handler_errors",
+    "stream_framing_errors", "transport_errors", "handler_errors", "logs_suppressed",
     "connections_opened", "connections_closed", "connections_idle_closed",
     "server_transactions_created", "client_transactions_created",
     "retransmissions_absorbed", "retransmissions_sent",

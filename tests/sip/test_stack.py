@@ -15,7 +15,7 @@ from cti_server.api.sip_stats import SIP_STACK_KEY
 from cti_server.events import EventBus
 from cti_server.sip.message import SipRequest, SipResponse, make_request, make_response
 from cti_server.sip.parser import parse_message
-from cti_server.sip.stack import IncomingRequest, SipComponent, call_id_of
+from cti_server.sip.stack import IncomingRequest, LogBudget, SipComponent, call_id_of
 from tests.conftest import make_config
 
 FAST_TIMERS = {"t1": 0.02, "t2": 0.08, "t4": 0.1}
@@ -130,6 +130,13 @@ async def test_unknown_method_501_known_method_405_with_allow(stack: SipComponen
 async def test_in_dialog_request_without_handler_is_481(stack: SipComponent, peer: UdpPeer) -> None:
     peer.send(sip_request("BYE", peer.port, to_tag="gone"), udp(stack))
     assert (await peer.response()).status == 481
+
+
+def test_log_budget_limits_lines_per_second() -> None:
+    budget = LogBudget(2)
+    assert [budget.allow(10.0), budget.allow(10.1), budget.allow(10.2), budget.allow(10.9)] == [
+        True, True, False, False]
+    assert budget.allow(11.0) and budget.take_suppressed() == 2 and budget.take_suppressed() == 0
 
 
 def test_call_id_of_raw_bytes() -> None:
