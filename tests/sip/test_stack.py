@@ -353,3 +353,14 @@ async def test_send_invite_2xx_retransmissions_reach_the_tu(stack: SipComponent,
     peer.send(ok, udp(stack))
     await asyncio.sleep(0.1)
     assert again == [200]  # the TU ACKs 2xx itself (send_ack), each retransmission included
+
+
+async def test_rport_with_several_vias_keeps_them_all(stack: SipComponent, peer: UdpPeer) -> None:
+    second_via = b"Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKup\r\n"
+    data = sip_request("OPTIONS", peer.port, rport=True).replace(
+        b"Max-Forwards: 70\r\n", second_via + b"Max-Forwards: 70\r\n")
+    peer.send(data, udp(stack))
+    response = await peer.response()
+    vias = response.vias
+    assert len(vias) == 2 and vias[1].host == "proxy.example.com"
+    assert vias[0].rport == str(peer.port) and vias[0].received == "127.0.0.1"
