@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
@@ -303,7 +303,8 @@ def new_call_id(host: str) -> str:
     return f"{secrets.token_hex(12)}@{host}"
 
 
-HeaderSource = Headers | Iterable[tuple[str, str]]
+HeaderSource = Headers | Mapping[str, str] | Iterable[tuple[str, str]]
+"""Extra header fields for the builders: a Headers, a mapping, or (name, value) pairs in order."""
 
 
 def _extra_headers(headers: HeaderSource | None) -> list[tuple[str, str]]:
@@ -311,6 +312,8 @@ def _extra_headers(headers: HeaderSource | None) -> list[tuple[str, str]]:
         return []
     if isinstance(headers, Headers):
         return headers.items()
+    if isinstance(headers, Mapping):
+        return list(headers.items())
     return list(headers)
 
 

@@ -160,3 +160,12 @@ def test_equality_ignores_cache() -> None:
     assert first == second
     second.body = b""
     assert first != second
+
+
+def test_builders_accept_headers_as_mapping_pairs_or_headers() -> None:
+    request = invite()
+    for extra in ({"Contact": "<sip:b@h>", "Allow": "INVITE, ACK"},
+                  [("Contact", "<sip:b@h>"), ("Allow", "INVITE, ACK")],
+                  Headers([("Contact", "<sip:b@h>"), ("Allow", "INVITE, ACK")])):
+        response = make_response(request, 200, to_tag="t", headers=extra)
+        assert response.headers.items()[-2:] == [("Contact", "<sip:b@h>"), ("Allow", "INVITE, ACK")]
