@@ -17,6 +17,7 @@ from cti_server.sip.message import SipRequest, SipResponse, make_request, make_r
 from cti_server.sip.parser import parse_message
 from cti_server.sip.stack import IncomingRequest, LogBudget, SipComponent, call_id_of
 from tests.conftest import make_config
+from tests.sip.tx_messages import sip_request
 
 FAST_TIMERS = {"t1": 0.02, "t2": 0.08, "t4": 0.1}
 WAIT = 2.0
@@ -63,16 +64,6 @@ async def udp_peer() -> UdpPeer:
     loop = asyncio.get_running_loop()
     _, peer = await loop.create_datagram_endpoint(UdpPeer, local_addr=("127.0.0.1", 0))
     return peer
-
-
-def sip_request(method: str, port: int, *, branch: str = "z9hG4bKp1", call_id: str = "c1@peer",
-                cseq: int = 1, rport: bool = False, via_port: int | None = None, to_tag: str | None = None,
-                extra: str = "", body: bytes = b"") -> bytes:
-    via = f"SIP/2.0/UDP 127.0.0.1:{via_port or port};branch={branch}" + (";rport" if rport else "")
-    to = "<sip:svc@127.0.0.1>" + (f";tag={to_tag}" if to_tag else "")
-    return (f"{method} sip:svc@127.0.0.1 SIP/2.0\r\nVia: {via}\r\nMax-Forwards: 70\r\n"
-            f"From: <sip:peer@127.0.0.1>;tag=pf\r\nTo: {to}\r\nCall-ID: {call_id}\r\n"
-            f"CSeq: {cseq} {method}\r\n{extra}Content-Length: {len(body)}\r\n\r\n").encode() + body
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from cti_server.sip.message import SipResponse, make_request, make_response
 from cti_server.sip.parser import StreamFramer, parse_message
 from cti_server.sip.stack import IncomingRequest, SipComponent
 from tests.conftest import free_port, make_config
-from tests.sip.test_stack import sip_request
+from tests.sip.tx_messages import sip_request
 
 WAIT = 2.0
 
