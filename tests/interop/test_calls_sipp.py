@@ -108,7 +108,7 @@ async def test_unknown_source_is_refused(lab: Any) -> None:
     assert lab.events == []
 
 
-async def test_outbound_call_fails_over_from_a_dead_trunk(lab: Any) -> None:
+async def test_outbound_call_fails_over_from_a_dead_trunk_then_answers_its_challenge(lab: Any) -> None:
     dead_port = free_port()
     live_port = free_port()
     lab = await lab(
@@ -116,11 +116,11 @@ async def test_outbound_call_fails_over_from_a_dead_trunk(lab: Any) -> None:
             {"name": "dead", "host": "127.0.0.1", "port": dead_port, "allowed_sources": ["127.0.0.9"],
              "priority": 1},
             {"name": "live", "host": "127.0.0.1", "port": live_port, "allowed_sources": ["127.0.0.8"],
-             "priority": 2},
+             "priority": 2, "username": "trunkuser", "password": "trunkpass", "realm": "carrier"},
         ],
         trunk_timeout=1.0,
     )
-    carrier = await lab.sipp("carrier", "-sf", str(SCENARIOS / "phone_answer.xml"), "-p", str(live_port),
+    carrier = await lab.sipp("carrier", "-sf", str(SCENARIOS / "carrier_challenge.xml"), "-p", str(live_port),
                              "-mp", str(free_port()), "-rtp_echo", "-m", "1")
     users = lab.tmp / "caller.csv"
     users.write_text("SEQUENTIAL\n1001;secret1001\n")
