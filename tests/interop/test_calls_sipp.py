@@ -142,3 +142,16 @@ def _fields(tmp: Path, line: str) -> Path:
     path = tmp / "transfer.csv"
     path.write_text(f"SEQUENTIAL\n{line}\n")
     return path
+
+
+async def test_callee_hangs_up(lab: Any) -> None:
+    lab = await lab()
+    fields = lab.tmp / "hangup.csv"
+    fields.write_text(f"SEQUENTIAL\n1001;127.0.0.1:{lab.sip_port}\n")
+    phone = await lab.phone("1001", "phone_answer_hangup.xml", "-inf", str(fields), "-d", "1500")
+    trunk = await lab.trunk_call("trunk_call_callee_hangs_up.xml")
+    await phone.ok()
+    await trunk.ok()
+    ended = await lab.ended()
+    assert ended.data["reason"] == "callee_hangup"
+    assert ended.data["media"]["a"]["packets_received"] > 0
