@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +21,7 @@ from tests.conftest import free_port
 
 START_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
+ADMIN, ADMIN_PASSWORD = "root-admin", "a long admin password"
 
 
 def options(port: int, branch: str) -> bytes:
@@ -43,6 +45,18 @@ class Server:
         except OSError:
             return None
 
+    def admin_get(self, path: str) -> object:
+        """GET ``path`` as the admin the fixture created (logs in through the API)."""
+        base = f"http://127.0.0.1:{self.http_port}"
+        login = urllib.request.Request(
+            f"{base}/api/v1/login", method="POST", headers={"Content-Type": "application/json"},
+            data=json.dumps({"username": ADMIN, "password": ADMIN_PASSWORD}).encode())
+        with urllib.request.urlopen(login, timeout=5) as resp:
+            token = json.loads(resp.read())["token"]
+        get = urllib.request.Request(f"{base}{path}", headers={"Authorization": f"Bearer {token}"})
+        with urllib.request.urlopen(get, timeout=5) as resp:
+            return json.loads(resp.read())
+
     def sip_exchange(self, data: bytes, sock: socket.socket, timeout: float = 1.0) -> bytes | None:
         sock.settimeout(timeout)
         sock.sendto(data, ("127.0.0.1", self.sip_port))
@@ -61,13 +75,19 @@ def server(tmp_path: Path) -> Iterator[Server]:
         f'[sip]\nhost = "127.0.0.1"\nudp_port = {sip_port}\ntcp_port = {sip_port}\n'
         f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path}/cti.db"\n'
         '[log]\nlevel = "info"\nformat = "json"\n'
+        '[auth]\npassword_memory_kib = 1024\npassword_time_cost = 1\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    subprocess.run(
+        [sys.executable, "-m", "cti_server", "admin", "create-admin", "--config", str(config),
+         "--password-stdin", ADMIN],
+        input=ADMIN_PASSWORD.encode(), cwd=tmp_path, env=env, check=True, capture_output=True, timeout=60,
     )
     log = tmp_path / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "cti_server", "run", "--config", str(config)],
-            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])},
+            cwd=tmp_path, stdout=out, stderr=subprocess.STDOUT, env=env,
         )
     running = Server(process, http_port, sip_port, log)
     try:
@@ -104,8 +124,12 @@ def test_server_process_serves_survives_garbage_and_stops_cleanly(server: Server
 
         answer = server.sip_exchange(options(port, "z9hG4bKafter"), sock)
         assert answer is not None and answer.startswith(b"SIP/2.0 200 OK\r\n")
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/api/v1/sip/stats", timeout=2) as r:
-            counters = json.loads(r.read())["counters"]
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.http_port}/api/v1/sip/stats", timeout=2)
+        assert refused.value.code == 401
+        stats = server.admin_get("/api/v1/sip/stats")
+        assert isinstance(stats, dict)
+        counters = stats["counters"]
         assert counters["answered_400"] == 1 and counters["garbage_dropped"] == 1
         assert counters["options_answered"] >= 2
 

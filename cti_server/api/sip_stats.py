@@ -1,7 +1,6 @@
 """``GET /api/v1/sip/stats``: the SIP stack's counters and live transaction counts, read while running.
 
-TODO(auth engineer): guard with ``requires("admin", "supervisor")`` from cti_server/api/auth.py; until
-then the route is open, like /healthz, and serves only on the configured HTTP address.
+The counters are those of the whole process (every call center's traffic), so only admins read them.
 """
 
 from __future__ import annotations
@@ -10,6 +9,8 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from aiohttp import web
+
+from cti_server.api.auth import requires
 
 
 class SipStatsSource(Protocol):
@@ -29,6 +30,7 @@ routes = web.RouteTableDef()
 
 
 @routes.get("/api/v1/sip/stats")
+@requires("admin")
 async def sip_stats(request: web.Request) -> web.Response:
     """``{"counters": {...}, "transactions": {"server": n, "client": n, "invite_2xx": n}}``;
     503 when no SIP stack runs in this process."""

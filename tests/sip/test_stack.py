@@ -16,7 +16,13 @@ from cti_server.events import EventBus
 from cti_server.sip.message import SipRequest, SipResponse, make_request, make_response
 from cti_server.sip.parser import parse_message
 from cti_server.sip.stack import IncomingRequest, LogBudget, SipComponent, call_id_of
+from cti_server.store import Store
+from cti_server.store.passwords import PasswordHashing
+from tests.api.conftest import api_config, make_tenants
 from tests.conftest import make_config
+from tests.store.backends import sqlite_store, sqlite_template
+
+__all__ = ["sqlite_store", "sqlite_template"]  # fixtures used here
 from tests.sip.tx_messages import sip_request
 
 FAST_TIMERS = {"t1": 0.02, "t2": 0.08, "t4": 0.1}
@@ -298,20 +304,26 @@ async def test_send_request_transport_failure_is_503(stack: SipComponent) -> Non
     assert response.status == 503
 
 
-async def test_stats_route_reports_counters(aiohttp_client: Any, stack: SipComponent, peer: UdpPeer) -> None:
+async def test_stats_route_reports_counters_to_admins_only(
+    aiohttp_client: Any, stack: SipComponent, peer: UdpPeer, sqlite_store: Store
+) -> None:
     peer.send(sip_request("OPTIONS", peer.port), udp(stack))
     await peer.response()
-    app = create_app(make_config())
+    app = create_app(api_config(), store=sqlite_store)
     app[SIP_STACK_KEY] = stack
+    tenants = await make_tenants(sqlite_store, PasswordHashing(api_config().auth))
     client: TestClient = await aiohttp_client(app)
-    body = await (await client.get("/api/v1/sip/stats")).json()
+    assert (await client.get("/api/v1/sip/stats")).status == 401
+    assert (await client.get("/api/v1/sip/stats", headers=tenants.headers("supervisor"))).status == 403
+    body = await (await client.get("/api/v1/sip/stats", headers=tenants.headers("admin"))).json()
     assert body["counters"]["options_answered"] == 1
     assert body["transactions"]["server"] == 1
 
 
-async def test_stats_route_is_503_without_a_stack(aiohttp_client: Any) -> None:
-    client: TestClient = await aiohttp_client(create_app(make_config()))
-    assert (await client.get("/api/v1/sip/stats")).status == 503
+async def test_stats_route_is_503_without_a_stack(aiohttp_client: Any, sqlite_store: Store) -> None:
+    tenants = await make_tenants(sqlite_store, PasswordHashing(api_config().auth))
+    client: TestClient = await aiohttp_client(create_app(api_config(), store=sqlite_store))
+    assert (await client.get("/api/v1/sip/stats", headers=tenants.headers("admin"))).status == 503
 
 
 def uac_invite(peer_port: int, call_id: str) -> SipRequest:
