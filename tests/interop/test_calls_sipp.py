@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from cti_server.calls.component import CallsComponent
 from cti_server.events import Event
 from tests.conftest import free_port
 from tests.interop.calls.lab import DID, SCENARIOS, calls_lab
@@ -155,3 +156,22 @@ async def test_callee_hangs_up(lab: Any) -> None:
     ended = await lab.ended()
     assert ended.data["reason"] == "callee_hangup"
     assert ended.data["media"]["a"]["packets_received"] > 0
+
+
+async def test_busy_phone_gives_the_trunk_486(lab: Any) -> None:
+    lab = await lab()
+    phone = await lab.phone("1001", "phone_busy.xml")
+    trunk = await lab.trunk_call("trunk_call_refused.xml")
+    await trunk.ok()
+    await phone.ok()
+    ended = await lab.ended()
+    assert ended.data["reason"] == "busy" and ended.data["status"] == 486
+
+
+async def test_unknown_did_is_404_and_no_call(lab: Any) -> None:
+    lab = await lab()
+    trunk = await lab.trunk_call("trunk_call_refused.xml", service="15559999")
+    await trunk.ok()
+    assert lab.events == []
+    calls = next(c for c in lab.server.components if isinstance(c, CallsComponent))
+    assert calls.b2bua.stats["rejected_404"] == 1
