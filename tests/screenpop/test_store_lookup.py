@@ -6,6 +6,7 @@ import asyncio
 import time
 from typing import Any
 
+import pytest
 from sqlalchemy import event, text
 
 from cti_server.config import config_from_mapping
@@ -148,3 +149,38 @@ async def test_slow_store_returns_late_by_the_deadline_and_resolves_after(store:
     assert [e.topic for e in seen] == ["screenpop.popped", "screenpop.resolved"]
     assert seen[1].data["contact_id"] == contact and seen[1].data["call_id"] == "slow-call"
     await slow.close()
+
+
+async def test_locked_postgres_table_gives_a_late_pop_then_the_answer(
+    store: Store, directory: StoreContactDirectory
+) -> None:
+    """PostgreSQL blocks the lookup query itself: another session holds an exclusive lock on the table."""
+    if store.is_sqlite:
+        pytest.skip("SQLite WAL readers are never blocked by a lock; its slow store is the test above")
+    import asyncpg
+
+    center = await make_call_center(store)
+    contact = await add_contact(store, center, "Locked", ["+14155550600"])
+    bus = EventBus()
+    seen: list[Event] = []
+    bus.subscribe("screenpop.*", seen.append)
+    lookup = lookup_for(directory, bus, deadline_ms=100, late_result_ms=20000)
+    await lookup.lookup(center.id, "+14155550001", publish=False)  # profile cached, reader pool open
+    locker = await asyncpg.connect(
+        store.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    )
+    try:
+        transaction = locker.transaction()
+        await transaction.start()
+        await locker.execute("LOCK TABLE contact_phones IN ACCESS EXCLUSIVE MODE")
+        pop = await lookup.lookup(center.id, "+14155550600", call_id="locked-call")
+        assert pop.late and pop.outcome == "late" and [e.topic for e in seen] == ["screenpop.popped"]
+        await transaction.commit()
+    finally:
+        await locker.close()
+    for _ in range(200):
+        if len(seen) == 2:
+            break
+        await asyncio.sleep(0.02)
+    assert [e.topic for e in seen] == ["screenpop.popped", "screenpop.resolved"]
+    assert seen[1].data["contact_id"] == contact
