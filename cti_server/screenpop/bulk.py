@@ -26,23 +26,6 @@ def _processors(
     return [table.c[name].type._cached_bind_processor(dialect) for name in columns]
 
 
-def _records(
-    rows: Sequence[Mapping[str, Any]],
-    columns: Sequence[str],
-    processors: Sequence[Callable[[Any], Any] | None],
-) -> list[tuple[Any, ...]]:
-    converted: list[Callable[[Any], Any]] = [_remembering(p) if p is not None else _same for p in processors]
-    pairs = list(zip(columns, converted, strict=True))
-    return [
-        tuple(None if (value := row[name]) is None else convert(value) for name, convert in pairs)
-        for row in rows
-    ]
-
-
-def _same(value: Any) -> Any:
-    return value
-
-
 def _remembering(processor: Callable[[Any], Any]) -> Callable[[Any], Any]:
     """``processor`` that converts a value it just converted only once (one ``now`` for a whole batch)."""
     last: list[Any] = [object(), None]
@@ -60,22 +43,46 @@ async def bulk_insert(connection: AsyncConnection, table: Table, rows: Sequence[
     if not rows:
         return
     columns = list(rows[0])
+    await bulk_insert_tuples(connection, table, columns, [tuple(row[c] for c in columns) for row in rows])
+
+
+async def bulk_insert_tuples(
+    connection: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` (values in ``columns`` order) into ``table`` in the connection's transaction."""
+    if not rows:
+        return
     backend = connection.dialect.name
     driver = connection.dialect.driver
-    if backend == "postgresql" and driver == "asyncpg":
-        raw = await connection.get_raw_connection()
-        records = _records(rows, columns, _processors(table, columns, connection))
-        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table.name, records=records, columns=columns
-        )
+    fast = (backend == "postgresql" and driver == "asyncpg") or (
+        backend == "sqlite" and driver == "aiosqlite"
+    )
+    if not fast:
+        await connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
         return
-    if backend == "sqlite" and driver == "aiosqlite":
-        raw = await connection.get_raw_connection()
-        records = _records(rows, columns, _processors(table, columns, connection))
+    needed = [
+        (index, _remembering(processor))
+        for index, processor in enumerate(_processors(table, columns, connection))
+        if processor is not None
+    ]
+    records: Sequence[Sequence[Any]] = rows
+    if needed:
+        converted = []
+        for row in rows:
+            values = list(row)
+            for index, convert in needed:
+                if values[index] is not None:
+                    values[index] = convert(values[index])
+            converted.append(values)
+        records = converted
+    raw = await connection.get_raw_connection()
+    if backend == "postgresql":
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            table.name, records=records, columns=list(columns)
+        )
+    else:
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
         await raw.driver_connection.executemany(sql, records)  # type: ignore[union-attr]
-        return
-    await connection.execute(insert(table), list(rows))
 
 
 async def prepare_for_bulk(connection: AsyncConnection) -> None:

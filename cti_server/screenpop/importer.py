@@ -33,7 +33,7 @@ from uuid import UUID
 import structlog
 from sqlalchemy import Table, select
 
-from cti_server.screenpop.bulk import bulk_insert, prepare_for_bulk
+from cti_server.screenpop.bulk import bulk_insert_tuples, prepare_for_bulk
 from cti_server.screenpop.phone import PhoneNumberError, normalize_number
 from cti_server.store import Store
 from cti_server.store.models import Account, Contact, ContactPhone
@@ -43,6 +43,32 @@ log = structlog.get_logger(__name__)
 ACCOUNTS = cast(Table, Account.__table__)
 CONTACTS = cast(Table, Contact.__table__)
 CONTACT_PHONES = cast(Table, ContactPhone.__table__)
+ACCOUNT_COLUMNS = (
+    "id",
+    "call_center_id",
+    "name",
+    "external_id",
+    "phone",
+    "website",
+    "industry",
+    "attributes",
+    "created_at",
+    "updated_at",
+)
+CONTACT_COLUMNS = (
+    "id",
+    "call_center_id",
+    "account_id",
+    "external_id",
+    "first_name",
+    "last_name",
+    "email",
+    "title",
+    "attributes",
+    "created_at",
+    "updated_at",
+)
+PHONE_COLUMNS_ORDER = ("call_center_id", "contact_id", "number", "kind", "raw")
 
 PHONE_COLUMNS = {"phone": "other", "mobile": "mobile", "work_phone": "work", "home_phone": "home"}
 PHONE_KINDS = ("mobile", "work", "home", "other")
@@ -495,9 +521,9 @@ class ContactImporter:
         accounts = await self._account_ids()
         now = datetime.now(UTC)
         cc = self.call_center_id
-        new_accounts: list[dict[str, Any]] = []
-        contacts: list[dict[str, Any]] = []
-        phones: list[dict[str, Any]] = []
+        new_accounts: list[tuple[Any, ...]] = []
+        contacts: list[tuple[Any, ...]] = []
+        phones: list[tuple[Any, ...]] = []
         for row in rows:
             account_id = None
             if row.account:
@@ -505,52 +531,31 @@ class ContactImporter:
                 account_id = accounts.get(key)
                 if account_id is None:
                     account_id = accounts[key] = time_ordered_id()
-                    new_accounts.append(
-                        {
-                            "id": account_id,
-                            "call_center_id": cc,
-                            "name": row.account,
-                            "external_id": None,
-                            "phone": "",
-                            "website": "",
-                            "industry": "",
-                            "attributes": {},
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                    )
+                    new_accounts.append((account_id, cc, row.account, None, "", "", "", {}, now, now))
             contact_id = time_ordered_id()
             contacts.append(
-                {
-                    "id": contact_id,
-                    "call_center_id": cc,
-                    "account_id": account_id,
-                    "external_id": row.external_id,
-                    "first_name": row.first_name,
-                    "last_name": row.last_name,
-                    "email": row.email,
-                    "title": row.title,
-                    "attributes": row.attributes,
-                    "created_at": now,
-                    "updated_at": now,
-                }
+                (
+                    contact_id,
+                    cc,
+                    account_id,
+                    row.external_id,
+                    row.first_name,
+                    row.last_name,
+                    row.email,
+                    row.title,
+                    row.attributes,
+                    now,
+                    now,
+                )
             )
             for number, kind, raw in row.phones:
-                phones.append(
-                    {
-                        "call_center_id": cc,
-                        "contact_id": contact_id,
-                        "number": number,
-                        "kind": kind,
-                        "raw": raw,
-                    }
-                )
+                phones.append((cc, contact_id, number, kind, raw))
         try:
             async with self.store.engine.begin() as connection:
                 await prepare_for_bulk(connection)
-                await bulk_insert(connection, ACCOUNTS, new_accounts)
-                await bulk_insert(connection, CONTACTS, contacts)
-                await bulk_insert(connection, CONTACT_PHONES, phones)
+                await bulk_insert_tuples(connection, ACCOUNTS, ACCOUNT_COLUMNS, new_accounts)
+                await bulk_insert_tuples(connection, CONTACTS, CONTACT_COLUMNS, contacts)
+                await bulk_insert_tuples(connection, CONTACT_PHONES, PHONE_COLUMNS_ORDER, phones)
         except Exception:
             self._accounts = None  # the accounts of this batch were not written after all
             raise
