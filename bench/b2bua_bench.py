@@ -210,14 +210,15 @@ async def serve_core(config_path: Path) -> None:
 
 
 def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int,
-               core: bool = False) -> list[dict[str, object]]:
+               core: bool = False, uvloop: bool = False) -> list[dict[str, object]]:
     port = free_port()
     config = work / "bench.toml"
     config.write_text(server_config(port))
     name = "cti-b2bua-core" if core else "cti-server"
     if core:
         script = str(Path(__file__).resolve())
-        argv = ["taskset", "-c", "0", sys.executable, script, "--serve-core", str(config)]
+        argv = ["taskset", "-c", "0", sys.executable, script, "--serve-core", str(config),
+                *(["--uvloop"] if uvloop else [])]
     else:
         argv = ["taskset", "-c", "0", str(VENV_BIN / "cti-server"), "run", "--config", str(config)]
     results = []
@@ -272,10 +273,16 @@ def main() -> int:
     parser.add_argument("--skip-sippy", action="store_true")
     parser.add_argument("--skip-server", action="store_true", help="only the B2BUA core and sippy")
     parser.add_argument("--serve-core", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--uvloop", action="store_true",
+                        help="run the B2BUA core on uvloop (pip install .[speed])")
     args = parser.parse_args()
     if args.serve_core is not None:
         import asyncio
 
+        if args.uvloop:
+            import uvloop
+
+            uvloop.install()
         asyncio.run(serve_core(args.serve_core))
         return 0
     rates = [int(r) for r in args.rates.split(",")]
@@ -285,7 +292,7 @@ def main() -> int:
         uas = sipp("-sn", "uas", "-p", str(uas_port), "-mp", str(free_port()))
         with process(uas, work / "uas.log"):
             time.sleep(0.5)
-            core = bench_ours(rates, args.seconds, work, uas_port, core=True)
+            core = bench_ours(rates, args.seconds, work, uas_port, core=True, uvloop=args.uvloop)
             ours = [] if args.skip_server else bench_ours(rates, args.seconds, work, uas_port)
             theirs = [] if args.skip_sippy else bench_sippy(rates, args.seconds, work, uas_port)
     summary = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
