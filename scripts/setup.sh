@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up everything the server and its tests need on a fresh Debian machine; safe to run again.
 #   scripts/setup.sh          the server: .venv with cti-server installed
-#   scripts/setup.sh --test   also the test peers: sipp, baresip (Debian), pjsua2, pyVoIP (PyPI)
+#   scripts/setup.sh --test   also the test peers: sipp, baresip, chromium (Debian), pjsua2, pyVoIP,
+#                             playwright (PyPI; it drives Debian's chromium, never downloads a browser)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,7 @@ if [ "$want_test" = 1 ]; then
     command -v sipp >/dev/null || missing+=(sip-tester)
     command -v baresip >/dev/null || missing+=(baresip)
     command -v redis-server >/dev/null || missing+=(redis-server)
+    [ -x /usr/bin/chromium ] || missing+=(chromium)
     if [ ${#missing[@]} -gt 0 ]; then
         if [ "$(id -u)" = 0 ]; then
             apt-get update -qq
