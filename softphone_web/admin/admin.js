@@ -50,7 +50,11 @@ function renderCallCenters() {
                          center.member_count, center.did_count]) {
       cell(row, String(value));
     }
+    row.tabIndex = 0;
     row.addEventListener("click", () => select(center.id));
+    row.addEventListener("keydown", (event) => {
+      if (event.key === "Enter" || event.key === " ") { event.preventDefault(); select(center.id); }
+    });
     body.appendChild(row);
   }
 }
@@ -58,6 +62,7 @@ function renderCallCenters() {
 async function renderDetail() {
   const center = state.callCenters.find((c) => c.id === state.selected);
   $("#detail").hidden = !center;
+  $("#no-detail").hidden = Boolean(center);
   if (!center) return;
   $("#detail-title").textContent = center.name;
   const [members, dids] = await Promise.all([
@@ -76,6 +81,11 @@ async function renderDetail() {
     cell(row, "").appendChild(remove);
     body.appendChild(row);
   }
+  if (!members.members.length) {
+    const row = document.createElement("tr");
+    cell(row, "No members yet.").colSpan = 3;
+    body.appendChild(row);
+  }
   const candidates = $("#candidates");
   candidates.replaceChildren();
   for (const user of state.users) {
@@ -85,9 +95,15 @@ async function renderDetail() {
     option.textContent = `${user.username} (${user.role}, ${callCenterName(user.call_center_id)})`;
     candidates.appendChild(option);
   }
-  $("#dids").replaceChildren(...dids.dids.map((did) => {
+  const nobodyLeft = candidates.options.length === 0;
+  candidates.hidden = nobodyLeft;
+  $("#no-candidates").hidden = !nobodyLeft;
+  $("#assign-form button[type=submit]").disabled = nobodyLeft;
+  const didItems = dids.dids.map((did) =>
+    did.description ? `${did.number} — ${did.description}` : did.number);
+  $("#dids").replaceChildren(...(didItems.length ? didItems : ["None."]).map((text) => {
     const item = document.createElement("li");
-    item.textContent = did.description ? `${did.number} — ${did.description}` : did.number;
+    item.textContent = text;
     return item;
   }));
 }
@@ -101,9 +117,12 @@ async function reload() {
 }
 
 async function select(id) {
+  if (id !== state.selected) say("");
   state.selected = id;
   renderCallCenters();
-  await renderDetail();
+  try {
+    await renderDetail();
+  } catch (error) { say(error.message); }
 }
 
 async function unassign(centerId, userId) {
@@ -127,13 +146,17 @@ async function showSignedIn() {
   $("#who").textContent = `${me.name} (${me.role})`;
   $("#logout").hidden = false;
   $("#login-section").hidden = true;
-  if (me.role !== "admin") {
-    $("#admin").hidden = false;
-    say("This page is for admins.");
+  $("#admin").hidden = false;
+  const isAdmin = me.role === "admin";
+  $("#workspace").hidden = !isAdmin;
+  if (!isAdmin) {
+    say("This page is for admins. Sign out and sign in with an admin's credentials.");
     return;
   }
-  $("#admin").hidden = false;
-  await reload();
+  say("");
+  try {
+    await reload();
+  } catch (error) { say(error.message); }
 }
 
 function formData(form) {
@@ -142,16 +165,22 @@ function formData(form) {
 
 $("#login-form").addEventListener("submit", async (event) => {
   event.preventDefault();
+  $("#login-message").textContent = "";
   try {
     await api("POST", "/api/v1/login", formData(event.target));
-    await showSignedIn();
   } catch (error) {
-    alert(error.message);
+    $("#login-message").textContent = error.message;
+    return;
   }
+  event.target.reset();
+  await showSignedIn();
 });
 
 $("#logout").addEventListener("click", async () => {
   await api("POST", "/api/v1/logout").catch(() => {});
+  state.selected = null;
+  $("#who").textContent = "";
+  say("");
   await showSignedIn();
 });
 
@@ -184,7 +213,10 @@ $("#assign-form").addEventListener("submit", async (event) => {
     for (const userId of picked) {
       await api("PUT", `/api/v1/call-centers/${state.selected}/members/${userId}`);
     }
-    say(`Assigned ${picked.length} user(s).`, true);
+    const center = callCenterName(state.selected);
+    const who = picked.length === 1
+      ? state.users.find((user) => user.id === picked[0]).username : `${picked.length} users`;
+    say(`Assigned ${who} to ${center}.`, true);
     await reload();
   } catch (error) { say(error.message); }
 });
