@@ -351,9 +351,11 @@ local function route_item(item, now, depth)
   return nil
 end
 
--- Offer the agent waiting work until nothing more fits.
-local function fill_agent(agent_id, now, depth)
-  local agent = jget('agent', agent_id)
+-- Offer the agent (an id, or the agent's table when the caller has it) waiting work until nothing
+-- more fits.
+local function fill_agent(agent_or_id, now, depth)
+  local agent = agent_or_id
+  if type(agent_or_id) == 'string' then agent = jget('agent', agent_or_id) end
   local offers = {}
   while agent and agent.used < agent.capacity do
     local item = best_item_for(agent, depth)
@@ -470,8 +472,8 @@ local function dispatch(_keys, ARGV)
       refresh(agent)
       save_agent(agent)
     end
-    local offers = fill_agent(agent.id, now, tonumber(ARGV[6]))
-    return cjson.encode({agent = jget('agent', agent.id), offers = offers})
+    local offers = fill_agent(agent, now, tonumber(ARGV[6]))
+    return cjson.encode({agent = agent, offers = offers})
   elseif op == 'add_item' then
     local item = cjson.decode(ARGV[3])
     local now = tonumber(ARGV[5])
