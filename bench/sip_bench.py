@@ -101,7 +101,7 @@ def free_port() -> int:
 
 def pin(cpu: int | None) -> list[str]:
     """``taskset -c CPU`` when taskset exists and the machine has that CPU."""
-    if cpu is None or shutil.which("taskset") is None or cpu >= (os.cpu_count() or 1):
+    if cpu is None or cpu < 0 or shutil.which("taskset") is None or cpu >= (os.cpu_count() or 1):
         return []
     return ["taskset", "-c", str(cpu)]
 
@@ -240,8 +240,8 @@ def main() -> int:
     parser.add_argument("--start", type=int, default=500)
     parser.add_argument("--step", type=int, default=500)
     parser.add_argument("--limit", type=int, default=10_000)
-    parser.add_argument("--server-cpu", type=int, default=0)
-    parser.add_argument("--sipp-cpu", type=int, default=1)
+    parser.add_argument("--server-cpu", type=int, default=0, help="CPU to pin the server to (-1: none)")
+    parser.add_argument("--sipp-cpu", type=int, default=1, help="CPU to pin sipp to (-1: none)")
     parser.add_argument("--profile", action="store_true", help="run the server under cProfile")
     parser.add_argument("--profile-dir", type=Path, default=None, help="keep the .prof files here")
     parser.add_argument("--json", action="store_true", help="print results as JSON lines too")
