@@ -208,13 +208,16 @@ class DidConfig:
 
     ``number`` is matched on its digits (a leading ``+`` and separators are ignored). ``users`` are SIP
     usernames rung in parallel (their registered contacts, RFC 3261 section 16.6 forking); ``queue`` names a
-    routing queue instead (the routing layer takes those calls).
+    routing queue instead (``calls.queue_calls``: the call becomes a voice work item with ``priority`` and
+    the minimum ``skills`` levels given here).
     """
 
     number: str
     call_center: str
     users: tuple[str, ...] = ()
     queue: str = ""
+    priority: int = 0
+    skills: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not any(c.isdigit() for c in self.number):
@@ -223,6 +226,10 @@ class DidConfig:
             raise ConfigError("call_center", f"DID {self.number!r} needs a call_center")
         if bool(self.users) == bool(self.queue):
             raise ConfigError("users", f"DID {self.number!r}: give either users or queue")
+        if self.priority < 0:
+            raise ConfigError("priority", f"DID {self.number!r}: expected 0 or more, got {self.priority}")
+        if any(level < 0 for level in self.skills.values()):
+            raise ConfigError("skills", f"DID {self.number!r}: skill levels are 0 or more")
 
 
 @dataclass(frozen=True)

@@ -103,7 +103,10 @@ def build_components(server: CtiServer) -> list[Component]:
     from cti_server.screenpop.component import component_for_app
 
     screenpop = component_for_app(server.app)
-    return [StoreComponent(server.app[STORE_KEY], server.config), screenpop, sip, registrar, calls]
+    from cti_server.calls.queue_component import InboundCallPath
+
+    inbound = InboundCallPath.attach(calls.b2bua, server.app)
+    return [StoreComponent(server.app[STORE_KEY], server.config), screenpop, sip, registrar, calls, inbound]
 
 
 async def run_until_signalled(config: Config) -> None:

@@ -26,7 +26,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -70,6 +70,15 @@ SDP = "application/sdp"
 HANDLED_METHODS = ("INVITE", "ACK", "BYE", "REFER", "NOTIFY", "UPDATE", "INFO")
 SHUTDOWN_GRACE = 1.0
 
+
+class QueueCallControl(Protocol):
+    """Calls to queue DIDs (``queue_calls.QueueCalls``): take the answered caller, and the agent's answer."""
+
+    async def take(self, session: CallSession, route: CallRoute) -> None: ...
+
+    async def on_agent_answered(self, session: CallSession, leg: SipLeg, response: SipResponse) -> None: ...
+
+
 class B2bua:
     """Call control on a ``SipComponent``: install() registers the handlers."""
 
@@ -94,6 +103,7 @@ class B2bua:
         self.stats: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
         self.transfers = TransferControl(self)
+        self.queue_calls: QueueCallControl | None = None
 
     # --- wiring ---------------------------------------------------------------------------------------
 
@@ -207,6 +217,9 @@ class B2bua:
             return
         if incoming.answered:  # CANCEL arrived while we opened the media
             return
+        if route.forking is Forking.QUEUE and self.queue_calls is not None:
+            self._spawn(self.queue_calls.take(session, route))
+            return
         loop = asyncio.get_running_loop()
         session.no_answer = loop.call_later(cc.no_answer_timeout, self._on_no_answer, session)
         if route.forking is Forking.PARALLEL:
@@ -308,6 +321,8 @@ class B2bua:
         if 200 <= response.status < 300:
             if purpose == "transfer" and transferor is not None:
                 await self.transfers.on_transfer_answered(session, transferor, leg, response)
+            elif purpose == "queue" and self.queue_calls is not None:
+                await self.queue_calls.on_agent_answered(session, leg, response)
             else:
                 await self._on_b_answered(session, leg, response)
         else:

@@ -115,6 +115,7 @@ class Call:
     end_status: int | None = None
     answered_by: str | None = None
     transfers: list[dict[str, Any]] = field(default_factory=list)
+    screenpop: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.timestamps[CallState.OFFERED.value] = self.now
@@ -199,7 +200,7 @@ class Call:
             "answered_by": self.answered_by,
             "end_reason": None if self.end_reason is None else str(self.end_reason),
             "end_status": self.end_status,
-        }
+        } | ({} if self.screenpop is None else {"screenpop": self.screenpop})
 
     def _move(self, state: CallState, now: float) -> None:
         if state not in TRANSITIONS[self.state]:

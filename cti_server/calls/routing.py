@@ -37,6 +37,8 @@ class Forking(StrEnum):
 
     PARALLEL = "parallel"
     FAILOVER = "failover"
+    QUEUE = "queue"
+    """Answered by us and put in a routing queue; ``queue_calls`` rings the agent the engine offers it to."""
 
 
 @dataclass(frozen=True)
@@ -110,8 +112,8 @@ class CallRouter:
             log.info("call_no_did", call_id=request.call_id, called=called, trunk=trunk.name)
             return Rejection(404, "Not Found")
         if did.queue:
-            # The routing engine takes queue DIDs (issue 7); until then they are not reachable.
-            return Rejection(480, "Temporarily Unavailable")
+            return CallRoute(Direction.INBOUND, caller_id_of(request), called, did.call_center, [],
+                             Forking.QUEUE, {"trunk": trunk.name, "did": did.number, "queue": did.queue})
         targets = await self.user_targets(did.users)
         if not targets:
             return Rejection(480, "Temporarily Unavailable")

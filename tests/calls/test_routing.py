@@ -70,7 +70,9 @@ async def test_trunk_call_failures() -> None:
     assert await calls.route(invite("+15550100"), ("192.0.2.3", 5060)) == \
         Rejection(480, "Temporarily Unavailable")  # nobody registered
     queued = await calls.route(invite("+15550200"), ("192.0.2.3", 5060))
-    assert isinstance(queued, Rejection) and queued.status == 480
+    # A queue DID is answered by us and handed to the routing engine (calls/queue_calls.py).
+    assert isinstance(queued, CallRoute) and queued.forking is Forking.QUEUE and queued.targets == []
+    assert queued.description["queue"] and queued.call_center
 
 
 async def test_strangers_get_403_users_get_a_407_challenge_then_route_out() -> None:
