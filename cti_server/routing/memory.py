@@ -167,10 +167,13 @@ class MemoryRoutingBackend:
         agent = _get(self._agents, agent_id, "agent")
         if status not in self._statuses:
             raise RoutingInputError("status", f"no presence status {status!r}")
-        if agent.status != status:
-            agent.status, agent.status_since = status, now
+        if agent.status == status:
+            return agent, self._fill_agent(agent_id, now)
+        agent.status, agent.status_since = status, now
+        offers = self._fill_agent(agent_id, now)
+        if not offers:  # an offer re-ranks the agent already
             self._refresh_agent(agent)
-        return agent, self._fill_agent(agent_id, now)
+        return agent, offers
 
     # --- items -----------------------------------------------------------------------------------
     async def add_item(self, item: WorkItem, now: float) -> tuple[WorkItem, Offer | None]:

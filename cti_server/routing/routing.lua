@@ -466,13 +466,16 @@ local function dispatch(_keys, ARGV)
     local now = tonumber(ARGV[5])
     if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
     if not cached('status', ARGV[4]) then return fail('INPUT', 'status no presence status ' .. ARGV[4]) end
-    if agent.status ~= ARGV[4] then
+    local changed = agent.status ~= ARGV[4]
+    if changed then
       agent.status = ARGV[4]
       agent.status_since = now
+    end
+    local offers = fill_agent(agent, now, tonumber(ARGV[6]))
+    if changed and #offers == 0 then  -- an offer re-ranks and saves the agent already
       refresh(agent)
       save_agent(agent)
     end
-    local offers = fill_agent(agent, now, tonumber(ARGV[6]))
     return cjson.encode({agent = agent, offers = offers})
   elseif op == 'add_item' then
     local item = cjson.decode(ARGV[3])
