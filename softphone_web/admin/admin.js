@@ -2,7 +2,9 @@
 // Talks only to the server's REST API (/api/v1/...), signed in with the session cookie.
 "use strict";
 
-const state = { callCenters: [], users: [], selected: null };
+// selected: the call center picked in the list; shown: the one whose members the detail shows now
+// (they differ while its data is on the way).
+const state = { callCenters: [], users: [], selected: null, shown: null };
 const $ = (selector) => document.querySelector(selector);
 
 async function api(method, path, body) {
@@ -61,14 +63,25 @@ function renderCallCenters() {
 
 async function renderDetail() {
   const center = state.callCenters.find((c) => c.id === state.selected);
-  $("#detail").hidden = !center;
-  $("#no-detail").hidden = Boolean(center);
-  if (!center) return;
-  $("#detail-title").textContent = center.name;
+  if (!center) {
+    state.shown = null;
+    $("#detail").hidden = true;
+    $("#no-detail").hidden = false;
+    return;
+  }
+  // Until this call center's data is here, the detail still shows the previous one: grey it out and
+  // take no clicks, so nobody assigns from a list that belongs to another call center.
+  $("#detail").classList.toggle("loading", state.shown !== center.id);
   const [members, dids] = await Promise.all([
     api("GET", `/api/v1/call-centers/${center.id}/members`),
     api("GET", `/api/v1/call-centers/${center.id}/dids`),
   ]);
+  if (state.selected !== center.id) return;  // a later pick owns the detail now
+  const candidates = $("#candidates");
+  // A re-render of the same call center (after an assignment, a second click) keeps what is picked.
+  const picked = new Set(state.shown === center.id
+    ? [...candidates.selectedOptions].map((option) => option.value) : []);
+  $("#detail-title").textContent = center.name;
   const body = $("#members tbody");
   body.replaceChildren();
   for (const user of members.members) {
@@ -86,12 +99,12 @@ async function renderDetail() {
     cell(row, "No members yet.").colSpan = 3;
     body.appendChild(row);
   }
-  const candidates = $("#candidates");
   candidates.replaceChildren();
   for (const user of state.users) {
     if (user.role === "admin" || user.call_center_id === center.id) continue;
     const option = document.createElement("option");
     option.value = user.id;
+    option.selected = picked.has(user.id);
     option.textContent = `${user.username} (${user.role}, ${callCenterName(user.call_center_id)})`;
     candidates.appendChild(option);
   }
@@ -106,6 +119,10 @@ async function renderDetail() {
     item.textContent = text;
     return item;
   }));
+  state.shown = center.id;
+  $("#detail").classList.remove("loading");
+  $("#detail").hidden = false;
+  $("#no-detail").hidden = true;
 }
 
 async function reload() {
@@ -179,6 +196,7 @@ $("#login-form").addEventListener("submit", async (event) => {
 $("#logout").addEventListener("click", async () => {
   await api("POST", "/api/v1/logout").catch(() => {});
   state.selected = null;
+  state.shown = null;
   $("#who").textContent = "";
   say("");
   await showSignedIn();
