@@ -55,6 +55,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.e2e)
 
 
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Say it at the end of every run, even with ``-q``, when the browser tests could not run."""
+    if not CHROMIUM.exists() and terminalreporter.stats.get("skipped"):
+        terminalreporter.write_line(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing "
+                                    "(apt-get install chromium, or scripts/setup.sh --test as root)",
+                                    red=True, bold=True)
+
+
 class ApiError(Exception):
     """A REST call answered with an error status; ``status`` and the JSON ``body`` say which."""
 
@@ -203,7 +211,7 @@ def playwright_driver() -> Iterator[Playwright]:
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
     """Debian's headless Chromium, one for the whole session; the e2e tests skip only if it is missing."""
     if not CHROMIUM.exists():
-        pytest.skip(f"SKIPPED BROWSER TESTS: {CHROMIUM} is missing; install Debian's chromium package "
+        pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing; install Debian's chromium package "
                     "(scripts/setup.sh --test does it as root)")
     launched = playwright_driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS,
                                                  timeout=BROWSER_LAUNCH_TIMEOUT_MS)
