@@ -199,6 +199,7 @@ async def create_webhook(request: web.Request) -> web.Response:
         )
         db.add(subscription)
         await db.commit()
+        request.app[WEBHOOKS_KEY].forget(center.id)
         return web.json_response(subscription_json(subscription, with_secret=True), status=201)
 
 
@@ -230,6 +231,7 @@ async def update_webhook(request: web.Request) -> web.Response:
         for name, value in body.items():
             setattr(found, name, value)
         await db.commit()
+        request.app[WEBHOOKS_KEY].forget(found.call_center_id)
         return web.json_response(subscription_json(found))
 
 
@@ -263,8 +265,10 @@ async def delete_webhook(request: web.Request) -> web.Response:
     """Delete a subscription and its delivery history."""
     async with db_session(request) as db:
         found = await get_scoped(db, WebhookSubscription, request.match_info["webhook_id"], "webhook")
+        call_center_id = found.call_center_id
         await db.delete(found)
         await db.commit()
+    request.app[WEBHOOKS_KEY].forget(call_center_id)
     return web.Response(status=204)
 
 

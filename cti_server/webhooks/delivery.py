@@ -12,6 +12,11 @@ else (or no answer within ``timeout``) is retried after ``min(backoff_cap, backo
 seconds until ``max_attempts``, then the delivery is ``failed``. Every attempt is a
 ``webhook_attempts`` row. Deliveries live in the store, so a restart resumes the retries; a node claims
 a due delivery with a conditional UPDATE (a lease), so two nodes never send the same attempt.
+
+The call path stays free of store work: which call center an event names and its active subscriptions
+are cached per call center (a miss too) for ``TARGET_CACHE_SECONDS`` and dropped at once by ``forget``
+(the webhooks API calls it on every change); an event nobody subscribed to costs a dictionary look-up and
+no task, and the deliveries of many events are written by one flush task in one transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ import fnmatch
 import json
 import time
 import uuid
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -42,6 +49,22 @@ PING_TOPIC = "webhook.ping"
 USER_AGENT = "cti-server-webhooks/1"
 
 PENDING, DELIVERED, FAILED = "pending", "delivered", "failed"
+
+TARGET_CACHE_SECONDS = 5.0
+"""How long a call center's subscriptions (or its absence) are remembered; other nodes' changes show
+after at most this long, this node's own at once (``forget``)."""
+
+
+@dataclass(frozen=True)
+class _Targets:
+    """A call center's id (None: no such call center) and its active subscriptions' (id, globs)."""
+
+    expires: float
+    call_center_id: str | None
+    subscriptions: tuple[tuple[str, tuple[str, ...]], ...]
+
+    def wanted(self, topic: str) -> list[str]:
+        return [sid for sid, patterns in self.subscriptions if subscribed(list(patterns), topic)]
 
 
 def topic_allowed(pattern: str) -> bool:
@@ -79,7 +102,9 @@ class WebhookDispatcher:
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
-        self._call_centers: dict[str, str] = {}
+        self._targets: dict[str, _Targets] = {}
+        self._pending: list[WebhookDelivery] = []
+        self._flush: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
         self.stats: dict[str, int] = {"queued": 0, "attempts": 0, "delivered": 0, "failed": 0, "retries": 0}
 
@@ -96,6 +121,7 @@ class WebhookDispatcher:
         for subscription in self._subscriptions:
             self.bus.unsubscribe(subscription)
         self._subscriptions = []
+        await self.flush()
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
@@ -109,46 +135,96 @@ class WebhookDispatcher:
 
     # --- queueing -----------------------------------------------------------------------------------
 
-    async def on_event(self, event: Event) -> None:
-        """Bus handler: store a delivery per matching subscription (failures logged, never raised)."""
+    def on_event(self, event: Event) -> Awaitable[None] | None:
+        """Bus handler: queue a delivery per matching subscription (failures logged, never raised).
+
+        With the call center's subscriptions cached this runs inline and starts no task; the rows are
+        written by the flush task.
+        """
+        if not event.call_center:
+            return None
+        targets = self._cached_targets(event.call_center)
+        if targets is None:
+            return self._load_and_queue(event)
+        self._queue(event, targets)
+        return None
+
+    async def _load_and_queue(self, event: Event) -> None:
         try:
-            await self.enqueue_event(event)
+            assert event.call_center is not None
+            self._queue(event, await self._load_targets(event.call_center))
         except Exception:
             log.exception("webhook_enqueue_failed", topic=event.topic, call_id=event.data.get("call_id"))
 
+    def _queue(self, event: Event, targets: _Targets) -> int:
+        if targets.call_center_id is None:
+            return 0
+        wanted = targets.wanted(event.topic)
+        if not wanted:
+            return 0
+        self._pending.extend(self._deliveries(event, targets.call_center_id, wanted))
+        self.stats["queued"] += len(wanted)
+        if self._flush is None or self._flush.done():
+            self._flush = asyncio.ensure_future(self._flush_soon())
+        return len(wanted)
+
+    @staticmethod
+    def _deliveries(event: Event, call_center_id: str, wanted: list[str]) -> list[WebhookDelivery]:
+        body = envelope(uuid.uuid4().hex, event.topic, call_center_id, event.timestamp, event.data)
+        now = datetime.now(UTC)
+        return [
+            WebhookDelivery(
+                call_center_id=call_center_id,
+                subscription_id=subscription_id,
+                event_id=body["id"],
+                topic=event.topic,
+                payload=body,
+                status=PENDING,
+                next_attempt_at=now,
+            )
+            for subscription_id in wanted
+        ]
+
+    async def _flush_soon(self) -> None:
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("webhook_enqueue_failed", deliveries=len(self._pending))
+
+    async def flush(self) -> int:
+        """Write the queued deliveries in one transaction and wake the worker; returns how many."""
+        written = 0
+        while self._pending:
+            batch, self._pending = self._pending, []
+            async with self.store.session() as db:
+                db.add_all(batch)
+                await db.commit()
+            written += len(batch)
+        if written:
+            self._wake.set()
+        return written
+
+    def forget(self, call_center: str | None = None) -> None:
+        """Drop cached subscriptions (all, or one call center's by the id or name events carry)."""
+        if call_center is None:
+            self._targets.clear()
+        else:
+            self._targets.pop(call_center, None)
+            for key in [k for k, t in self._targets.items() if t.call_center_id == call_center]:
+                del self._targets[key]
+
     async def enqueue_event(self, event: Event) -> int:
-        """Store deliveries of ``event`` for its call center's subscriptions; returns how many."""
+        """Store deliveries of ``event`` for its call center's subscriptions now; returns how many."""
         if not event.call_center:
             return 0
-        call_center_id = await self._call_center_id(event.call_center)
-        if call_center_id is None:
+        targets = await self._load_targets(event.call_center)
+        if targets.call_center_id is None:
+            return 0
+        wanted = targets.wanted(event.topic)
+        if not wanted:
             return 0
         async with self.store.session() as db:
-            subscriptions = (
-                await db.scalars(
-                    select(WebhookSubscription).where(
-                        WebhookSubscription.call_center_id == call_center_id,
-                        WebhookSubscription.active.is_(True),
-                    )
-                )
-            ).all()
-            wanted = [s for s in subscriptions if subscribed(list(s.events), event.topic)]
-            if not wanted:
-                return 0
-            body = envelope(uuid.uuid4().hex, event.topic, call_center_id, event.timestamp, event.data)
-            now = datetime.now(UTC)
-            for subscription in wanted:
-                db.add(
-                    WebhookDelivery(
-                        call_center_id=call_center_id,
-                        subscription_id=subscription.id,
-                        event_id=body["id"],
-                        topic=event.topic,
-                        payload=body,
-                        status=PENDING,
-                        next_attempt_at=now,
-                    )
-                )
+            db.add_all(self._deliveries(event, targets.call_center_id, wanted))
             await db.commit()
         self.stats["queued"] += len(wanted)
         self._wake.set()
@@ -175,9 +251,17 @@ class WebhookDispatcher:
         self._wake.set()
         return delivery.id
 
-    async def _call_center_id(self, name_or_id: str) -> str | None:
-        if name_or_id in self._call_centers:
-            return self._call_centers[name_or_id]
+    def _cached_targets(self, name_or_id: str) -> _Targets | None:
+        targets = self._targets.get(name_or_id)
+        if targets is None or targets.expires <= time.monotonic():
+            return None
+        return targets
+
+    async def _load_targets(self, name_or_id: str) -> _Targets:
+        """The call center's id and active subscriptions from the store (then cached)."""
+        cached = self._cached_targets(name_or_id)
+        if cached is not None:
+            return cached
         async with self.store.engine.connect() as connection:
             found = (
                 await connection.execute(
@@ -186,9 +270,25 @@ class WebhookDispatcher:
                     )
                 )
             ).scalar()
-        if found is not None:
-            self._call_centers[name_or_id] = found
-        return found
+            rows = []
+            if found is not None:
+                rows = list(
+                    (
+                        await connection.execute(
+                            select(WebhookSubscription.id, WebhookSubscription.events).where(
+                                WebhookSubscription.call_center_id == found,
+                                WebhookSubscription.active.is_(True),
+                            )
+                        )
+                    ).all()
+                )
+        targets = _Targets(
+            expires=time.monotonic() + TARGET_CACHE_SECONDS,
+            call_center_id=found,
+            subscriptions=tuple((row[0], tuple(row[1] or ())) for row in rows),
+        )
+        self._targets[name_or_id] = targets
+        return targets
 
     # --- sending ------------------------------------------------------------------------------------
 
