@@ -16,7 +16,7 @@ wins), ``timestamps`` (``offered``/``answered``/``ended``), ``end_reason``/``rea
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -24,7 +24,7 @@ import structlog
 from sqlalchemy import select
 
 from cti_server.events import Event, EventBus, Subscription
-from cti_server.screenpop.lookup import ContactDirectory, UnknownCallCenter
+from cti_server.screenpop.lookup import CallCenterProfile, ContactDirectory, UnknownCallCenter
 from cti_server.screenpop.phone import try_normalize
 from cti_server.screenpop.rules import RulesError, ScreenPop
 from cti_server.store import Store
@@ -77,9 +77,12 @@ class CallLogWriter:
         directory: ContactDirectory,
         bus: EventBus,
         pop_for_call: Callable[[str], dict[str, Any] | None] | None = None,
+        profile: Callable[[str], Awaitable[CallCenterProfile]] | None = None,
     ) -> None:
         self.store = store
         self.directory = directory
+        # The lookup's cached profiles (ScreenPopLookup.profile) when given: no store query per call.
+        self.profile = profile if profile is not None else directory.profile
         self.bus = bus
         self.pop_for_call = pop_for_call
         self._subscription: Subscription | None = None
@@ -114,7 +117,7 @@ class CallLogWriter:
             log.info("call_log_skipped", call_id=call_id, reason="no call center")
             return None
         try:
-            profile = await self.directory.profile(call_center)
+            profile = await self.profile(call_center)
         except UnknownCallCenter:
             self.stats["skipped"] += 1
             log.warning(

@@ -88,7 +88,9 @@ class ScreenPopComponent:
         self.lookup = lookup
         self.webhooks = webhooks
         self.call_pops = CallScreenPops(lookup, bus)
-        self.call_logs = CallLogWriter(store, lookup.directory, bus, pop_for_call=self.call_pops.take)
+        self.call_logs = CallLogWriter(
+            store, lookup.directory, bus, pop_for_call=self.call_pops.take, profile=lookup.profile
+        )
 
     async def start(self) -> None:
         await self.call_pops.start()

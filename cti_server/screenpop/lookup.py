@@ -76,7 +76,7 @@ class ScreenPopLookup:
         self.config = config
         self.bus = bus
         self._clock = clock
-        self._profiles: dict[str, tuple[float, CallCenterProfile]] = {}
+        self._profiles: dict[str, tuple[float, CallCenterProfile | None]] = {}
         self._late: set[asyncio.Task[ScreenPop]] = set()
         self.stats: dict[str, int] = {"lookups": 0, "late": 0, "errors": 0, "resolved_late": 0}
 
@@ -129,12 +129,18 @@ class ScreenPopLookup:
         self._late.clear()
 
     async def profile(self, call_center: str) -> CallCenterProfile:
-        """The call center's profile, cached for ``profile_cache_seconds``."""
+        """The call center's profile, cached for ``profile_cache_seconds`` (an unknown one too)."""
         now = self._clock()
         cached = self._profiles.get(call_center)
         if cached is not None and now - cached[0] < self.config.profile_cache_seconds:
+            if cached[1] is None:
+                raise UnknownCallCenter(call_center)
             return cached[1]
-        profile = await self.directory.profile(call_center)
+        try:
+            profile = await self.directory.profile(call_center)
+        except UnknownCallCenter:
+            self._profiles[call_center] = (now, None)
+            raise
         self._profiles[call_center] = (now, profile)
         return profile
 
@@ -226,12 +232,12 @@ class ScreenPopLookup:
 
     def _cached_id(self, call_center: str) -> str:
         cached = self._profiles.get(call_center)
-        return cached[1].id if cached else call_center
+        return cached[1].id if cached and cached[1] else call_center
 
     def _number_guess(self, call_center: str, caller: str) -> str | None:
         """The E.164 number for an unfinished pop, read with the cached region if there is one."""
         cached = self._profiles.get(call_center)
-        region = cached[1].region if cached else self.config.default_region
+        region = cached[1].region if cached and cached[1] else self.config.default_region
         return try_normalize(caller, region) if caller else None
 
     def _publish(self, topic: str, pop: ScreenPop) -> None:
