@@ -192,6 +192,9 @@ def cti_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServ
         yield server
     finally:
         _stop(process)
+    # What the pages did must not have hurt the server: a clean stop, no traceback in its log.
+    if process.returncode != 0 or "Traceback" in server.log_text():
+        pytest.fail(f"cti-server exited {process.returncode} after the browser tests:\n{server.log_text()}")
 
 
 @pytest.fixture(scope="session")
