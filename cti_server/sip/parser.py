@@ -29,7 +29,7 @@ from cti_server.sip.message import (
     parse_max_forwards,
     reason_phrase,
 )
-from cti_server.sip.uri import SipUri, parse_uri
+from cti_server.sip.uri import FAST_URI_PATTERN, MAX_URI_LENGTH, SipUri, parse_uri
 from cti_server.sip.via import parse_via
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
@@ -51,6 +51,13 @@ _DATE_RE = re.compile(
 )
 _STREAM_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]|[Ll])"
                                        rb"[ \t]*:([^\r\n]*)")
+
+# ``<sip:user@host:port;uri-params>;tag=x``: the form nearly every phone and trunk sends in From, To and
+# Contact. A value matching it is exactly one that parse_name_addr accepts (URI through the fast URI
+# path, parameters through the simple-parameter path), so it is validated here without building objects
+# and parsed only when read; any other form is parsed at once so that a bad one raises here.
+_COMMON_NAME_ADDR_RE = re.compile(
+    rf"<{FAST_URI_PATTERN}>(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*")
 
 _SINGLE_HEADERS: Final = frozenset(
     {"from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"})
@@ -213,9 +220,11 @@ def _check_headers(message: SipMessage, first: dict[str, str]) -> None:
         if "max-forwards" in first:
             parse_max_forwards(first["max-forwards"])
     raw = first["from"]
-    cache["from"] = (raw, parse_name_addr(raw, "From"))
+    if not _is_common_name_addr(raw):
+        cache["from"] = (raw, parse_name_addr(raw, "From"))
     raw = first["to"]
-    cache["to"] = (raw, parse_name_addr(raw, "To"))
+    if not _is_common_name_addr(raw):
+        cache["to"] = (raw, parse_name_addr(raw, "To"))
     raw = first["via"]
     if not raw or "," in raw:
         top = message.headers.get("Via")  # the first list element, skipping empty ones
@@ -224,11 +233,24 @@ def _check_headers(message: SipMessage, first: dict[str, str]) -> None:
         raw = top
     cache["top_via"] = (raw, parse_via(raw))
     if "contact" in first:
-        _ = message.contacts
+        lines = message.headers.get_lines("Contact")
+        if not all(_is_common_name_addr(line) for line in lines):
+            _ = message.contacts
     if "expires" in first:
         parse_delta_seconds(first["expires"], "Expires")
     if "date" in first and _DATE_RE.fullmatch(first["date"]) is None:
         raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
+
+
+def _is_common_name_addr(value: str) -> bool:
+    """True when ``value`` has the common ``<sip:...>;params`` form (valid, so its parse can wait)."""
+    if len(value) > MAX_URI_LENGTH:
+        return False
+    match = _COMMON_NAME_ADDR_RE.fullmatch(value)
+    if match is None:
+        return False
+    port = match.group(4)
+    return port is None or int(port) <= 65535
 
 
 class StreamFramer:

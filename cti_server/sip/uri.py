@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from typing import Final
 from urllib.parse import unquote
 
 from cti_server.sip.errors import SipParseError
@@ -38,10 +39,13 @@ SIP_SCHEMES = frozenset({"sip", "sips", "tel"})
 
 # The common shape (lower-case scheme, plain user, host name or IPv4, port, simple params) in one match;
 # anything else (passwords, escapes, IPv6, URI headers, ';' or '?' in the user) takes the full path.
-_FAST_URI_RE = re.compile(
+FAST_URI_PATTERN: Final = (
     rf"(sips?):(?:([{_UNRESERVED}&=+$,/]+)@)?({_HOSTNAME}|{_IPV4_STRICT})(?::([0-9]{{1,5}}))?"
     rf"((?:;[{_UNRESERVED}\[\]/:&+$]+(?:=[{_UNRESERVED}\[\]/:&+$]+)?)*)"
 )
+"""The common SIP URI (no password, escapes, headers or IPv6) whose every part is valid; groups: scheme,
+user, host, port (digits, may exceed 65535), parameters."""
+_FAST_URI_RE = re.compile(FAST_URI_PATTERN)
 
 
 def unescape(text: str) -> str:

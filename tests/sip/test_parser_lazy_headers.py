@@ -1,0 +1,56 @@
+"""From, To and Contact in the common ``<sip:...>;params`` form are validated by the parser without being
+parsed (RFC 3261 section 20.10, 20.20, 20.39): they parse when read, and a bad one still raises at once."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from cti_server.sip.address import parse_name_addr
+from cti_server.sip.errors import SipParseError
+from cti_server.sip.parser import _is_common_name_addr, parse_message
+
+
+def register(from_: str, to: str, contact: str) -> bytes:
+    return (f"REGISTER sip:example.com SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1\r\n"
+            f"From: {from_}\r\nTo: {to}\r\nCall-ID: a@b\r\nCSeq: 1 REGISTER\r\n"
+            f"Contact: {contact}\r\nContent-Length: 0\r\n\r\n").encode()
+
+
+def test_common_addresses_read_after_a_lazy_parse() -> None:
+    message = parse_message(register("<sip:alice@example.com>;tag=1928", "<sip:alice@example.com:5070>",
+                                     "<sip:alice@10.0.0.1:5062;transport=udp>;expires=60"))
+    assert "from" not in message._cache  # validated, not built
+    assert message.from_addr.uri.user == "alice" and message.from_tag == "1928"
+    assert message.to_addr.uri.port == 5070 and message.to_tag is None
+    contacts = message.contacts
+    assert contacts != "*"
+    assert contacts[0].uri.params == {"transport": "udp"} and contacts[0].params == {"expires": "60"}
+
+
+@pytest.mark.parametrize("field", ["from", "to", "contact"])
+def test_common_looking_address_with_bad_port_is_rejected_by_parse_message(field: str) -> None:
+    good = "<sip:alice@example.com>;tag=1"
+    bad = "<sip:alice@example.com:70000>;tag=1"
+    values = {"from": good, "to": good, "contact": good, field: bad}
+    with pytest.raises(SipParseError):
+        parse_message(register(values["from"], values["to"], values["contact"]))
+
+
+def test_second_contact_line_is_checked_too() -> None:
+    data = register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>")
+    data = data.replace(b"Content-Length", b"Contact: <sip:a@10.0.0.1;bad param>\r\nContent-Length")
+    with pytest.raises(SipParseError):
+        parse_message(data)
+
+
+_PIECES = st.sampled_from(["<", ">", "sip:", "sips:", "tel:", "a", "@", "example.com", "10.0.0.1", ":",
+                           "5060", "99999", ";", "tag", "=", "x", '"', " ", ",", "%41", "[::1]", "?h=v"])
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PIECES, max_size=14).map("".join))
+def test_every_value_the_fast_check_accepts_parses(value: str) -> None:
+    if _is_common_name_addr(value):
+        parse_name_addr(value, "From")
