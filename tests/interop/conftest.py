@@ -21,7 +21,11 @@ from typing import Any
 import aiohttp
 import pytest
 
+from cti_server.api.keys import STORE_KEY
 from cti_server.server import CtiServer
+from cti_server.store import CLI_ACTOR
+from cti_server.store.credentials import create_session
+from cti_server.store.directory import create_user
 from tests.conftest import make_config
 
 HERE = Path(__file__).parent
@@ -56,16 +60,28 @@ class RunningServer:
     sip_port: int
     http_port: int
     host: str = "127.0.0.1"
+    _admin_token: str = ""
 
     async def registrations(self, user: str | None = None) -> list[dict[str, Any]]:
         """The registrar's bindings through its HTTP API (``GET /api/v1/sip/registrations``)."""
         params = {"user": user} if user else {}
         url = f"http://{self.host}:{self.http_port}/api/v1/sip/registrations"
-        async with aiohttp.ClientSession() as session, session.get(url, params=params) as resp:
+        headers = {"Authorization": f"Bearer {await self.admin_token()}"}
+        async with aiohttp.ClientSession(headers=headers) as session, session.get(url, params=params) as resp:
             assert resp.status == 200, await resp.text()
             body: dict[str, Any] = await resp.json()
         items: list[dict[str, Any]] = body["registrations"]
         return items
+
+
+    async def admin_token(self) -> str:
+        """A session token of an admin made in the server's store (created on first use)."""
+        if not self._admin_token:
+            store = self.server.app[STORE_KEY]
+            async with store.session() as db:
+                admin = await create_user(db, CLI_ACTOR, "interop-admin", "admin", None)
+                self._admin_token = await create_session(db, admin, 3600)
+        return self._admin_token
 
 
 ServerFactory = Callable[..., Awaitable[RunningServer]]

@@ -22,7 +22,26 @@ from cti_server.sip.digest import (
 from cti_server.sip.message import SipRequest, SipResponse, make_request, new_branch
 from cti_server.sip.registrar import Registrar, RegistrarComponent, contact_key
 from cti_server.sip.uri import parse_uri
+from cti_server.store import Store
+from cti_server.store.passwords import PasswordHashing
+from cti_server.store.tenancy import User
+from tests.api.conftest import Tenants, api_config, make_tenants
 from tests.conftest import make_config
+from tests.store.backends import sqlite_store, sqlite_template
+
+__all__ = ["sqlite_store", "sqlite_template"]  # fixtures used here
+
+
+async def api_client_with_bindings(
+    aiohttp_client: Any, store: Store, bindings: InMemoryBindings | None
+) -> tuple[TestClient, Tenants]:
+    """The full app on ``store`` with the registrar's ``bindings``, and credentials of every role."""
+    app = create_app(api_config(), store=store)
+    if bindings is not None:
+        app[BINDINGS_KEY] = bindings
+    tenants = await make_tenants(store, PasswordHashing(api_config().auth))
+    client: TestClient = await aiohttp_client(app)
+    return client, tenants
 
 REALM = "cti.local"
 NOW = 1_700_000_000.0
@@ -376,7 +395,9 @@ class FakeIncoming:
         self.responses.append(response)
 
 
-async def test_component_handler_responds_and_route_lists_bindings(aiohttp_client: Any) -> None:
+async def test_component_handler_responds_and_route_lists_bindings(
+    aiohttp_client: Any, sqlite_store: Store
+) -> None:
     config: Config = make_config()
     registrar = Registrar.from_config(config.sip)
     component = RegistrarComponent(registrar)  # wall clock, as in the server
@@ -388,39 +409,59 @@ async def test_component_handler_responds_and_route_lists_bindings(aiohttp_clien
     await component.on_register(incoming)
     assert incoming.responses[0].status == 200
 
-    app = create_app(config)
-    app[BINDINGS_KEY] = registrar.bindings
-    client: TestClient = await aiohttp_client(app)
-    body = await (await client.get("/api/v1/sip/registrations")).json()
+    client, tenants = await api_client_with_bindings(aiohttp_client, sqlite_store, registrar.bindings)
+    admin = tenants.headers("admin")
+    body = await (await client.get("/api/v1/sip/registrations", headers=admin)).json()
     assert body["count"] == 1
     assert body["registrations"][0]["transport"] == "tcp"
 
 
-async def test_route_lists_current_bindings_by_user(aiohttp_client: Any) -> None:
+async def test_route_lists_current_bindings_by_user(aiohttp_client: Any, sqlite_store: Store) -> None:
     import time
 
     registrar = make_registrar()
     now = time.time()
     await register(registrar, Phone(), now=now, expires=300)
     await register(registrar, Phone("1002", "secret1002", "c2"), now=now, expires=300)
-    app = create_app(make_config())
-    app[BINDINGS_KEY] = registrar.bindings
-    client: TestClient = await aiohttp_client(app)
-    body = await (await client.get("/api/v1/sip/registrations")).json()
+    client, tenants = await api_client_with_bindings(aiohttp_client, sqlite_store, registrar.bindings)
+    admin = tenants.headers("admin")
+    body = await (await client.get("/api/v1/sip/registrations", headers=admin)).json()
     assert body["count"] == 2
     query = {"aor": "sip:1001@cti.local"}
-    by_aor = await (await client.get("/api/v1/sip/registrations", params=query)).json()
+    by_aor = await (await client.get("/api/v1/sip/registrations", params=query, headers=admin)).json()
     assert [b["aor"] for b in by_aor["registrations"]] == ["sip:1001@cti.local"]
-    body = await (await client.get("/api/v1/sip/registrations", params={"user": "1002"})).json()
+    by_user = {"user": "1002"}
+    body = await (await client.get("/api/v1/sip/registrations", params=by_user, headers=admin)).json()
     (item,) = body["registrations"]
     assert item["aor"] == "sip:1002@cti.local"
     assert item["source"] == list(SOURCE)
     assert 0 < item["expires_in"] <= 300
 
 
-async def test_route_without_registrar_is_503(aiohttp_client: Any) -> None:
-    client: TestClient = await aiohttp_client(create_app(make_config()))
-    assert (await client.get("/api/v1/sip/registrations")).status == 503
+async def test_route_without_registrar_is_503(aiohttp_client: Any, sqlite_store: Store) -> None:
+    client, tenants = await api_client_with_bindings(aiohttp_client, sqlite_store, None)
+    assert (await client.get("/api/v1/sip/registrations", headers=tenants.headers("admin"))).status == 503
+
+
+async def test_supervisor_sees_only_own_call_centers_phones(aiohttp_client: Any, sqlite_store: Store) -> None:
+    import time
+
+    registrar = make_registrar()
+    now = time.time()
+    await register(registrar, Phone(), now=now, expires=300)
+    await register(registrar, Phone("1002", "secret1002", "c2"), now=now, expires=300)
+    client, tenants = await api_client_with_bindings(aiohttp_client, sqlite_store, registrar.bindings)
+    async with sqlite_store.session() as db:  # Alpha's agent owns desk phone 1001, Beta's owns 1002
+        (await db.get_one(User, tenants.alpha.user_ids["agent"])).sip_username = "1001"
+        (await db.get_one(User, tenants.beta.user_ids["agent"])).sip_username = "1002"
+        await db.commit()
+    url = "/api/v1/sip/registrations"
+    assert (await client.get(url)).status == 401
+    assert (await client.get(url, headers=tenants.headers("agent"))).status == 403
+    alpha = await (await client.get(url, headers=tenants.headers("supervisor", "alpha"))).json()
+    beta = await (await client.get(url, headers=tenants.headers("supervisor", "beta"))).json()
+    assert [b["aor"] for b in alpha["registrations"]] == ["sip:1001@cti.local"]
+    assert [b["aor"] for b in beta["registrations"]] == ["sip:1002@cti.local"]
 
 
 @pytest.mark.parametrize("algorithms", [("MD5",), ("SHA-256",)])
