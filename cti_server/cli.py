@@ -6,7 +6,6 @@ Each area adds its sub-commands through a ``register(subparsers)`` function list
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,11 +29,12 @@ def _register_run(subparsers: argparse._SubParsersAction[argparse.ArgumentParser
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
+    from cti_server.event_loop import run_on_event_loop
     from cti_server.server import run_until_signalled
 
     config = load_config(args.config)
     configure_logging(config.log)
-    asyncio.run(run_until_signalled(config))
+    run_on_event_loop(config.server.event_loop, run_until_signalled(config))
     return 0
 
 

@@ -437,6 +437,20 @@ class RoutingEngineConfig:
             raise ConfigError("finished_items_kept", f"must be >= 0, got {self.finished_items_kept}")
 
 
+EVENT_LOOPS = ("auto", "asyncio", "uvloop")
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """The process itself: which asyncio event loop ``cti-server run`` runs on."""
+
+    # auto: uvloop when it is installed (a runtime dependency), else asyncio's own loop.
+    event_loop: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_choice("event_loop", self.event_loop, EVENT_LOOPS)
+
+
 @dataclass(frozen=True)
 class Config:
     """The whole server configuration."""
@@ -450,6 +464,7 @@ class Config:
     store: StoreConfig = field(default_factory=StoreConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
     routing: RoutingEngineConfig = field(default_factory=RoutingEngineConfig)
+    server: ServerConfig = field(default_factory=ServerConfig)
 
 
 _T = TypeVar("_T")
