@@ -52,7 +52,9 @@ def configure_logging(config: LogConfig, stream: object | None = None) -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(file=out),
-        cache_logger_on_first_use=False,
+        # Loggers bind on first use: a filtered-out debug call then costs a method lookup, not a
+        # config resolution (about 13 µs each on the SIP hot path otherwise).
+        cache_logger_on_first_use=True,
     )
     handler = logging.StreamHandler(out)
     logging.basicConfig(level=level, handlers=[handler], format="%(levelname)s %(name)s %(message)s",
