@@ -23,7 +23,7 @@ import contextvars
 import inspect
 import ipaddress
 import re
-from collections.abc import Awaitable, Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -501,10 +501,31 @@ class SipComponent:
         except Exception:
             self._handler_failed(incoming)
             return
-        if inspect.isawaitable(result):
-            task = asyncio.ensure_future(result)
-            self._tasks.add(task)
-            task.add_done_callback(lambda t: self._handler_done(t, incoming))
+        if inspect.iscoroutine(result):
+            self._run_eagerly(result, incoming)
+        elif inspect.isawaitable(result):
+            self._track_handler_task(asyncio.ensure_future(result), incoming)
+
+    def _run_eagerly(self, coroutine: Coroutine[Any, Any, Any], incoming: IncomingRequest) -> None:
+        """Run an async handler now, up to its first real suspension (in its own copy of the context,
+        as a Task would). Most finish without one (a REGISTER with in-memory bindings): then no Task
+        and no extra turn of the event loop is spent on them. One that suspends goes on in a Task."""
+        context = contextvars.copy_context()
+        try:
+            yielded = context.run(coroutine.send, None)
+        except StopIteration:
+            return
+        except asyncio.CancelledError:
+            return
+        except Exception as exc:
+            self._handler_failed(incoming, exc)
+            return
+        task = self._require_loop().create_task(_resume(coroutine, yielded), context=context)
+        self._track_handler_task(task, incoming)
+
+    def _track_handler_task(self, task: asyncio.Future[Any], incoming: IncomingRequest) -> None:
+        self._tasks.add(task)  # type: ignore[arg-type]
+        task.add_done_callback(lambda t: self._handler_done(t, incoming))  # type: ignore[arg-type]
 
     def _handler_done(self, task: asyncio.Task[Any], incoming: IncomingRequest) -> None:
         self._tasks.discard(task)
@@ -855,3 +876,37 @@ class SipComponent:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+
+async def _resume(coroutine: Coroutine[Any, Any, Any], yielded: Any) -> Any:
+    """Finish, inside a Task, a coroutine that was started outside one and suspended on ``yielded``."""
+    return await _StartedCoroutine(coroutine, yielded)
+
+
+class _StartedCoroutine:
+    """Awaiting this resumes ``coroutine`` where it suspended: what it yielded (a future, or None for a
+    bare yield) is handed to the Task, and what the Task sends or throws back goes to the coroutine."""
+
+    def __init__(self, coroutine: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self._coroutine = coroutine
+        self._yielded = yielded
+
+    def __await__(self) -> Generator[Any, Any, Any]:
+        coroutine = self._coroutine
+        value = self._yielded
+        while True:
+            try:
+                sent = yield value
+            except GeneratorExit:
+                coroutine.close()
+                raise
+            except BaseException as exc:  # CancelledError and the like, thrown in by the Task
+                try:
+                    value = coroutine.throw(exc)
+                except StopIteration as stop:
+                    return stop.value
+            else:
+                try:
+                    value = coroutine.send(sent)
+                except StopIteration as stop:
+                    return stop.value
