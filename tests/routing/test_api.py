@@ -150,3 +150,31 @@ async def test_agent_without_profile_and_wrong_roles(api_client: Client, tenants
     assert r.status == 403
     r = await api_client.get("/api/v1/supervisor/queues")
     assert r.status == 401
+
+
+async def test_admin_crud_of_routing_objects(api_client: Client, tenants: Tenants) -> None:
+    await setup_alpha(api_client, tenants)
+    admin = tenants.headers("admin")
+    r = await api_client.put("/api/v1/routing/statuses/Chat only", json={"channels": ["chat"]}, headers=admin)
+    assert r.status == 400 and (await r.json())["field"] == "name"  # names are identifiers
+    r = await api_client.put("/api/v1/routing/statuses/ChatOnly", json={"channels": ["chat"]}, headers=admin)
+    assert (await r.json()) == {"name": "ChatOnly", "channels": ["chat"]}
+    r = await api_client.put("/api/v1/routing/skills/spanish", json={"description": "Spanish"}, headers=admin)
+    assert r.status == 200
+    r = await api_client.put("/api/v1/routing/queues/beta-q", headers=admin,
+                             json={"call_center": tenants.beta.id, "routing_config": "chat"})
+    r = await api_client.get("/api/v1/routing/queues", headers=tenants.headers("supervisor"))
+    assert [q["id"] for q in (await r.json())["queues"]] == ["support"]  # not Beta's
+    r = await api_client.get("/api/v1/routing/statuses", headers=tenants.headers("supervisor"))
+    assert "ChatOnly" in [s["name"] for s in (await r.json())["statuses"]]
+    r = await api_client.delete("/api/v1/routing/configs/chat", headers=admin)
+    assert r.status == 409  # queues use it
+    r = await api_client.delete("/api/v1/routing/queues/beta-q", headers=admin)
+    assert r.status == 200
+    r = await api_client.delete("/api/v1/routing/skills/nope", headers=admin)
+    assert r.status == 404
+    r = await api_client.get("/api/v1/routing/widgets", headers=admin)
+    assert r.status == 404
+    r = await api_client.put(f"/api/v1/routing/agents/{tenants.alpha.user_ids['agent']}", headers=admin,
+                             json={"call_center": tenants.alpha.id, "capacity": 0})
+    assert (r.status, (await r.json())["field"]) == (400, "capacity")
