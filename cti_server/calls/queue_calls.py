@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
@@ -48,6 +48,10 @@ SipUserOf = Callable[[str], Awaitable[str | None]]
 CallCenterIdOf = Callable[[str], Awaitable[str]]
 """A DID's call center (name or id) -> the id routing knows the call center by."""
 
+RING_AGAIN_AFTER_S = 5.0
+"""An agent whose phones rejected the call may be offered it again when nobody else fits (the engine
+never drops an item); their phones ring again only after this pause, not in a tight loop."""
+
 
 @dataclass(eq=False)
 class QueuedCall:
@@ -59,6 +63,7 @@ class QueuedCall:
     agent: str | None = None
     ring_task: asyncio.Task[None] | None = None
     assigned: bool = False
+    rejected_by: set[str] = field(default_factory=set)
 
 
 class QueueCalls:
@@ -171,11 +176,16 @@ class QueueCalls:
         if queued is None or not isinstance(agent, str) or queued.session.ending:
             return
         queued.agent = agent
-        queued.ring_task = asyncio.ensure_future(self._ring_agent(queued, agent))
+        pause = RING_AGAIN_AFTER_S if agent in queued.rejected_by else 0.0
+        queued.ring_task = asyncio.ensure_future(self._ring_agent(queued, agent, pause))
 
-    async def _ring_agent(self, queued: QueuedCall, agent: str) -> None:
+    async def _ring_agent(self, queued: QueuedCall, agent: str, pause: float) -> None:
         b2bua = self.b2bua
         session = queued.session
+        if pause:
+            await asyncio.sleep(pause)
+            if queued.agent != agent or session.ending:
+                return
         sip_user = await self.sip_user_of(agent)
         targets = await b2bua.router.user_targets([sip_user]) if sip_user else []
         if not targets:
@@ -192,6 +202,7 @@ class QueueCalls:
 
     async def _decline(self, queued: QueuedCall, agent: str, reason: str) -> None:
         queued.agent = None
+        queued.rejected_by.add(agent)
         try:
             await self.engine().decline(queued.item_id, agent, reason)
         except (LookupError, RoutingInputError, RuntimeError) as exc:

@@ -4,7 +4,8 @@ The lookup itself runs off the SIP path (``screenpop.component.CallScreenPops`` 
 ``call.offered`` with its deadline, ``screenpop.deadline_ms``) and answers with ``screenpop.popped``
 (and, for a late one, ``screenpop.resolved``). This hook takes those answers by ``call_id``, stores
 the JSON-safe pop on ``Call.screenpop`` (so every later ``call.*`` event, ``call.ended`` included,
-carries it for the call-log writer) and publishes ``call.screenpop`` with the call's snapshot. Nothing
+carries it for the call-log writer) and publishes ``call.screenpop`` with the call's snapshot (a failed
+lookup, e.g. a call center missing from the store, is no pop and publishes nothing). Nothing
 here waits on the store: the call goes on whether the pop has come or not.
 """
 
@@ -51,6 +52,11 @@ class CallScreenPopHook:
             waiter.set()
         call = self.call_of(call_id)
         if call is None or call.state == "ended":
+            return
+        if event.data.get("error"):
+            # No pop to show (the DID's call center is not in the store, the store failed): the call
+            # goes on without one and the call-log writer looks the number up again at the end.
+            log.info("call_screenpop_failed", call=call_id, error=event.data.get("error"))
             return
         call.screenpop = dict(event.data)
         snapshot = call.to_dict()
