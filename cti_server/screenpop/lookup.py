@@ -77,6 +77,7 @@ class ScreenPopLookup:
         self.bus = bus
         self._clock = clock
         self._profiles: dict[str, tuple[float, CallCenterProfile | None]] = {}
+        self._profile_reads: dict[str, asyncio.Task[CallCenterProfile]] = {}
         self._late: set[asyncio.Task[ScreenPop]] = set()
         self.stats: dict[str, int] = {"lookups": 0, "late": 0, "errors": 0, "resolved_late": 0}
 
@@ -136,6 +137,15 @@ class ScreenPopLookup:
             if cached[1] is None:
                 raise UnknownCallCenter(call_center)
             return cached[1]
+        # One store read per call center at a time: calls arriving meanwhile wait for the same answer.
+        reading = self._profile_reads.get(call_center)
+        if reading is None:
+            reading = asyncio.ensure_future(self._read_profile(call_center, now))
+            self._profile_reads[call_center] = reading
+            reading.add_done_callback(lambda done: self._profile_read(call_center, done))
+        return await asyncio.shield(reading)
+
+    async def _read_profile(self, call_center: str, now: float) -> CallCenterProfile:
         try:
             profile = await self.directory.profile(call_center)
         except UnknownCallCenter:
@@ -143,6 +153,12 @@ class ScreenPopLookup:
             raise
         self._profiles[call_center] = (now, profile)
         return profile
+
+    def _profile_read(self, call_center: str, done: asyncio.Task[CallCenterProfile]) -> None:
+        if self._profile_reads.get(call_center) is done:
+            del self._profile_reads[call_center]
+        if not done.cancelled():
+            done.exception()  # retrieved here: a reader that gave up (deadline) must not leave it unread
 
     def forget_profile(self, call_center: str | None = None) -> None:
         """Drop cached profiles (all, or one call center's) after an admin changed rules or region."""

@@ -103,6 +103,8 @@ class WebhookDispatcher:
         self._worker: asyncio.Task[None] | None = None
         self._http: aiohttp.ClientSession | None = None
         self._targets: dict[str, _Targets] = {}
+        self._loading: dict[str, asyncio.Task[_Targets]] = {}
+        self._generation = 0  # bumped by forget: a load started before it is not cached
         self._pending: list[WebhookDelivery] = []
         self._flush: asyncio.Task[None] | None = None
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -121,6 +123,8 @@ class WebhookDispatcher:
         for subscription in self._subscriptions:
             self.bus.unsubscribe(subscription)
         self._subscriptions = []
+        for loading in list(self._loading.values()):
+            loading.cancel()
         await self.flush()
         if self._worker is not None:
             self._worker.cancel()
@@ -143,16 +147,18 @@ class WebhookDispatcher:
         """
         if not event.call_center:
             return None
-        targets = self._cached_targets(event.call_center)
+        targets = self._targets.get(event.call_center)
         if targets is None:
             return self._load_and_queue(event)
+        if targets.expires <= time.monotonic():
+            self._load(event.call_center)  # one refresh in the background; this event uses what we have
         self._queue(event, targets)
         return None
 
     async def _load_and_queue(self, event: Event) -> None:
         try:
             assert event.call_center is not None
-            self._queue(event, await self._load_targets(event.call_center))
+            self._queue(event, await self._load(event.call_center))
         except Exception:
             log.exception("webhook_enqueue_failed", topic=event.topic, call_id=event.data.get("call_id"))
 
@@ -206,6 +212,8 @@ class WebhookDispatcher:
 
     def forget(self, call_center: str | None = None) -> None:
         """Drop cached subscriptions (all, or one call center's by the id or name events carry)."""
+        self._generation += 1
+        self._loading.clear()
         if call_center is None:
             self._targets.clear()
         else:
@@ -217,7 +225,7 @@ class WebhookDispatcher:
         """Store deliveries of ``event`` for its call center's subscriptions now; returns how many."""
         if not event.call_center:
             return 0
-        targets = await self._load_targets(event.call_center)
+        targets = self._cached_targets(event.call_center) or await self._load(event.call_center)
         if targets.call_center_id is None:
             return 0
         wanted = targets.wanted(event.topic)
@@ -257,11 +265,24 @@ class WebhookDispatcher:
             return None
         return targets
 
+    def _load(self, name_or_id: str) -> asyncio.Task[_Targets]:
+        """One load of a call center's targets at a time, whoever asks (events arriving meanwhile wait)."""
+        loading = self._loading.get(name_or_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load_targets(name_or_id))
+            self._loading[name_or_id] = loading
+            loading.add_done_callback(lambda done: self._loaded(name_or_id, done))
+        return loading
+
+    def _loaded(self, name_or_id: str, done: asyncio.Task[_Targets]) -> None:
+        if self._loading.get(name_or_id) is done:
+            del self._loading[name_or_id]
+        if not done.cancelled() and done.exception() is not None:
+            log.warning("webhook_targets_load_failed", call_center=name_or_id, error=repr(done.exception()))
+
     async def _load_targets(self, name_or_id: str) -> _Targets:
         """The call center's id and active subscriptions from the store (then cached)."""
-        cached = self._cached_targets(name_or_id)
-        if cached is not None:
-            return cached
+        generation = self._generation
         async with self.store.engine.connect() as connection:
             found = (
                 await connection.execute(
@@ -287,7 +308,8 @@ class WebhookDispatcher:
             call_center_id=found,
             subscriptions=tuple((row[0], tuple(row[1] or ())) for row in rows),
         )
-        self._targets[name_or_id] = targets
+        if generation == self._generation:
+            self._targets[name_or_id] = targets
         return targets
 
     # --- sending ------------------------------------------------------------------------------------
