@@ -8,7 +8,7 @@ the same rules (see :mod:`cti_server.routing.backend`) and run the same test sui
 from __future__ import annotations
 
 import bisect
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from typing import Any, TypeVar
 
 from sortedcontainers import SortedList
@@ -62,7 +62,10 @@ class MemoryRoutingBackend:
         self._candidate_key: dict[tuple[str, str], tuple[float, str]] = {}
         self._timers: SortedList = SortedList()
         self._timer_due: dict[str, float] = {}
-        self._history: deque[tuple[float, dict[str, Any]]] = deque()
+        # History in time order: parallel lists, trimmed from the front by moving _history_start.
+        self._history_times: list[float] = []
+        self._history_records: list[dict[str, Any]] = []
+        self._history_start = 0
         self._seq = 0
 
     # --- configuration ---------------------------------------------------------------------------
@@ -360,9 +363,10 @@ class MemoryRoutingBackend:
         return QueueSnapshot(queue_id, len(queued), offered, oldest)
 
     async def history(self, start: float, end: float) -> list[dict[str, Any]]:
-        times = [t for t, _r in self._history]
-        lo, hi = bisect.bisect_left(times, start), bisect.bisect_left(times, end)
-        return [r for _t, r in list(self._history)[lo:hi]]
+        times, first = self._history_times, self._history_start
+        lo = bisect.bisect_left(times, start, first)
+        hi = bisect.bisect_left(times, end, lo)
+        return self._history_records[lo:hi]
 
     async def aclose(self) -> None:
         return None
@@ -560,10 +564,18 @@ class MemoryRoutingBackend:
 
     def _record(self, now: float, record: dict[str, Any]) -> None:
         record["time"] = now
-        self._history.append((now, record))
+        times = self._history_times
+        if times and now < times[-1]:
+            now = times[-1]  # keep the list sorted if the wall clock steps back
+        times.append(now)
+        self._history_records.append(record)
         horizon = now - self.history_retention_s
-        while self._history and self._history[0][0] < horizon:
-            self._history.popleft()
+        if times[self._history_start] < horizon:
+            self._history_start = bisect.bisect_left(times, horizon, self._history_start)
+            if self._history_start > len(times) // 2:
+                del times[:self._history_start]
+                del self._history_records[:self._history_start]
+                self._history_start = 0
 
     def _add_timer(self, member: str, due: float) -> None:
         self._cancel_timer(member)

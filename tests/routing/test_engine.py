@@ -323,3 +323,34 @@ async def test_profile_update_keeps_held_work(routing: Routing) -> None:
                                                            queues=["support"]))
     agent = await routing.backend.get_agent("a1")
     assert agent.items == [item.id, waiting.id] and agent.used == 2 and agent.status == "Available"
+
+
+async def test_window_figures_count_answers_abandons_and_handle_time() -> None:
+    from cti_server.routing.clock import SimulatedClock
+    from cti_server.routing.engine import RoutingEngine
+    from cti_server.routing.figures import window_figures
+    from cti_server.routing.memory import MemoryRoutingBackend
+    from cti_server.routing.model import Agent, Queue, RoutingConfig, WorkItem
+
+    backend = MemoryRoutingBackend(history_retention_s=100.0)
+    clock = SimulatedClock(0.0)
+    engine = RoutingEngine(backend, clock)
+    await backend.put_routing_config(RoutingConfig(id="r", service_level_threshold_s=10.0))
+    await backend.put_queue(Queue(id="q", call_center="cc", routing_config="r"))
+    await engine.register_agent(Agent(id="a", call_center="cc", queues=["q"]))
+    for n, wait in enumerate([5.0, 30.0]):
+        await engine.enqueue(WorkItem(id=f"i{n}", channel="chat", queue="q", call_center="cc"))
+        clock.advance(wait)
+        await engine.set_agent_status("a", "Available")
+        await engine.accept(f"i{n}", "a")
+        clock.advance(60.0)
+        await engine.end_conversation(f"i{n}")
+        await engine.set_agent_status("a", "Offline")
+    await engine.enqueue(WorkItem(id="gone", channel="chat", queue="q", call_center="cc"))
+    clock.advance(3.0)
+    await engine.withdraw("gone", "abandoned")
+    [figures] = await window_figures(backend, 0.0, clock.now() + 1)
+    # Answers at t=5 and 95, ends at 65 and 155, abandon at 158: the 100 s retention has dropped t=5.
+    assert (figures.answered, figures.abandoned, figures.handled) == (1, 1, 2)
+    assert figures.asa_s == 30.0 and figures.service_level == 0.0 and figures.abandon_rate == 0.5
+    assert figures.aht_s == 60.0 and figures.talk_s == 60.0 and figures.acw_s == 0.0
