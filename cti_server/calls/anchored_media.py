@@ -1,16 +1,16 @@
 """``MediaAnchor`` over the media layer: one ``RtpEndpoint`` per leg, an ``RtpRelay`` per bridged pair.
 
-SDP per leg (RFC 3264): our offers list the configured codecs (preferred first) and telephone-event
-(RFC 4733); an answer to a peer's offer takes the first configured codec the offer has, mirrors its
-direction (sendonly -> recvonly, section 6.1) and rejects every other stream with port 0 (section 6).
+SDP per leg (RFC 3264) is the media layer's ``LocalSdp`` (cti_server/media/offer_answer.py): our offers
+list the configured codecs (preferred first) and telephone-event (RFC 4733); an answer to a peer's offer
+takes the first configured codec the offer has, mirrors its direction (sendonly -> recvonly, section 6.1)
+and rejects every other stream with port 0 (section 6).
 A peer that offers sendonly/inactive (or the old c=0.0.0.0, RFC 3264 section 8.4) is holding; the B2BUA
 then asks for music on hold toward the other party, which the relay plays from ``MusicOnHold``.
 """
 
 from __future__ import annotations
 
-import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import structlog
 
@@ -18,22 +18,12 @@ from cti_server.calls.media_session import Answer, Direction, MediaError
 from cti_server.config import MediaConfig
 from cti_server.media.endpoint import RtpEndpoint
 from cti_server.media.moh import MusicOnHold
+from cti_server.media.offer_answer import LocalSdp, MediaPolicy, NegotiatedMedia, OfferAnswerError
 from cti_server.media.ports import PortsExhausted, RtpPortAllocator
 from cti_server.media.relay import LegMedia, RtpRelay
-from cti_server.sip.sdp import (
-    Connection,
-    MediaDescription,
-    Origin,
-    SdpParseError,
-    SessionDescription,
-    parse_sdp,
-)
+from cti_server.sip.sdp import SdpParseError, SessionDescription, parse_sdp
 
 log = structlog.get_logger(__name__)
-
-STATIC_TYPES = {"PCMU": 0, "PCMA": 8}
-ANSWER_DIRECTION = {"sendrecv": "sendrecv", "sendonly": "recvonly", "recvonly": "sendonly",
-                    "inactive": "inactive"}
 
 
 @dataclass(eq=False)
@@ -41,12 +31,10 @@ class _AnchoredLeg:
     leg_id: str
     call_id: str
     endpoint: RtpEndpoint
+    sdp: LocalSdp
     media: LegMedia | None = None
     relay: RtpRelay | None = None
     side: str = "a"
-    session_id: int = field(default_factory=lambda: random.randint(1, 2**31))
-    version: int = 1
-    direction: str = "sendrecv"
     peer: _AnchoredLeg | None = None
 
 
@@ -59,6 +47,7 @@ class AnchoredMedia:
         self.legs: dict[str, _AnchoredLeg] = {}
         self._moh = moh
         self.address = config.advertised_host or config.host
+        self.policy = MediaPolicy.from_config(config)
 
     # --- endpoints -------------------------------------------------------------------------------------
 
@@ -69,7 +58,8 @@ class AnchoredMedia:
                                               call_id=call_id, leg=leg_id)
         except (PortsExhausted, OSError) as exc:
             raise RuntimeError(f"no RTP port: {exc}") from exc
-        self.legs[leg_id] = _AnchoredLeg(leg_id, call_id, endpoint)
+        sdp = LocalSdp(self.address, endpoint.port, self.policy)
+        self.legs[leg_id] = _AnchoredLeg(leg_id, call_id, endpoint, sdp)
 
     async def close_leg(self, leg_id: str) -> None:
         leg = self.legs.pop(leg_id, None)
@@ -86,103 +76,42 @@ class AnchoredMedia:
             return dict(leg.relay.stats()[leg.side])
         return dict(leg.endpoint.counters.as_dict())
 
-    # --- offer / answer ---------------------------------------------------------------------------------
+    # --- offer / answer (cti_server.media.offer_answer) ---------------------------------------------------
 
     def offer(self, leg_id: str) -> bytes:
-        leg = self._leg(leg_id)
-        types = [STATIC_TYPES[c] for c in self.config.codecs]
-        return self._description(leg, types, self.config.dtmf_payload_type, "sendrecv", []).serialize()
+        return self._leg(leg_id).sdp.create_offer().serialize()
 
     def answer(self, leg_id: str, offer: bytes) -> Answer:
+        leg = self._leg(leg_id)
         try:
-            return self._answer(self._leg(leg_id), offer)
+            description, negotiated = leg.sdp.create_answer(_parse(offer))
+        except OfferAnswerError as exc:
+            raise MediaError(exc.reason) from None
         except SdpParseError as exc:
             raise MediaError(f"bad SDP: {exc.reason}") from None
-
-    def _answer(self, leg: _AnchoredLeg, offer: bytes) -> Answer:
-        sdp = _parse(offer)
-        audio = _first_audio(sdp)
-        rtpmaps = audio.rtpmaps
-        chosen: tuple[str, int] | None = None
-        for codec in self.config.codecs:
-            for payload_type, (encoding, rate, _channels) in rtpmaps.items():
-                if encoding.upper() == codec and rate == 8000 and payload_type in audio.payload_types:
-                    chosen = (codec, payload_type)
-                    break
-            if chosen is not None:
-                break
-        if chosen is None:
-            raise MediaError(f"no common codec (we take {', '.join(self.config.codecs)})")
-        dtmf = _telephone_event(audio)
-        offered = sdp.direction_of(audio)
-        connection = sdp.connection_for(audio)
-        if connection is not None and connection.address in ("0.0.0.0", "::"):
-            offered = "inactive"  # RFC 2543 hold
-        self._apply(leg, chosen[0], chosen[1], dtmf, audio, connection)
-        leg.direction = ANSWER_DIRECTION.get(offered, "sendrecv")
-        rejected = [m for m in sdp.media if m is not audio]
-        body = self._description(leg, [chosen[1]], dtmf, leg.direction, rejected).serialize()
-        return Answer(body, Direction(offered))
+        self._apply(leg, negotiated)
+        # A peer that gives no address to send to (the old c=0.0.0.0) is holding (RFC 3264 section 8.4).
+        offered = "inactive" if negotiated.remote_address is None else negotiated.remote_direction
+        return Answer(description.serialize(), Direction(offered))
 
     def accept_answer(self, leg_id: str, answer: bytes) -> None:
+        leg = self._leg(leg_id)
         try:
-            self._accept_answer(self._leg(leg_id), answer)
+            negotiated = leg.sdp.accept_answer(_parse(answer))
+        except OfferAnswerError as exc:
+            raise MediaError(exc.reason) from None
         except SdpParseError as exc:
             raise MediaError(f"bad SDP: {exc.reason}") from None
+        self._apply(leg, negotiated)
 
-    def _accept_answer(self, leg: _AnchoredLeg, answer: bytes) -> None:
-        sdp = _parse(answer)
-        audio = _first_audio(sdp)
-        rtpmaps = audio.rtpmaps
-        ours = {STATIC_TYPES[c]: c for c in self.config.codecs}
-        for payload_type in audio.payload_types:
-            codec = ours.get(payload_type)
-            encoding = rtpmaps.get(payload_type, ("", 0, 1))[0].upper()
-            if codec is None and encoding in self.config.codecs:
-                codec = encoding
-            if codec is not None:
-                dtmf = _telephone_event(audio)
-                self._apply(leg, codec, payload_type, dtmf, audio, sdp.connection_for(audio))
-                return
-        raise MediaError("the answer has none of our codecs")
-
-    def _apply(self, leg: _AnchoredLeg, codec: str, payload_type: int, dtmf: int | None,
-               audio: MediaDescription, connection: Connection | None) -> None:
-        media = LegMedia(codec=codec, payload_type=payload_type, dtmf_payload_type=dtmf,
-                         ptime=audio.ptime or self.config.ptime)
-        address = connection.address if connection is not None else None
-        if address is not None and address not in ("0.0.0.0", "::") and audio.port:
-            types = frozenset({payload_type} | ({dtmf} if dtmf is not None else set()))
-            leg.endpoint.set_remote((address, audio.port), types)
+    def _apply(self, leg: _AnchoredLeg, negotiated: NegotiatedMedia) -> None:
+        media = negotiated.leg_media
+        if negotiated.remote_address is not None:
+            leg.endpoint.set_remote(negotiated.remote_address, negotiated.payload_types)
         if media != leg.media:
             leg.media = media
             if leg.relay is not None:
                 leg.relay.update_media(leg.side, media)
-
-    def _description(self, leg: _AnchoredLeg, types: list[int], dtmf: int | None, direction: str,
-                     rejected: list[MediaDescription]) -> SessionDescription:
-        leg.version += 1
-        ip_version = "IP6" if ":" in self.address else "IP4"
-        formats = [str(t) for t in types] + ([str(dtmf)] if dtmf is not None else [])
-        audio = MediaDescription("audio", leg.endpoint.port, "RTP/AVP", formats)
-        for payload_type in types:
-            name = "PCMU" if payload_type == 0 else "PCMA" if payload_type == 8 else None
-            if name is not None:
-                audio.add_attribute("rtpmap", f"{payload_type} {name}/8000")
-        if dtmf is not None:
-            audio.add_attribute("rtpmap", f"{dtmf} telephone-event/8000")
-            audio.add_attribute("fmtp", f"{dtmf} 0-16")
-        audio.add_attribute("ptime", str(self.config.ptime))
-        audio.direction = direction
-        media = [audio]
-        for other in rejected:
-            media.append(MediaDescription(other.media, 0, other.proto, other.formats[:1] or ["0"]))
-        return SessionDescription(
-            origin=Origin("cti", str(leg.session_id), leg.version, "IN", ip_version, self.address),
-            session_name="cti-server",
-            connection=Connection(self.address, ip_version),
-            media=media,
-        )
 
     # --- relay ------------------------------------------------------------------------------------------
 
@@ -235,21 +164,3 @@ def _parse(data: bytes) -> SessionDescription:
         return parse_sdp(data)
     except SdpParseError as exc:
         raise MediaError(f"bad SDP: {exc.reason}") from None
-
-
-def _first_audio(sdp: SessionDescription) -> MediaDescription:
-    for media in sdp.media:
-        if media.media == "audio" and media.port != 0 and media.proto.upper().startswith("RTP/AVP"):
-            return media
-    raise MediaError("no audio stream in the SDP")
-
-
-def _telephone_event(audio: MediaDescription) -> int | None:
-    try:
-        rtpmaps = audio.rtpmaps
-    except SdpParseError:
-        return None
-    for payload_type, (encoding, rate, _channels) in rtpmaps.items():
-        if encoding.lower() == "telephone-event" and rate == 8000:
-            return payload_type
-    return None

@@ -45,7 +45,8 @@ async def test_offer_lists_our_codecs_and_telephone_event(media: AnchoredMedia) 
     assert sdp.connection is not None and sdp.connection.address == "127.0.0.1"
     assert audio.rtpmaps[101] == ("telephone-event", 8000, 1)
     version = sdp.origin.session_version
-    assert parse_sdp(media.offer("b1")).origin.session_version == version + 1
+    # RFC 3264 section 8: the o= version changes only when the description does (LocalSdp).
+    assert parse_sdp(media.offer("b1")).origin.session_version == version
 
 
 async def test_answer_picks_our_preferred_common_codec_and_mirrors_direction(media: AnchoredMedia) -> None:
