@@ -12,11 +12,16 @@ Keys read from the event data (all optional but ``call_id``): ``call_id``, ``dir
 wins), ``timestamps`` (``offered``/``answered``/``ended``), ``end_reason``/``reason``, ``disposition``,
 ``screenpop``, ``contact_id``, ``case_id``, ``agent_user_id``, ``notes``, ``recording_url``,
 ``transcript_url``. A call ending twice is logged once.
+
+Calls ending together share one transaction per call center (group commit): each bus handler prepares
+its row, joins the batch and waits for the commit, so ``bus.drain()`` still means "written".
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,6 +73,18 @@ def call_times(data: dict[str, Any], now: datetime) -> tuple[datetime, datetime 
     return place(offered_raw) or ended, place(answered_raw), ended
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A call log worked out from its event, before the store checks the ids it names."""
+
+    call_center_id: str
+    call_id: str
+    contact_id: str | None
+    case_id: str | None
+    agent: str | None
+    columns: dict[str, Any]
+
+
 class CallLogWriter:
     """Writes one call log per ended call (``call.ended`` on the bus)."""
 
@@ -87,6 +104,8 @@ class CallLogWriter:
         self.pop_for_call = pop_for_call
         self._subscription: Subscription | None = None
         self.stats: dict[str, int] = {"written": 0, "matched": 0, "unmatched": 0, "skipped": 0, "failed": 0}
+        self._batch: list[tuple[_Prepared, asyncio.Future[CallLog | None]]] = []
+        self._committing: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         self._subscription = self.bus.subscribe("call.ended", self.on_call_ended)
@@ -95,17 +114,55 @@ class CallLogWriter:
         if self._subscription is not None:
             self.bus.unsubscribe(self._subscription)
             self._subscription = None
+        if self._committing is not None:
+            await asyncio.gather(self._committing, return_exceptions=True)
 
     async def on_call_ended(self, event: Event) -> None:
         """Bus handler: write the log; a failure is logged with the call id, never raised to the bus."""
         try:
-            await self.write(event)
+            prepared = await self._prepare(event)
+            if prepared is None:
+                return
+            written: asyncio.Future[CallLog | None] = asyncio.get_running_loop().create_future()
+            self._batch.append((prepared, written))
+            if self._committing is None or self._committing.done():
+                self._committing = asyncio.ensure_future(self._commit_batch())
+            await written
         except Exception:
             self.stats["failed"] += 1
             log.exception("call_log_failed", call_id=event.data.get("call_id"))
 
     async def write(self, event: Event) -> CallLog | None:
         """The call log for ``event`` (None when the call belongs to no known call center or is logged)."""
+        prepared = await self._prepare(event)
+        if prepared is None:
+            return None
+        (written,) = await self._store(prepared.call_center_id, [prepared])
+        return written
+
+    async def _commit_batch(self) -> None:
+        await asyncio.sleep(0)  # let the handlers of calls that ended in the same moment join
+        while self._batch:
+            batch, self._batch = self._batch, []
+            by_center: dict[str, list[tuple[_Prepared, asyncio.Future[CallLog | None]]]] = {}
+            for item in batch:
+                by_center.setdefault(item[0].call_center_id, []).append(item)
+            for call_center_id, items in by_center.items():
+                try:
+                    written = await self._store(call_center_id, [prepared for prepared, _ in items])
+                except BaseException as exc:  # cancelled too: no handler may wait for ever
+                    failure = exc if isinstance(exc, Exception) else RuntimeError("call-log writer stopped")
+                    for _, future in items:
+                        if not future.done():
+                            future.set_exception(failure)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_, future), call_log in zip(items, written, strict=True):
+                    if not future.done():
+                        future.set_result(call_log)
+
+    async def _prepare(self, event: Event) -> _Prepared | None:
         data = event.data
         call_id = _text(data.get("call_id"), 255)
         kept = self.pop_for_call(call_id) if self.pop_for_call is not None and call_id else None
@@ -135,49 +192,77 @@ class CallLogWriter:
         customer = try_normalize(customer_raw, profile.region) if customer_raw else None
         contact_id = await self._contact_for(profile.id, data, customer)
         started, answered, ended = call_times(data, datetime.now(UTC))
-        # Scoped to the call center: a contact, case or agent id of another one is simply not found.
-        async with self.store.tenant_session(profile.id) as db:
-            if call_id:
-                exists = await db.execute(
-                    select(CallLog.id).where(CallLog.call_center_id == profile.id, CallLog.call_id == call_id)
-                )
-                if exists.scalar() is not None:
-                    return None
-            if contact_id is not None and await db.get(Contact, contact_id) is None:
-                contact_id = None
-            case_id = data.get("case_id") if isinstance(data.get("case_id"), str) else None
-            if case_id is not None and await db.get(Case, case_id) is None:
-                case_id = None
-            agent = data.get("agent_user_id") if isinstance(data.get("agent_user_id"), str) else None
-            if agent is not None and await db.get(User, agent) is None:
-                agent = None
-            call_log = CallLog(
-                call_center_id=profile.id,
-                call_id=call_id,
-                direction=direction,
-                from_number=caller[:64],
-                to_number=called[:64],
-                customer_number=customer or "",
-                contact_id=contact_id,
-                case_id=case_id,
-                agent_user_id=agent,
-                started_at=started,
-                answered_at=answered,
-                ended_at=ended,
-                disposition=_text(
+        return _Prepared(
+            call_center_id=profile.id,
+            call_id=call_id,
+            contact_id=contact_id,
+            case_id=data.get("case_id") if isinstance(data.get("case_id"), str) else None,
+            agent=data.get("agent_user_id") if isinstance(data.get("agent_user_id"), str) else None,
+            columns={
+                "direction": direction,
+                "from_number": caller[:64],
+                "to_number": called[:64],
+                "customer_number": customer or "",
+                "started_at": started,
+                "answered_at": answered,
+                "ended_at": ended,
+                "disposition": _text(
                     data.get("disposition") or data.get("end_reason") or data.get("reason"), 32
                 ),
-                notes=_text(data.get("notes"), 20000),
-                recording_url=_text(data.get("recording_url"), 500),
-                transcript_url=_text(data.get("transcript_url"), 500),
-                screen_pop=data["screenpop"] if isinstance(data.get("screenpop"), dict) else {},
-            )
-            db.add(call_log)
+                "notes": _text(data.get("notes"), 20000),
+                "recording_url": _text(data.get("recording_url"), 500),
+                "transcript_url": _text(data.get("transcript_url"), 500),
+                "screen_pop": data["screenpop"] if isinstance(data.get("screenpop"), dict) else {},
+            },
+        )
+
+    async def _store(self, call_center_id: str, batch: list[_Prepared]) -> list[CallLog | None]:
+        """Write a call center's prepared logs in one transaction (None for a call already logged)."""
+        written: list[CallLog | None] = []
+        # Scoped to the call center: a contact, case or agent id of another one is simply not found.
+        async with self.store.tenant_session(call_center_id) as db:
+            for prepared in batch:
+                if prepared.call_id:
+                    exists = await db.execute(
+                        select(CallLog.id).where(
+                            CallLog.call_center_id == call_center_id, CallLog.call_id == prepared.call_id
+                        )
+                    )
+                    if exists.scalar() is not None:
+                        written.append(None)
+                        continue
+                contact_id, case_id, agent = prepared.contact_id, prepared.case_id, prepared.agent
+                if contact_id is not None and await db.get(Contact, contact_id) is None:
+                    contact_id = None
+                if case_id is not None and await db.get(Case, case_id) is None:
+                    case_id = None
+                if agent is not None and await db.get(User, agent) is None:
+                    agent = None
+                call_log = CallLog(
+                    call_center_id=call_center_id,
+                    call_id=prepared.call_id,
+                    contact_id=contact_id,
+                    case_id=case_id,
+                    agent_user_id=agent,
+                    **prepared.columns,
+                )
+                db.add(call_log)
+                await db.flush()  # a second end of the same call in this batch finds this row
+                written.append(call_log)
             await db.commit()
-        self.stats["written"] += 1
-        self.stats["matched" if contact_id else "unmatched"] += 1
-        log.info("call_logged", call_id=call_id, call_log=call_log.id, contact_id=contact_id, number=customer)
-        return call_log
+        for logged in written:
+            if logged is None:
+                continue
+            self.stats["written"] += 1
+            self.stats["matched" if logged.contact_id else "unmatched"] += 1
+            log.info(
+                "call_logged",
+                call_id=logged.call_id,
+                call_log=logged.id,
+                contact_id=logged.contact_id,
+                number=logged.customer_number or None,
+            )
+        return written
 
     async def _contact_for(self, call_center_id: str, data: dict[str, Any], number: str | None) -> str | None:
         chosen = data.get("contact_id")

@@ -116,6 +116,25 @@ async def test_offered_inbound_calls_are_popped_and_the_pop_reaches_the_log(
     await pops.stop()
 
 
+async def test_calls_ending_together_are_logged_in_one_batch_each_once(
+    store: Store, directory: StoreContactDirectory
+) -> None:
+    center = await make_call_center(store)
+    ada = await add_contact(store, center, "Ada", ["+14155550100"])
+    bus = EventBus()
+    writer = CallLogWriter(store, directory, bus)
+    await writer.start()
+    for call_id in ("b-1", "b-2", "b-3", "b-2"):  # b-2 ends twice in the same batch
+        bus.publish(ended(center, call_id, "4155550100"))
+    bus.publish(ended("no-such-center", "b-4", "4155550100"))
+    await bus.drain()
+    logs = await logs_of(store, center)
+    assert sorted(log.call_id for log in logs) == ["b-1", "b-2", "b-3"]
+    assert {log.contact_id for log in logs} == {ada}
+    assert (writer.stats["written"], writer.stats["skipped"], writer.stats["failed"]) == (3, 1, 0)
+    await writer.stop()
+
+
 def test_call_times_accept_epoch_and_monotonic_clocks() -> None:
     now = datetime(2026, 1, 1, tzinfo=UTC)
     started, answered, end = call_times({"timestamps": {"offered": 5.0, "answered": 7.0, "ended": 65.0}}, now)
