@@ -21,12 +21,17 @@ def trunk_destination(trunk: TrunkConfig) -> tuple[str, str, int]:
     return (trunk.transport, trunk.host, trunk.port)
 
 
+SOURCE_CACHE_SIZE = 4096
+"""Source addresses whose trunk (or none) is remembered."""
+
+
 class TrunkDirectory:
     """The configured trunks: source address matching and outbound failover order."""
 
     def __init__(self, trunks: Iterable[TrunkConfig]) -> None:
         self.trunks = list(trunks)
         self._sources: list[tuple[Network, TrunkConfig]] = []
+        self._by_source: dict[str, TrunkConfig | None] = {}  # every INVITE asks; parsing IPs costs
         for trunk in self.trunks:
             sources = list(trunk.allowed_sources) or _host_as_network(trunk.host)
             for source in sources:
@@ -34,6 +39,15 @@ class TrunkDirectory:
 
     def trunk_for_source(self, address: str) -> TrunkConfig | None:
         """The trunk allowed to send from IP ``address``, or None (not a trunk: authenticate or 403)."""
+        if address in self._by_source:
+            return self._by_source[address]
+        found = self._match_source(address)
+        if len(self._by_source) >= SOURCE_CACHE_SIZE:
+            self._by_source.clear()  # a flood of distinct sources cannot grow it without bound
+        self._by_source[address] = found
+        return found
+
+    def _match_source(self, address: str) -> TrunkConfig | None:
         try:
             ip = ipaddress.ip_address(address)
         except ValueError:

@@ -23,6 +23,9 @@ log = structlog.get_logger(__name__)
 
 Handler = Callable[["Event"], Awaitable[None] | None]
 
+MAX_CACHED_TOPICS = 1024
+"""Topics whose matching subscribers are remembered (past this the cache starts again)."""
+
 
 @dataclass(frozen=True)
 class Event:
@@ -50,27 +53,38 @@ class EventBus:
         self._subs: dict[int, Subscription] = {}
         self._ids = itertools.count(1)
         self._tasks: set[asyncio.Task[None]] = set()
+        # Topic -> its subscribers in subscription order; topics are few, events many (a few per call).
+        self._matching: dict[str, tuple[Subscription, ...]] = {}
 
     def subscribe(self, pattern: str, handler: Handler) -> Subscription:
         """Call ``handler`` for every event whose topic matches the glob ``pattern``."""
         sub = Subscription(next(self._ids), pattern, handler)
         self._subs[sub.id] = sub
+        self._matching = {}
         return sub
 
     def unsubscribe(self, sub: Subscription) -> None:
         self._subs.pop(sub.id, None)
+        self._matching = {}
+
+    def _subscribers(self, topic: str) -> tuple[Subscription, ...]:
+        matching = self._matching.get(topic)
+        if matching is None:
+            matching = tuple(s for s in self._subs.values() if fnmatch.fnmatchcase(topic, s.pattern))
+            if len(self._matching) >= MAX_CACHED_TOPICS:
+                self._matching = {}
+            self._matching[topic] = matching
+        return matching
 
     def publish(self, event: Event) -> None:
         """Deliver ``event`` to every matching subscriber; coroutine handlers run as tasks."""
-        for sub in list(self._subs.values()):
-            if not fnmatch.fnmatchcase(event.topic, sub.pattern):
-                continue
+        for sub in self._subscribers(event.topic):
             try:
                 result = sub.handler(event)
             except Exception:
                 log.exception("event_handler_failed", topic=event.topic, pattern=sub.pattern)
                 continue
-            if inspect.isawaitable(result):
+            if result is not None and inspect.isawaitable(result):
                 task = asyncio.ensure_future(self._guard(result, event, sub))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
