@@ -97,6 +97,8 @@ class QueueCalls:
             self.bus.subscribe("work_item.timed_out", self.on_offer_over),
             self.bus.subscribe("work_item.moved", self.on_offer_over),
             self.bus.subscribe("call.ended", self.on_call_ended),
+            self.bus.subscribe("call.held", self.on_hold_changed),
+            self.bus.subscribe("call.resumed", self.on_hold_changed),
         ]
 
     async def stop(self) -> None:
@@ -147,6 +149,12 @@ class QueueCalls:
             await b2bua._end(session, EndReason.FAILED, status=500)
             return
         bound.info("call_queued", state=str(stored.state), record=item.record)
+        if session.ending:
+            # The caller hung up while the item was being queued (a shared Redis answers slower): the
+            # end handler may have looked for the item before it existed. Withdrawing twice is refused
+            # by the engine and ignored here.
+            self.queued.pop(call.call_id, None)
+            await self._finish_item(call.call_id)
 
     async def _play_waiting_music(self, queued: QueuedCall) -> None:
         session = queued.session
@@ -273,15 +281,28 @@ class QueueCalls:
         if queued is None:
             return
         await self._stop_waiting_music(queued)
-        engine = self.engine()
+        await self._finish_item(queued.item_id)
+
+    async def _finish_item(self, item_id: str) -> None:
         try:
-            item = await engine.get_item(queued.item_id)
+            engine = self.engine()
+            item = await engine.get_item(item_id)
             if item.state is ItemState.ASSIGNED:
-                await engine.end_conversation(queued.item_id)
+                await engine.end_conversation(item_id)
             elif item.state in (ItemState.QUEUED, ItemState.OFFERED):
-                await engine.withdraw(queued.item_id, "abandoned")
+                await engine.withdraw(item_id, "abandoned")
         except (LookupError, RoutingInputError, RuntimeError) as exc:
-            log.info("queue_item_end_ignored", call=queued.item_id, reason=str(exc))
+            log.info("queue_item_end_ignored", call=item_id, reason=str(exc))
+
+    async def on_hold_changed(self, event: Event) -> None:
+        """Hold time of an answered queue call counts apart in its handle time."""
+        queued = self.queued.get(str(event.data.get("call_id")))
+        if queued is None or not queued.assigned:
+            return
+        try:
+            await self.engine().set_hold(queued.item_id, event.topic == "call.held")
+        except (LookupError, RoutingInputError, RuntimeError) as exc:
+            log.info("queue_hold_ignored", call=queued.item_id, reason=str(exc))
 
     def _ours(self, event: Event) -> QueuedCall | None:
         item: Any = event.data.get("item")
