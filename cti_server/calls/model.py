@@ -187,7 +187,7 @@ class Call:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe snapshot of the call (every event carries it)."""
-        return {
+        data: dict[str, Any] = {
             "call_id": self.call_id,
             "state": str(self.state),
             "direction": str(self.direction),
@@ -200,7 +200,10 @@ class Call:
             "answered_by": self.answered_by,
             "end_reason": None if self.end_reason is None else str(self.end_reason),
             "end_status": self.end_status,
-        } | ({} if self.screenpop is None else {"screenpop": self.screenpop})
+        }
+        if self.screenpop is not None:
+            data["screenpop"] = self.screenpop  # the caller lookup's answer (calls/screenpop_hook.py)
+        return data
 
     def _move(self, state: CallState, now: float) -> None:
         if state not in TRANSITIONS[self.state]:

@@ -160,6 +160,10 @@ async def test_queue_call_rings_the_available_agent_and_is_bridged(lab: Any) -> 
     assert (queued["channel"], queued["queue"], queued["priority"], queued["record"]) == \
         ("voice", "support", 3, contact_id)
     assert ended.data["answered_by"] == "1001" and ended.data["target"]["agent"] == agent_id
+    status, item = await setup.http("GET", f"/api/v1/work-items/{ended.data['call_id']}", setup.admin)
+    assert status == 200, item
+    assert (item["state"], item["agent"], [o["outcome"] for o in item["offers"]]) == \
+        ("closed", agent_id, ["accepted"])
     media = ended.data["media"]
     # Bridged: the trunk's audio reached the agent's phone and the phone's echo came back.
     assert media["a"]["packets_received"] > 20 and media["b"]["packets_sent"] > 20, media
