@@ -96,15 +96,39 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._on_message = on_message
         self._stats = stats
         self._transport: asyncio.DatagramTransport | None = None
+        self._drain: socket.socket | None = None
         self.local: Address = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.DatagramTransport, transport)
-        _enlarge_receive_buffer(transport.get_extra_info("socket"))
+        listening = transport.get_extra_info("socket")
+        _enlarge_receive_buffer(listening)
+        if listening is not None:
+            # A second descriptor on the same (non-blocking) socket, read after each datagram the
+            # loop hands us, so a burst costs one wake-up of the event loop instead of one each.
+            self._drain = listening.dup()
+            self._drain.setblocking(False)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        self._receive(data, addr)
+        drain = self._drain
+        if drain is None:
+            return
+        for _ in range(UDP_DRAIN_BATCH):
+            if self._transport is None or self._transport.is_closing():
+                return
+            try:
+                data, addr = drain.recvfrom(MAX_DATAGRAM_SIZE)
+            except (BlockingIOError, InterruptedError):
+                return  # the kernel queue is empty: back to the event loop
+            except OSError as exc:
+                self.error_received(exc)
+                return
+            self._receive(data, addr)
+
+    def _receive(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         self._stats["udp_datagrams_in"] += 1
         remote = (str(addr[0]), int(addr[1]))
         self._on_message(data, UdpFlow(self, remote))
@@ -112,6 +136,11 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def error_received(self, exc: Exception) -> None:
         # ICMP port unreachable and friends: count, the transaction's timers handle the rest.
         self._stats["transport_errors"] += 1
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._drain is not None:
+            self._drain.close()
+            self._drain = None
 
     def sendto(self, data: bytes, remote: Address) -> None:
         if self._transport is None or self._transport.is_closing():
@@ -122,7 +151,17 @@ class UdpEndpoint(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self._transport is not None:
             self._transport.close()
+        if self._drain is not None:
+            self._drain.close()
+            self._drain = None
 
+
+UDP_DRAIN_BATCH = 31
+"""Datagrams read straight from the socket after the one the event loop delivered (then the loop gets
+its turn back, so timers and other connections are never held up by more than a bounded burst)."""
+
+MAX_DATAGRAM_SIZE = 65536
+"""Receive buffer for one datagram: the largest UDP payload (RFC 3261 18.1.1) fits."""
 
 UDP_RECEIVE_BUFFER = 4 * 1024 * 1024
 """Bytes of kernel buffer for the UDP socket: a burst of ~10,000 requests waits there while the event
