@@ -84,7 +84,7 @@ async def test_handler_without_suspension_answers_within_the_receive_call(
         incoming.respond(make_response(incoming.request, 200, to_tag="x"))
 
     stack.register_handler("REGISTER", handler)
-    stack._on_message(request("REGISTER", "1"), flow)  # type: ignore[arg-type]
+    stack._on_message(request("REGISTER", "1"), flow)
     assert flow.statuses() == [200]
     assert not stack._tasks
     assert marker.get() == "outside"  # the handler ran in its own copy of the context
@@ -102,7 +102,7 @@ async def test_handler_that_suspends_goes_on_in_a_task(wired: tuple[SipComponent
         incoming.respond(make_response(incoming.request, 202, reason, to_tag="x"))
 
     stack.register_handler("MESSAGE", handler)
-    stack._on_message(request("MESSAGE", "2"), flow)  # type: ignore[arg-type]
+    stack._on_message(request("MESSAGE", "2"), flow)
     assert flow.sent == [] and len(stack._tasks) == 1
     gate.set_result("Later")
     for _ in range(5):
@@ -123,7 +123,7 @@ async def test_failing_async_handler_is_answered_500(
         raise RuntimeError("boom")
 
     stack.register_handler("MESSAGE", handler)
-    stack._on_message(request("MESSAGE", "3"), flow)  # type: ignore[arg-type]
+    stack._on_message(request("MESSAGE", "3"), flow)
     for _ in range(5):
         await asyncio.sleep(0)
     assert flow.statuses() == [500]
@@ -142,7 +142,7 @@ async def test_suspended_handler_is_cancelled_on_stop(wired: tuple[SipComponent,
             raise
 
     stack.register_handler("MESSAGE", handler)
-    stack._on_message(request("MESSAGE", "4"), flow)  # type: ignore[arg-type]
+    stack._on_message(request("MESSAGE", "4"), flow)
     await asyncio.sleep(0)
     await stack.stop()
     assert cancelled == [True]
