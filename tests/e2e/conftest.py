@@ -203,16 +203,20 @@ def admin_token(cti_server: RunningServer) -> str:
     return cti_server.login(ADMIN_USERNAME, ADMIN_PASSWORD)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
-    """Playwright's driver (the sync API: these tests are plain functions, the server a subprocess)."""
+    """Playwright's driver (the sync API: these tests are plain functions, the server a subprocess).
+
+    Module scope, not session: the sync API keeps its own event loop marked as running in this thread
+    while it is open, and the asyncio tests collected after tests/e2e would then fail to start theirs.
+    """
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_driver: Playwright) -> Iterator[Browser]:
-    """Debian's headless Chromium, one for the whole session; the e2e tests skip only if it is missing."""
+    """Debian's headless Chromium, one per test module; the e2e tests skip only if it is missing."""
     if not CHROMIUM.exists():
         pytest.skip(f"BROWSER TESTS SKIPPED: {CHROMIUM} is missing; install Debian's chromium package "
                     "(scripts/setup.sh --test does it as root)")
