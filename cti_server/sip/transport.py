@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
+from asyncio.trsock import TransportSocket
 from collections.abc import Callable
 from typing import Protocol, cast
 
@@ -103,9 +104,10 @@ class UdpEndpoint(asyncio.DatagramProtocol):
         self._transport = cast(asyncio.DatagramTransport, transport)
         listening = transport.get_extra_info("socket")
         _enlarge_receive_buffer(listening)
-        if listening is not None:
-            # A second descriptor on the same (non-blocking) socket, read after each datagram the
-            # loop hands us, so a burst costs one wake-up of the event loop instead of one each.
+        if isinstance(listening, TransportSocket):
+            # asyncio's own loop reads one datagram per wake-up (uvloop's libuv already reads up to
+            # 32): a second descriptor on the same (non-blocking) socket, read after each datagram the
+            # loop hands us, makes a burst cost one wake-up of the event loop instead of one each.
             self._drain = listening.dup()
             self._drain.setblocking(False)
         sockname = transport.get_extra_info("sockname")

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import socket
 
+import pytest
+
 from cti_server.sip.stats import SipStats
 from cti_server.sip.transport import UDP_DRAIN_BATCH, Flow, UdpEndpoint
 
@@ -60,3 +62,31 @@ async def test_answer_from_a_drained_datagram_goes_back_to_its_sender() -> None:
         for peer in peers:
             peer.close()
         transport.close()
+
+
+def test_uvloop_reads_bursts_itself() -> None:
+    uvloop = pytest.importorskip("uvloop")  # a runtime dependency; skipped only where not installed
+    received: list[bytes] = []
+
+    async def burst() -> UdpEndpoint:
+        loop = asyncio.get_running_loop()
+        transport, endpoint = await loop.create_datagram_endpoint(
+            lambda: UdpEndpoint(lambda data, flow: received.append(data), SipStats()),
+            local_addr=("127.0.0.1", 0))
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            for i in range(40):
+                sender.sendto(b"%d" % i, endpoint.local)
+            for _ in range(200):
+                if len(received) == 40:
+                    break
+                await asyncio.sleep(0.01)
+        finally:
+            sender.close()
+            endpoint.close()
+            transport.close()
+        return endpoint
+
+    endpoint = uvloop.run(burst())
+    assert endpoint._drain is None  # libuv already reads up to 32 datagrams per wake-up
+    assert received == [b"%d" % i for i in range(40)]
