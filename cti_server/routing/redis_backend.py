@@ -14,6 +14,7 @@ time), ``o:<queue>`` (offered items), ``c:<queue>`` (candidate agents by routing
 
 from __future__ import annotations
 
+import asyncio
 import json
 from importlib import resources
 from typing import Any
@@ -47,6 +48,7 @@ class RedisRoutingBackend:
         self.client = client
         self.prefix = prefix
         self.scan_depth = scan_depth
+        self._batch = _FcallBatcher(client)
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "cti:routing:", scan_depth: int = 1000,
@@ -64,7 +66,7 @@ class RedisRoutingBackend:
 
     async def _call(self, op: str, *args: Any) -> Any:
         try:
-            return await self.client.fcall("cti_routing", 0, op, self.prefix, *args)
+            return await self._batch.call(op, self.prefix, *args)
         except ResponseError as exc:
             raise _translate(exc) from None
 
@@ -239,6 +241,56 @@ class RedisRoutingBackend:
 
     async def _hvals(self, hash_name: str) -> list[dict[str, Any]]:
         return [json.loads(raw) for raw in await self.client.hvals(self.prefix + hash_name)]
+
+
+class _FcallBatcher:
+    """Sends the ``FCALL cti_routing`` calls that coroutines make in one event-loop turn as one pipeline.
+
+    Each call stays its own atomic Lua step (a non-transactional pipeline only shares the round trip
+    and the client's per-command overhead); calls made while a pipeline is in flight go in the next
+    one. Errors come back to the caller of the call that failed.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self.client = client
+        self._pending: list[tuple[tuple[Any, ...], asyncio.Future[Any]]] = []
+        self._flusher: asyncio.Task[None] | None = None
+
+    async def call(self, *args: Any) -> Any:
+        """Run ``FCALL cti_routing 0 *args`` and return its reply (a ResponseError is raised)."""
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending.append((args, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush())
+        return await future
+
+    async def _flush(self) -> None:
+        try:
+            while self._pending:
+                batch, self._pending = self._pending, []
+                try:
+                    async with self.client.pipeline(transaction=False) as pipe:
+                        for args, _future in batch:
+                            pipe.fcall("cti_routing", 0, *args)
+                        replies = await pipe.execute(raise_on_error=False)
+                except BaseException as exc:  # connection lost, cancelled: every caller learns it
+                    for _args, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                    if not isinstance(exc, Exception):
+                        raise
+                    continue
+                for (_args, future), reply in zip(batch, replies, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(reply, Exception):
+                        future.set_exception(reply)
+                    else:
+                        future.set_result(reply)
+        finally:
+            self._flusher = None
+            if self._pending:  # left by a cancelled flush: start again for them
+                self._flusher = asyncio.create_task(self._flush())
 
 
 def _translate(exc: ResponseError) -> Exception:
