@@ -31,7 +31,7 @@ from typing import Any, cast
 from uuid import UUID
 
 import structlog
-from sqlalchemy import Table, select
+from sqlalchemy import Table, select, text
 
 from cti_server.screenpop.bulk import bulk_insert_tuples, prepare_for_bulk
 from cti_server.screenpop.phone import PhoneNumberError, normalize_number
@@ -68,6 +68,12 @@ CONTACT_COLUMNS = (
     "created_at",
     "updated_at",
 )
+EXTERNAL_IDS_IN_STORE_PG = text(
+    "SELECT w.x FROM unnest(CAST(:wanted AS varchar[])) AS w(x), LATERAL ("
+    "SELECT 1 FROM contacts AS c WHERE c.call_center_id = :call_center_id AND c.external_id = w.x "
+    "LIMIT 1) AS e"
+)
+"""Which of ``wanted`` a call center's contacts already use, a unique-index probe each (PostgreSQL)."""
 PHONE_COLUMNS_ORDER = ("call_center_id", "contact_id", "number", "kind", "raw")
 
 PHONE_COLUMNS = {"phone": "other", "mobile": "mobile", "work_phone": "work", "home_phone": "home"}
@@ -490,6 +496,16 @@ class ContactImporter:
             return rows
         existing: set[str] = set()
         async with self.store.engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # One probe of the (call_center_id, external_id) unique index per id. The plain
+                # ``IN (...)`` form gets a generic plan made while the import's rows were not counted
+                # yet: a scan of every contact of the call center per batch (an import slowed to
+                # ~400 rows/s by 20,000 rows).
+                found = await connection.execute(
+                    EXTERNAL_IDS_IN_STORE_PG, {"call_center_id": self.call_center_id, "wanted": wanted}
+                )
+                existing.update(found.scalars())
+                wanted = []
             for start in range(0, len(wanted), 500):
                 query = select(Contact.external_id).where(
                     Contact.call_center_id == self.call_center_id,
