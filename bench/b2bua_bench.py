@@ -272,6 +272,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=10, help="duration of each step")
     parser.add_argument("--skip-sippy", action="store_true")
     parser.add_argument("--skip-server", action="store_true", help="only the B2BUA core and sippy")
+    parser.add_argument("--skip-core", action="store_true", help="not the B2BUA core alone")
     parser.add_argument("--serve-core", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--uvloop", action="store_true",
                         help="run the B2BUA core on uvloop (pip install .[speed])")
@@ -292,7 +293,8 @@ def main() -> int:
         uas = sipp("-sn", "uas", "-p", str(uas_port), "-mp", str(free_port()))
         with process(uas, work / "uas.log"):
             time.sleep(0.5)
-            core = bench_ours(rates, args.seconds, work, uas_port, core=True, uvloop=args.uvloop)
+            core = [] if args.skip_core else bench_ours(rates, args.seconds, work, uas_port, core=True,
+                                                        uvloop=args.uvloop)
             ours = [] if args.skip_server else bench_ours(rates, args.seconds, work, uas_port)
             theirs = [] if args.skip_sippy else bench_sippy(rates, args.seconds, work, uas_port)
     summary = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
