@@ -6,16 +6,19 @@ argument), which Redis runs atomically: two nodes offering at the same moment ar
 item is never offered to two agents and an agent never fills beyond capacity. All state lives in
 Redis under ``prefix``, so a restarted server process carries on where it was (timers included).
 
-Keys (after the prefix): ``cfg``, ``queue``, ``status``, ``skill``, ``agent``, ``item``, ``done``,
-``data`` (hashes of JSON), ``w:<queue>`` (waiting items by order score), ``wc:<queue>`` (by created
-time), ``o:<queue>`` (offered items), ``c:<queue>`` (candidate agents by routing-model score),
-``timers``, ``hist`` (history records by time), ``done:order``, ``seq``, ``retention``, ``keep``.
+Keys (after the prefix): ``cver`` (version of statuses, queues and configurations, which the Lua
+library keeps decoded between calls while it holds), ``cfg``, ``queue``, ``status``, ``skill``,
+``agent``, ``item``, ``done``, ``data`` (hashes of JSON), ``w:<queue>`` (waiting items by order
+score), ``wc:<queue>`` (by created time), ``o:<queue>`` (offered items), ``c:<queue>`` (candidate
+agents by routing-model score), ``timers``, ``hist`` (history records by time), ``done:order``,
+``seq``, ``retention``, ``keep``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import uuid
 from importlib import resources
 from typing import Any
 
@@ -62,6 +65,9 @@ class RedisRoutingBackend:
         await client.set(prefix + "keep", str(finished_items_kept))
         for status in DEFAULT_STATUSES:
             await client.hsetnx(prefix + "status", status.name, json.dumps(status.to_dict()))
+        # A new value of the configuration version: the Lua library's kept statuses, queues and
+        # routing configurations of this prefix are read afresh (see routing.lua, open_cache).
+        await client.set(prefix + "cver", "connect." + uuid.uuid4().hex)
         return backend
 
     async def _call(self, op: str, *args: Any) -> Any:

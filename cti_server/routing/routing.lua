@@ -21,7 +21,35 @@ local function jget(hash, id)
 end
 local function jput(hash, id, obj) redis.call('HSET', P .. hash, id, cjson.encode(obj)) end
 
+-- Presence statuses, queues and routing configurations change rarely: their decoded objects are kept
+-- between calls, per prefix, for as long as the prefix's 'cver' key (rewritten by every change of
+-- them, with a value never used before) holds the same value. Without the key nothing is kept.
 local cache = {}
+local kept, kept_prefixes = {}, 0
+local function open_cache()
+  local version = redis.call('GET', P .. 'cver')
+  if not version then
+    cache = {status = {}, queue = {}, cfg = {}}
+    return
+  end
+  local entry = kept[P]
+  if not entry or entry.version ~= version then
+    if not entry then
+      kept_prefixes = kept_prefixes + 1
+      if kept_prefixes > 64 then kept, kept_prefixes = {}, 1 end
+    end
+    entry = {version = version, status = {}, queue = {}, cfg = {}}
+    kept[P] = entry
+  end
+  cache = entry
+end
+-- After a change of a status, queue or configuration: a new version, so no call reuses old objects.
+local function config_changed()
+  local t = redis.call('TIME')
+  redis.call('SET', P .. 'cver', t[1] .. '.' .. t[2] .. '.' .. redis.call('INCR', P .. 'cver:n'))
+  kept[P] = nil
+  cache = {status = {}, queue = {}, cfg = {}}
+end
 local function cached(kind, id)
   local v = cache[kind][id]
   if v == nil then
@@ -382,10 +410,11 @@ local function dispatch(_keys, ARGV)
   local op = ARGV[1]
   P = ARGV[2]
   NULL = cjson.null
-  cache = {status = {}, queue = {}, cfg = {}}
+  open_cache()
   if op == 'put_cfg' then
     local cfg = cjson.decode(ARGV[3])
     jput('cfg', cfg.id, cfg)
+    config_changed()
     cache.cfg[cfg.id] = cfg
     for _, raw in ipairs(redis.call('HVALS', P .. 'queue')) do
       local queue = cjson.decode(raw)
@@ -401,6 +430,7 @@ local function dispatch(_keys, ARGV)
       end
     end
     redis.call('HDEL', P .. 'cfg', ARGV[3])
+    config_changed()
     return 'OK'
   elseif op == 'put_queue' then
     local queue = cjson.decode(ARGV[3])
@@ -408,6 +438,7 @@ local function dispatch(_keys, ARGV)
       return fail('INPUT', 'routing_config no routing configuration ' .. queue.routing_config)
     end
     jput('queue', queue.id, queue)
+    config_changed()
     cache.queue[queue.id] = queue
     rebuild_queue(queue.id)
     return 'OK'
@@ -421,11 +452,13 @@ local function dispatch(_keys, ARGV)
       if cjson.decode(raw).queue == qid then return fail('CONFLICT', 'queue ' .. qid .. ' still holds work items') end
     end
     redis.call('HDEL', P .. 'queue', qid)
+    config_changed()
     redis.call('DEL', P .. 'c:' .. qid, P .. 'w:' .. qid, P .. 'wc:' .. qid, P .. 'o:' .. qid)
     return 'OK'
   elseif op == 'put_status' then
     local status = cjson.decode(ARGV[3])
     jput('status', status.name, status)
+    config_changed()
     cache.status[status.name] = status
     for _, agent in ipairs(all_agents()) do
       if agent.status == status.name then refresh(agent) end
@@ -437,6 +470,7 @@ local function dispatch(_keys, ARGV)
       if agent.status == ARGV[3] then return fail('CONFLICT', 'agents are in presence status ' .. ARGV[3]) end
     end
     redis.call('HDEL', P .. 'status', ARGV[3])
+    config_changed()
     return 'OK'
   elseif op == 'put_agent' then
     local agent = cjson.decode(ARGV[3])
