@@ -33,7 +33,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from cti_server.server import run_until_signalled
 
     config = load_config(args.config)
-    configure_logging(config.log)
+    configure_logging(config.log, cache_loggers=True)
     run_on_event_loop(config.server.event_loop, run_until_signalled(config))
     return 0
 
