@@ -43,7 +43,7 @@ class AnchoredMedia:
 
     def __init__(self, config: MediaConfig, moh: MusicOnHold | None = None) -> None:
         self.config = config
-        self.allocator = RtpPortAllocator(config.rtp_port_min, config.rtp_port_max)
+        self.allocator = RtpPortAllocator(config.rtp_port_min, config.rtp_port_max, start_at_random=True)
         self.legs: dict[str, _AnchoredLeg] = {}
         self._moh = moh
         self.address = config.advertised_host or config.host

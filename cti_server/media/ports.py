@@ -2,11 +2,14 @@
 (RFC 3550 section 11), each pair handed out once until it is released.
 
 Free pairs wait in a FIFO, so a released pair goes to the back and is not reused at once (late packets
-of the previous call do not land in the next one). Allocate and release are O(1).
+of the previous call do not land in the next one). Allocate and release are O(1). With ``start_at_random``
+the FIFO begins at a random pair of the range: a restarted server (or a second one on the same host
+sharing the range) does not start on the very ports the last one used.
 """
 
 from __future__ import annotations
 
+import random
 from collections import deque
 
 
@@ -17,13 +20,15 @@ class PortsExhausted(RuntimeError):
 class RtpPortAllocator:
     """Even RTP ports in ``[port_min, port_max]``; port + 1 is its RTCP port and must be in range too."""
 
-    def __init__(self, port_min: int, port_max: int) -> None:
+    def __init__(self, port_min: int, port_max: int, *, start_at_random: bool = False) -> None:
         first = port_min + (port_min % 2)
         if first + 1 > port_max:
             raise ValueError(f"RTP port range {port_min}-{port_max} holds no even/odd pair")
         self.port_min = port_min
         self.port_max = port_max
         self._free: deque[int] = deque(range(first, port_max, 2))
+        if start_at_random:
+            self._free.rotate(-random.randrange(len(self._free)))
         self._in_use: set[int] = set()
 
     @property

@@ -38,3 +38,15 @@ def test_double_release_and_bad_range_are_errors() -> None:
         allocator.release(port)
     with pytest.raises(ValueError, match="no even/odd pair"):
         RtpPortAllocator(40001, 40002)
+
+
+def test_random_start_still_hands_out_every_pair_once() -> None:
+    allocator = RtpPortAllocator(30000, 30099, start_at_random=True)
+    ports = [allocator.allocate() for _ in range(50)]
+    assert sorted(ports) == list(range(30000, 30100, 2))
+
+
+def test_random_start_differs_between_allocators() -> None:
+    firsts = {RtpPortAllocator(20000, 29999, start_at_random=True).allocate() for _ in range(20)}
+    assert len(firsts) > 1
+    assert all(20000 <= p <= 29998 and p % 2 == 0 for p in firsts)
