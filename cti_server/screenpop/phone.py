@@ -65,20 +65,46 @@ def _possible_national_lengths(country_code: int) -> frozenset[int]:
     return frozenset(lengths)
 
 
+@functools.lru_cache(maxsize=512)
+def _national_prefix_patterns(country_code: int) -> tuple[re.Pattern[str], ...]:
+    """The national prefixes the parser strips after ``country_code`` (its regions' metadata)."""
+    patterns: list[re.Pattern[str]] = []
+    for region in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ()):
+        if region == "001":
+            metadata = phonenumbers.PhoneMetadata.metadata_for_nongeo_region(country_code)
+        else:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region(region)
+        if metadata is not None and metadata.national_prefix_for_parsing:
+            patterns.append(re.compile(metadata.national_prefix_for_parsing))
+    return tuple(patterns)
+
+
+@functools.lru_cache(maxsize=2048)
+def _country_code_facts(
+    prefix: str,
+) -> tuple[frozenset[int], tuple[re.Pattern[str], ...]] | None:
+    """(possible national lengths, national prefixes) when ``prefix`` (1-3 digits) is a country code."""
+    code = int(prefix)
+    if code not in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        return None
+    return _possible_national_lengths(code), _national_prefix_patterns(code)
+
+
 def _fast_e164(text: str) -> str | None:
     """``text`` itself when it is already a possible E.164 number, else None (take the slow path)."""
     if not _E164.fullmatch(text):
         return None
-    digits = text[1:]
-    for size in (1, 2, 3):
-        code = int(digits[:size])
-        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
-            # A national number starting with 0 may carry a trunk prefix the parser strips (+62 0806...).
-            if digits[size] == "0":
+    # Country codes are prefix-free (ITU-T E.164): at most one of the 1-3 digit prefixes is one.
+    for end in (2, 3, 4):
+        facts = _country_code_facts(text[1:end])
+        if facts is not None:
+            lengths, national_prefixes = facts
+            national = text[end:]
+            # The parser strips a national prefix even after the country code (+62 0806...,
+            # +86 11000...): any number starting with one takes the slow path.
+            if len(national) not in lengths or any(p.match(national) for p in national_prefixes):
                 return None
-            if len(digits) - size in _possible_national_lengths(code):
-                return text
-            return None
+            return text
     return None
 
 
@@ -102,7 +128,30 @@ def normalize_number(raw: str, default_region: str) -> str:
 
     Raises PhoneNumberError when the text is not a phone number or has an impossible length for its
     country. Validity of the number range is not required: a new range must not stop a screen pop.
+    Answers are remembered (up to ``NORMALIZED_CACHE_SIZE`` of them; an import repeats switchboard
+    numbers, a call center sees the same callers again).
     """
+    key = (raw, default_region)
+    known = _normalized.get(key)
+    if known is not None:
+        return known
+    if raw[:1] == "+" and _E164.fullmatch(raw):
+        # Already E.164 as given (most imported and trunk numbers): nothing to strip or compact.
+        number = _fast_e164(raw) or _normalize(raw, default_region)
+    else:
+        number = _normalize(raw, default_region)
+    if len(_normalized) >= NORMALIZED_CACHE_SIZE:
+        _normalized.clear()
+    _normalized[key] = number
+    return number
+
+
+NORMALIZED_CACHE_SIZE = 65536
+"""Normalizations remembered by ``normalize_number`` (the whole cache is dropped when it is full)."""
+_normalized: dict[tuple[str, str], str] = {}
+
+
+def _normalize(raw: str, default_region: str) -> str:
     text = number_from_caller(raw)
     if not text:
         raise PhoneNumberError(raw, "empty number")

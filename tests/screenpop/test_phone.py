@@ -29,6 +29,8 @@ from cti_server.screenpop.phone import (
         ("00442079460018", "DE", "+442079460018"),
         ("011 44 20 7946 0018", "US", "+442079460018"),
         ("+49 30 901820", "US", "+4930901820"),
+        # the parser strips China's national prefix 11xxx even after +86: the fast path must not keep it
+        ("+86110000000000", "US", "+860000000"),
     ],
 )
 def test_numbers_are_normalized_to_e164(raw: str, region: str, expected: str) -> None:
