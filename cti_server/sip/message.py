@@ -170,6 +170,10 @@ class _MessageBase:
     @property
     def to_tag(self) -> str | None:
         """The To tag (RFC 3261 section 19.3)."""
+        raw = self._required("To")
+        checked = self._cache.get("to_checked")
+        if checked is not None and checked[0] == raw and "tag" not in raw.lower():
+            return None  # the parser validated this value, and it has no tag parameter: no parse needed
         return self.to_addr.tag
 
     @property
@@ -339,7 +343,7 @@ def make_response(
         out.add("Via", value)
     out.add("From", request._required("From"))
     to_value = request._required("To")
-    if to_tag is not None and request.to_addr.tag is None:
+    if to_tag is not None and request.to_tag is None:
         to_value = f"{to_value};tag={to_tag}"
     out.add("To", to_value)
     out.add("Call-ID", request._required("Call-ID"))

@@ -223,7 +223,9 @@ def _check_headers(message: SipMessage, first: dict[str, str]) -> None:
     if not _is_common_name_addr(raw):
         cache["from"] = (raw, parse_name_addr(raw, "From"))
     raw = first["to"]
-    if not _is_common_name_addr(raw):
+    if _is_common_name_addr(raw):
+        cache["to_checked"] = (raw, True)  # lets to_tag answer "no tag" without a parse
+    else:
         cache["to"] = (raw, parse_name_addr(raw, "To"))
     raw = first["via"]
     if not raw or "," in raw:

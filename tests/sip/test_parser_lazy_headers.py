@@ -54,3 +54,21 @@ _PIECES = st.sampled_from(["<", ">", "sip:", "sips:", "tel:", "a", "@", "example
 def test_every_value_the_fast_check_accepts_parses(value: str) -> None:
     if _is_common_name_addr(value):
         parse_name_addr(value, "From")
+
+
+def test_to_tag_of_a_validated_to_without_tag_is_none_without_a_parse() -> None:
+    message = parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+    assert message.to_tag is None
+    assert "to" not in message._cache
+
+
+@pytest.mark.parametrize("to", ["<sip:a@example.com>;TAG=Abc", "<sip:a@example.com>;tag=abc;x=1"])
+def test_to_tag_of_a_validated_to_with_tag_is_read(to: str) -> None:
+    message = parse_message(register("<sip:a@example.com>;tag=1", to, "<sip:a@10.0.0.1>"))
+    assert message.to_tag == to.split("=")[1].split(";")[0]
+
+
+def test_to_tag_follows_a_to_header_changed_after_the_parse() -> None:
+    message = parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+    message.headers.set("To", "<sip:a@example.com>;tag=later")
+    assert message.to_tag == "later"
