@@ -84,6 +84,8 @@ TEXT_LIMITS = {
     "account": 200,
 }
 _TEXT_LIMIT_ITEMS = tuple(TEXT_LIMITS.items())
+_NO_ATTRIBUTES: dict[str, str] = {}
+"""The attributes of every row without extra columns (never changed)."""
 _KNOWN_COLUMNS = frozenset(TEXT_LIMITS) | frozenset(PHONE_COLUMNS) | {"phones"}
 MAX_PHONES = 20
 MAX_ATTRIBUTES = 50
@@ -213,7 +215,7 @@ def read_csv(lines: Iterable[str]) -> Iterator[Record]:
         except csv.Error as exc:
             raise ImportFormatError(start, f"not CSV: {exc}") from None
         line = reader.line_num
-        if not values or all(not v.strip() for v in values):
+        if not values or not "".join(values).strip():  # a blank row
             continue
         if len(values) > len(names):
             yield start, {"": f"{len(values)} fields for {len(names)} columns"}
@@ -346,8 +348,9 @@ def check_record(line: int, record: Mapping[str, Any], region: str) -> ContactRo
     if email and not _looks_like_email(email):
         errors.append(RowError(line, "email", "not an e-mail address"))
     phones = _check_phones(line, record, region, errors)
-    attributes: dict[str, str] = {}
+    attributes = _NO_ATTRIBUTES  # shared: the bulk insert turns it into JSON once per batch
     if record.keys() - _KNOWN_COLUMNS:  # extra columns: kept in the contact's attributes
+        attributes = {}
         _collect_attributes(line, record, attributes, errors)
     if errors:
         return errors
