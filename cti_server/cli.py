@@ -59,6 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         sys.stderr.write(f"cti-server: configuration error: {exc}\n")
         return 2
+    except OSError as exc:
+        # A listener that cannot bind (port taken, address not local) is an operator problem, not a bug.
+        sys.stderr.write(f"cti-server: cannot start: {exc}; check the ports and hosts in the configuration\n")
+        return 1
     except KeyboardInterrupt:
         return 130
     return result

@@ -54,3 +54,21 @@ def test_cli_reports_bad_config(tmp_path: Path) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text("[http]\nport = 'eighty'\n")
     assert main(["run", "--config", str(bad)]) == 2
+
+
+def test_cli_reports_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import socket
+
+    from cti_server.cli import main
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        config = tmp_path / "busy.toml"
+        config.write_text(
+            f'[http]\nport = 0\n[sip]\nudp_port = {port}\ntcp_port = 0\n'
+            f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path}/cti.db"\n[log]\nlevel = "error"\n'
+        )
+        assert main(["run", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot start" in err and str(port) in err
