@@ -316,8 +316,11 @@ class WebhookDispatcher:
 
     async def _run(self) -> None:
         while True:
+            # asyncio.timeout, not wait_for: no inner task, so stop()'s cancel lands at once (wait_for's
+            # inner Event.wait task was seen to leave the worker "cancelling" forever under uvloop).
             try:
-                await asyncio.wait_for(self._wake.wait(), timeout=self.config.poll_interval)
+                async with asyncio.timeout(self.config.poll_interval):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
             self._wake.clear()
