@@ -13,6 +13,7 @@ from cti_server.api.crm_scope import (
     CRM_ROLES,
     MANAGER_ROLES,
     PAGE_PARAMETERS,
+    fetch_page,
     get_scoped,
     iso,
     page,
@@ -89,10 +90,7 @@ async def list_accounts(request: web.Request) -> web.Response:
     if text:
         query = query.where(func.lower(Account.name).like(f"%{text.lower()}%"))
     async with db_session(request) as db:
-        total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        accounts = (
-            await db.scalars(query.order_by(Account.name, Account.id).limit(limit).offset(offset))
-        ).all()
+        total, accounts = await fetch_page(db, query, (Account.name, Account.id), limit, offset)
     return web.json_response({"accounts": [account_json(a) for a in accounts], "total": total})
 
 

@@ -9,11 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import Select, func, select
+from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti_server.api.auth import db_session, principal_of, requires
-from cti_server.api.crm_scope import CRM_ROLES, PAGE_PARAMETERS, get_scoped, iso, number_param, page
+from cti_server.api.crm_scope import (
+    CRM_ROLES,
+    PAGE_PARAMETERS,
+    fetch_page,
+    get_scoped,
+    iso,
+    number_param,
+    page,
+)
 from cti_server.api.errors import api_error
 from cti_server.api.openapi import QueryParameter, documented
 from cti_server.api.validation import Schema, read_body
@@ -88,10 +96,7 @@ def call_log_json(call_log: CallLog) -> dict[str, Any]:
 
 async def _listed(request: web.Request, db: AsyncSession, query: Select[CallLog]) -> web.Response:
     limit, offset = page(request)
-    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (
-        await db.scalars(query.order_by(CallLog.started_at.desc(), CallLog.id).limit(limit).offset(offset))
-    ).all()
+    total, rows = await fetch_page(db, query, (CallLog.started_at.desc(), CallLog.id), limit, offset)
     return web.json_response({"call_logs": [call_log_json(c) for c in rows], "total": total})
 
 

@@ -6,7 +6,7 @@ import secrets
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti_server.api.auth import db_session, requires
@@ -15,6 +15,7 @@ from cti_server.api.crm_scope import (
     CRM_ROLES,
     MANAGER_ROLES,
     PAGE_PARAMETERS,
+    fetch_page,
     get_scoped,
     iso,
     page,
@@ -117,10 +118,7 @@ async def list_cases(request: web.Request) -> web.Response:
     if request.query.get("contact_id"):
         query = query.where(Case.contact_id == request.query["contact_id"])
     async with db_session(request) as db:
-        total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        cases = (
-            await db.scalars(query.order_by(Case.created_at.desc(), Case.id).limit(limit).offset(offset))
-        ).all()
+        total, cases = await fetch_page(db, query, (Case.created_at.desc(), Case.id), limit, offset)
     return web.json_response({"cases": [case_json(c) for c in cases], "total": total})
 
 

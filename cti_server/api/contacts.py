@@ -19,6 +19,7 @@ from cti_server.api.crm_scope import (
     CRM_ROLES,
     MANAGER_ROLES,
     PAGE_PARAMETERS,
+    fetch_page,
     get_scoped,
     iso,
     number_param,
@@ -190,14 +191,7 @@ async def list_contacts(request: web.Request) -> web.Response:
             )
         if request.query.get("account_id"):
             query = query.where(Contact.account_id == request.query["account_id"])
-        total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        contacts = list(
-            (
-                await db.scalars(
-                    query.order_by(Contact.created_at.desc(), Contact.id).limit(limit).offset(offset)
-                )
-            ).all()
-        )
+        total, contacts = await fetch_page(db, query, (Contact.created_at.desc(), Contact.id), limit, offset)
         phones = await _phones_of(db, [c.id for c in contacts])
     return web.json_response({"contacts": [contact_json(c, phones[c.id]) for c in contacts], "total": total})
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 from urllib.parse import unquote
 
 from aiohttp import web
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from cti_server.api.auth import principal_of
@@ -57,6 +58,19 @@ def page(request: web.Request) -> tuple[int, int]:
             raise api_error(400, f"must be {low}-{high}", field=name)
         values.append(value)
     return values[0], values[1]
+
+
+async def fetch_page(
+    db: AsyncSession,
+    query: Select[_M],
+    order_by: tuple[Any, ...],
+    limit: int,
+    offset: int,
+) -> tuple[int, list[_M]]:
+    """The total count of ``query``'s rows and the page of them ordered by ``order_by``."""
+    total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
+    rows = (await db.scalars(query.order_by(*order_by).limit(limit).offset(offset))).all()
+    return total, list(rows)
 
 
 async def target_call_center(

@@ -10,13 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from cti_server.api.auth import db_session, principal_of, requires
 from cti_server.api.crm_scope import (
     CALL_CENTER_PARAMETER,
     MANAGER_ROLES,
     PAGE_PARAMETERS,
+    fetch_page,
     get_scoped,
     iso,
     page,
@@ -299,10 +300,7 @@ async def list_deliveries(request: web.Request) -> web.Response:
             if status not in ("pending", "delivered", "failed"):
                 raise api_error(400, "must be pending, delivered or failed", field="status")
             query = query.where(WebhookDelivery.status == status)
-        total = (await db.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-        deliveries = (
-            await db.scalars(query.order_by(WebhookDelivery.id.desc()).limit(limit).offset(offset))
-        ).all()
+        total, deliveries = await fetch_page(db, query, (WebhookDelivery.id.desc(),), limit, offset)
         attempts: dict[int, list[WebhookAttempt]] = {d.id: [] for d in deliveries}
         if deliveries:
             rows = await db.scalars(
