@@ -82,6 +82,7 @@ CONNECT_TIMEOUT = 5.0
 
 Handler = Callable[["IncomingRequest"], Awaitable[None] | None]
 CancelCallback = Callable[["IncomingRequest"], None]
+AckTimeoutCallback = Callable[[], None]
 ResponseCallback = Callable[[SipResponse], None]
 
 
@@ -118,6 +119,12 @@ class IncomingRequest:
                 self._entry.cancel_callbacks = []
             self._entry.cancel_callbacks.append(callback)
 
+    def on_ack_timeout(self, callback: AckTimeoutCallback) -> None:
+        """Call ``callback`` when a 2xx sent to this INVITE got no ACK in 64*T1 (RFC 3261 13.3.1.4: the
+        TU should then end the session with BYE). Register before sending the 2xx."""
+        if self._entry is not None:
+            self._entry.ack_timeout = callback
+
 
 @dataclass(slots=True, eq=False)
 class _ServerEntry:
@@ -132,6 +139,7 @@ class _ServerEntry:
     reply_port: int = 0  # TCP/TLS: the Via sent-by port, to reconnect to (18.2.2)
     final_sent: bool = False
     cancel_callbacks: list[CancelCallback] | None = None
+    ack_timeout: AckTimeoutCallback | None = None
     handle: asyncio.TimerHandle | None = None
     deadline: float | None = None
 
@@ -153,6 +161,7 @@ class _OkEntry:
     tx: InviteSuccessRetransmission
     flow: Flow
     call_id: str
+    on_timeout: AckTimeoutCallback | None = None
     handle: asyncio.TimerHandle | None = None
     deadline: float | None = None
 
@@ -651,7 +660,8 @@ class SipComponent:
         if key in self._ok:
             return
         timers = self._timers_reliable if entry.flow.reliable else self._timers_udp
-        ok = _OkEntry(InviteSuccessRetransmission(key, invite, timers), entry.flow, entry.call_id)
+        ok = _OkEntry(InviteSuccessRetransmission(key, invite, timers), entry.flow, entry.call_id,
+                      entry.ack_timeout)
         self._ok[key] = ok
         self._ok_outputs(ok, ok.tx.start(response, now))
 
@@ -711,6 +721,11 @@ class SipComponent:
             elif isinstance(output, TimedOut):
                 self.stats["transactions_timed_out"] += 1
                 log.warning("sip_2xx_ack_timeout", call_id=ok.call_id)
+                if ok.on_timeout is not None:
+                    try:
+                        ok.on_timeout()
+                    except Exception:
+                        log.exception("sip_ack_timeout_callback_failed", call_id=ok.call_id)
             elif isinstance(output, Terminated):
                 key = ok.tx.key
                 if self._ok.get(key) is ok:  # type: ignore[call-overload]
