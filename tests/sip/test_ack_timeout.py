@@ -4,35 +4,15 @@ doubling up to T2, and after 64*T1 the transaction user hears about it (``on_ack
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
-import pytest
-
-from cti_server.events import EventBus
 from cti_server.sip.message import SipResponse, make_response
 from cti_server.sip.parser import parse_message
 from cti_server.sip.stack import IncomingRequest, SipComponent
-from tests.conftest import make_config
-from tests.sip.test_stack import UdpPeer, udp, udp_peer
+from tests.sip.test_stack import FAST_TIMERS, UdpPeer, peer, stack, udp
 from tests.sip.tx_messages import sip_request
 
-TIMERS = {"t1": 0.02, "t2": 0.08, "t4": 0.1}  # 64*T1 = 1.28 s
-
-
-@pytest.fixture
-async def stack() -> AsyncIterator[SipComponent]:
-    component = SipComponent(make_config(sip={"timers": TIMERS}), EventBus())
-    await component.start()
-    yield component
-    await component.stop()
-
-
-@pytest.fixture
-async def peer() -> AsyncIterator[UdpPeer]:
-    p = await udp_peer()
-    yield p
-    assert p.transport is not None
-    p.transport.close()
+TIMERS = FAST_TIMERS  # 64*T1 = 1.28 s
+__all__ = ["peer", "stack"]  # fixtures used here
 
 
 def answer_with_2xx(timed_out: asyncio.Event) -> object:
