@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from cti_server import realtime
-from cti_server.api import admin, auth, health, login, registrations, sip_stats, work_items
+from cti_server.api import admin, agent_page, auth, health, login, registrations, sip_stats, work_items
 from cti_server.api.crm_routes import setup_crm_api
 from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
 from cti_server.config import Config
@@ -34,6 +34,7 @@ def create_app(config: Config, bus: EventBus | None = None, store: Store | None 
     app.add_routes(registrations.routes)
     app.add_routes(sip_stats.routes)
     work_items.setup(app)
+    agent_page.setup(app)
     realtime.setup(app)
     setup_crm_api(app)
     return app

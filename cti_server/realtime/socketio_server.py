@@ -3,7 +3,9 @@
 Namespaces per audience:
 
 - ``/agent`` (agents and supervisors): each connection joins ``agent:<user id>``; it receives the
-  ``work_item.*`` and ``agent.*`` events that name that agent (offers, timeouts, moves, status).
+  ``work_item.*`` and ``agent.*`` events that name that agent (offers, timeouts, moves, status), and
+  the ``call.*`` events of a voice item offered to or answered by that agent (its phone ringing, the
+  call answered, held, ended; the screen pop as ``call.screenpop``).
 - ``/supervisor`` (supervisors and admins): joins ``cc:<call center id>`` (admins: ``cc:*``) and
   receives every ``work_item.*``, ``agent.*`` and ``queue.*`` event of the call center, including the
   periodic ``queue.figures``.
@@ -34,6 +36,7 @@ SUPERVISOR_NAMESPACE = "/supervisor"
 SOCKETIO_KEY = web.AppKey("socketio", socketio.AsyncServer)
 FORWARDED_TOPICS = ("work_item.*", "agent.*", "queue.*")
 _ALL_CALL_CENTERS = "cc:*"
+_VOICE_OFFER_OVER = ("work_item.declined", "work_item.timed_out", "work_item.moved", "work_item.withdrawn")
 
 
 def _token(environ: dict[str, Any], auth: Any) -> str:
@@ -96,15 +99,23 @@ class SupervisorNamespace(_AuthenticatedNamespace):
 
 
 class BusForwarder:
-    """Subscribes to the bus and emits each routing event to the rooms it concerns."""
+    """Subscribes to the bus and emits each routing event to the rooms it concerns.
+
+    ``call.*`` events name no agent: the forwarder keeps which agent each voice item (id = call id) is
+    offered to or held by, from the ``work_item.*`` events, and sends the call's events to that agent
+    (after the answer the call's ``target.agent`` says it too). The entry goes with ``call.ended``.
+    """
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
         self.sio = sio
         self._subscriptions: list[Subscription] = []
+        self.voice_agents: dict[str, str] = {}
+        """call id -> the agent its voice item is offered to or assigned to (on this node's bus)."""
 
     def attach(self, app: web.Application) -> None:
         bus = app[BUS_KEY]
         self._subscriptions = [bus.subscribe(pattern, self.forward) for pattern in FORWARDED_TOPICS]
+        self._subscriptions.append(bus.subscribe("call.*", self.forward_call))
 
     def detach(self, app: web.Application) -> None:
         for sub in self._subscriptions:
@@ -121,6 +132,37 @@ class BusForwarder:
         agent = event.data.get("agent")
         if isinstance(agent, str) and not event.topic.startswith("queue."):
             await self.sio.emit(event.topic, payload, room=f"agent:{agent}", namespace=AGENT_NAMESPACE)
+        if event.topic.startswith("work_item."):
+            self._follow_voice(event.topic, event.data)
+
+    def _follow_voice(self, topic: str, data: dict[str, Any]) -> None:
+        item = data.get("item")
+        if not isinstance(item, dict) or item.get("channel") != "voice":
+            return
+        if not isinstance(item.get("id"), str):
+            return
+        agent = data.get("agent")
+        if topic in ("work_item.offered", "work_item.accepted") and isinstance(agent, str):
+            self.voice_agents[item["id"]] = agent
+        elif topic in _VOICE_OFFER_OVER and self.voice_agents.get(item["id"]) == agent:
+            del self.voice_agents[item["id"]]
+
+    async def forward_call(self, event: Event) -> None:
+        """A ``call.*`` event to the agent its voice item is with (nobody when it is with nobody)."""
+        call_id = event.data.get("call_id")
+        if not isinstance(call_id, str):
+            return
+        target = event.data.get("target")
+        agent = target.get("agent") if isinstance(target, dict) else None
+        if not isinstance(agent, str):
+            agent = self.voice_agents.get(call_id)
+        if event.topic == "call.ended":
+            self.voice_agents.pop(call_id, None)
+        if agent is None:
+            return
+        payload = {"topic": event.topic, "data": event.data, "call_center": event.call_center,
+                   "timestamp": event.timestamp}
+        await self.sio.emit(event.topic, payload, room=f"agent:{agent}", namespace=AGENT_NAMESPACE)
 
 
 def setup(app: web.Application) -> None:
