@@ -13,6 +13,11 @@ Routing rules, identical in both backends:
   and who have free capacity) ordered by the queue's routing model (least active: fewest items held;
   most available: most free units), ties going to the agent whose load changed longest ago. The first
   fitting agent that has not declined this item is offered it; if none, the first fitting one that did.
+- Back-off (the routing configuration's ``decline_backoff_s``): the agent who last declined the item
+  or let its offer time out is passed over for it until the back-off ends, as long as another agent
+  who could take it is present (a queue member whose status allows the channel and who has the
+  skills, whatever their load; at most ``scan_depth`` members are looked at). The item then waits for
+  that agent; when the back-off ends a timer routes it again.
 - Agent -> item: the agent's queues are taken by routing priority (1 first); within one priority the
   fitting item with the highest priority, then the oldest, wins; items the agent declined come last.
 - At most ``scan_depth`` entries are examined per queue per step, which bounds one step's cost.
@@ -28,11 +33,13 @@ from typing import Any, Protocol
 
 from cti_server.routing.model import Agent, PresenceStatus, Queue, RoutingConfig, Skill, WorkItem
 
-# Timer kinds: push timeout of an offer, overflow to another queue, skill relaxation, end of wrap-up.
+# Timer kinds: push timeout of an offer, overflow to another queue, skill relaxation, end of wrap-up,
+# end of a decliner's back-off.
 TIMER_OFFER = "t"
 TIMER_OVERFLOW = "o"
 TIMER_RELAX = "r"
 TIMER_WRAP_UP = "w"
+TIMER_BACKOFF = "b"
 
 
 @dataclass(frozen=True)
@@ -46,7 +53,8 @@ class Offer:
 
 @dataclass(frozen=True)
 class TimerOutcome:
-    """What a due timer did: ``kind`` is timed_out, overflowed, skills_relaxed or wrap_up_ended.
+    """What a due timer did: ``kind`` is timed_out, overflowed, skills_relaxed, wrap_up_ended or
+    backoff_ended (the item waits and its last decliner may be offered it again).
 
     ``agent`` is the agent whose capacity changed (timed_out, wrap_up_ended), ``from_queue`` the queue
     an overflowed item left.

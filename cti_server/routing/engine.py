@@ -19,7 +19,7 @@ Entry point for the call layer (voice)::
 Event topics (``Event.data`` holds ``item``, the item's summary without offer history or payload -
 ``GET /api/v1/work-items/{id}`` has the rest - and ``agent`` where one is concerned):
 ``work_item.queued|offered|accepted|declined|timed_out|moved|overflowed|skills_relaxed|held|resumed|
-wrap_up|closed|withdrawn``, ``agent.updated``, ``agent.status_changed``.
+wrap_up|closed|withdrawn|backoff_ended``, ``agent.updated``, ``agent.status_changed``.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ _TIMER_TOPICS = {
     "overflowed": "work_item.overflowed",
     "skills_relaxed": "work_item.skills_relaxed",
     "wrap_up_ended": "work_item.closed",
+    "backoff_ended": "work_item.backoff_ended",
 }
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import bisect
 from collections import OrderedDict
+from itertools import islice
 from typing import Any, TypeVar
 
 from sortedcontainers import SortedList
 
 from cti_server.routing.backend import (
+    TIMER_BACKOFF,
     TIMER_OFFER,
     TIMER_OVERFLOW,
     TIMER_RELAX,
@@ -60,6 +62,8 @@ class MemoryRoutingBackend:
         self._waiting: dict[str, SortedList] = {}
         self._candidates: dict[str, SortedList] = {}
         self._candidate_key: dict[tuple[str, str], tuple[float, str]] = {}
+        # Per queue: members whose status allows some channel, busy or not (insertion-ordered set).
+        self._present: dict[str, dict[str, None]] = {}
         self._timers: SortedList = SortedList()
         self._timer_due: dict[str, float] = {}
         # History in time order: parallel lists, trimmed from the front by moving _history_start.
@@ -107,6 +111,7 @@ class MemoryRoutingBackend:
             raise RoutingConflict(f"queue {queue_id} still holds work items")
         del self._queues[queue_id]
         self._waiting.pop(queue_id, None)
+        self._present.pop(queue_id, None)
         for agent_id, _key in self._candidates.pop(queue_id, SortedList()):
             self._candidate_key.pop((agent_id, queue_id), None)
 
@@ -210,15 +215,22 @@ class MemoryRoutingBackend:
         if not candidates:
             return None
         fallback: Agent | None = None
+        held_back: Agent | None = None
         for _key, agent_id in candidates.islice(0, self.scan_depth):
             agent = self._agents[agent_id]
             if not self._fits(agent, item, check_skills=True):
                 continue
             if agent_id not in item.declined_by:
                 return self._offer(item, agent, now)
-            if fallback is None:
+            if _backing_off(item, agent_id, now):
+                held_back = agent
+            elif fallback is None:
                 fallback = agent
-        return self._offer(item, fallback, now) if fallback is not None else None
+        if fallback is not None:
+            return self._offer(item, fallback, now)
+        if held_back is not None and not self._other_present(item, held_back.id):
+            return self._offer(item, held_back, now)
+        return None
 
     async def offer_to_agent(self, agent_id: str, now: float) -> list[Offer]:
         return self._fill_agent(agent_id, now)
@@ -227,7 +239,7 @@ class MemoryRoutingBackend:
         agent = self._agents.get(agent_id)
         offers: list[Offer] = []
         while agent is not None and agent.used < agent.capacity:
-            item = self._best_item_for(agent)
+            item = self._best_item_for(agent, now)
             if item is None:
                 break
             offers.append(self._offer(item, agent, now))
@@ -387,7 +399,7 @@ class MemoryRoutingBackend:
                     return False
         return True
 
-    def _best_item_for(self, agent: Agent) -> WorkItem | None:
+    def _best_item_for(self, agent: Agent, now: float) -> WorkItem | None:
         status = self._statuses.get(agent.status)
         if status is None or not status.channels:
             return None
@@ -405,7 +417,8 @@ class MemoryRoutingBackend:
                     if not self._fits(agent, item, check_skills=True):
                         continue
                     if agent.id in item.declined_by:
-                        if fallback is None:
+                        if fallback is None and not (_backing_off(item, agent.id, now)
+                                                     and self._other_present(item, agent.id)):
                             fallback = item
                         continue
                     if best is None or entry < best:
@@ -414,6 +427,23 @@ class MemoryRoutingBackend:
             if best is not None:
                 return self._items[best[1]]
         return fallback
+
+    def _other_present(self, item: WorkItem, agent_id: str) -> bool:
+        """Whether a member of the item's queue other than ``agent_id`` could take it, busy or not."""
+        for other in islice(self._present.get(item.queue, ()), self.scan_depth):
+            if other != agent_id and self._could_take(self._agents[other], item):
+                return True
+        return False
+
+    def _could_take(self, agent: Agent, item: WorkItem) -> bool:
+        """The item fits the agent's status, capacity, channel cap and skills once they have room."""
+        status = self._statuses.get(agent.status)
+        if status is None or not status.allows(item.channel) or item.size > agent.capacity:
+            return False
+        cap = agent.channel_caps.get(item.channel)
+        if cap is not None and item.size > cap:
+            return False
+        return all(agent.skills.get(skill, -1) >= level for skill, level in item.skills.items())
 
     def _offer(self, item: WorkItem, agent: Agent, now: float, from_queue: bool = True) -> Offer:
         if from_queue:
@@ -444,6 +474,10 @@ class MemoryRoutingBackend:
         assert item.agent is not None
         if item.agent not in item.declined_by:
             item.declined_by.append(item.agent)
+        backoff = self._config_of(item.queue).decline_backoff_s
+        if backoff > 0:
+            item.backoff_agent, item.backoff_until = item.agent, now + backoff
+            self._add_timer(f"{TIMER_BACKOFF}|{item.id}", now + backoff)
         self._end_offer(item, now, outcome, reason)
         item.state = ItemState.QUEUED
         self._waiting[item.queue].add((self._score(item), item.id))
@@ -491,6 +525,8 @@ class MemoryRoutingBackend:
             agent_id = item.agent
             self._close(item, now, "wrap-up ended")
             return TimerOutcome("wrap_up_ended", item, agent=agent_id)
+        if kind == TIMER_BACKOFF:
+            return TimerOutcome("backoff_ended", item) if item.state is ItemState.QUEUED else None
         queue = self._queues.get(rest[0])
         if item.queue != rest[0] or queue is None or item.state is ItemState.ASSIGNED:
             return None
@@ -591,10 +627,13 @@ class MemoryRoutingBackend:
         """Re-rank the agent in each of their queues' candidate lists after a change of load or status."""
         self._seq += 1
         status = self._statuses.get(agent.status)
-        available = status is not None and bool(status.channels) and agent.used < agent.capacity
+        present = status is not None and bool(status.channels)
+        available = present and agent.used < agent.capacity
         for queue_id in agent.queues:
             self._drop_candidate(agent.id, queue_id)
             queue = self._queues.get(queue_id)
+            if present and queue is not None:
+                self._present.setdefault(queue_id, {})[agent.id] = None
             if available and queue is not None:
                 model = self._configs[queue.routing_config].model
                 if model is RoutingModelName.LEAST_ACTIVE:
@@ -609,11 +648,18 @@ class MemoryRoutingBackend:
         key = self._candidate_key.pop((agent_id, queue_id), None)
         if key is not None:
             self._candidates[queue_id].discard(key)
+        present = self._present.get(queue_id)
+        if present is not None:
+            present.pop(agent_id, None)
 
     def _rebuild_candidates(self, queue_id: str) -> None:
         for agent in self._agents.values():
             if queue_id in agent.queues:
                 self._refresh_agent(agent)
+
+
+def _backing_off(item: WorkItem, agent_id: str, now: float) -> bool:
+    return item.backoff_agent == agent_id and item.backoff_until is not None and now < item.backoff_until
 
 
 def _offer_timer(item: WorkItem) -> str:

@@ -72,6 +72,8 @@ class WorkItem:
 
     ``size`` is in the agent's capacity units; ``skills`` maps skill name to the minimum level needed.
     Times are seconds on the engine's clock. ``record`` names the CRM record the work concerns.
+    ``backoff_agent`` declined the item (or let its offer time out) last; until ``backoff_until`` they
+    are not offered it again while another agent who could take it is present (decline_backoff_s).
     """
 
     id: str
@@ -96,6 +98,8 @@ class WorkItem:
     ended_at: float | None = None
     closed_at: float | None = None
     close_reason: str = ""
+    backoff_agent: str | None = None
+    backoff_until: float | None = None
 
     def validate(self) -> None:
         """Raise RoutingInputError naming the first bad field."""
@@ -125,7 +129,8 @@ class WorkItem:
             ],
             "declined_by": list(self.declined_by), "accepted_at": self.accepted_at, "hold_s": self.hold_s,
             "hold_since": self.hold_since, "ended_at": self.ended_at, "closed_at": self.closed_at,
-            "close_reason": self.close_reason,
+            "close_reason": self.close_reason, "backoff_agent": self.backoff_agent,
+            "backoff_until": self.backoff_until,
         }
 
     def summary(self) -> dict[str, Any]:
@@ -262,6 +267,11 @@ class RoutingConfig:
     ``push_timeout_s``: an offer not accepted in time goes to the next agent (0 = wait forever).
     ``after_call_work_s``: wrap-up time after the conversation during which the item still holds capacity.
     ``service_level_threshold_s``: answered within this counts toward the service level.
+    ``decline_backoff_s``: after an agent declines an item or lets its offer time out, the item is not
+    offered to that agent again for this long while another agent who could take it (a queue member
+    whose presence status allows the channel and who has the skills, busy or not) is present; it waits
+    for them instead, and when the back-off ends it is routed again (0 = off: the decliner gets it back
+    at once when nobody else fits).
     """
 
     id: str
@@ -270,6 +280,7 @@ class RoutingConfig:
     push_timeout_s: float = 30.0
     after_call_work_s: float = 0.0
     service_level_threshold_s: float = 20.0
+    decline_backoff_s: float = 0.0
 
     def validate(self) -> None:
         """Raise RoutingInputError naming the first bad field."""
@@ -282,6 +293,7 @@ class RoutingConfig:
         check_number("push_timeout_s", self.push_timeout_s, 0.0)
         check_number("after_call_work_s", self.after_call_work_s, 0.0)
         check_number("service_level_threshold_s", self.service_level_threshold_s, 0.0)
+        check_number("decline_backoff_s", self.decline_backoff_s, 0.0)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe form."""

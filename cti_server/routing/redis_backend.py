@@ -10,8 +10,8 @@ Keys (after the prefix): ``cver`` (version of statuses, queues and configuration
 library keeps decoded between calls while it holds), ``cfg``, ``queue``, ``status``, ``skill``,
 ``agent``, ``item``, ``done``, ``data`` (hashes of JSON), ``w:<queue>`` (waiting items by order
 score), ``wc:<queue>`` (by created time), ``o:<queue>`` (offered items), ``c:<queue>`` (candidate
-agents by routing-model score), ``timers``, ``hist`` (history records by time), ``done:order``,
-``seq``, ``retention``, ``keep``.
+agents by routing-model score), ``p:<queue>`` (members whose status allows a channel), ``timers``,
+``hist`` (history records by time), ``done:order``, ``seq``, ``retention``, ``keep``.
 """
 
 from __future__ import annotations

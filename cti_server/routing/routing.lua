@@ -88,15 +88,48 @@ local function fits(agent, item, check_skills)
   return true
 end
 
+-- The item would fit the agent once they have room (status, capacity, channel cap, skills).
+local function could_take(agent, item)
+  if not allows(cached('status', agent.status), item.channel) or item.size > agent.capacity then return false end
+  local cap = agent.channel_caps[item.channel]
+  if cap ~= nil and item.size > cap then return false end
+  for skill, level in pairs(item.skills) do
+    if (agent.skills[skill] or -1) < level then return false end
+  end
+  return true
+end
+
+-- The agent declined the item (or let its offer time out) last and their back-off still runs.
+local function backing_off(item, agent_id, now)
+  return item.backoff_agent == agent_id and not isnull(item.backoff_until) and now < item.backoff_until
+end
+
+-- Another member of the item's queue, busy or not, could take it (at most depth members looked at).
+local function other_present(item, agent_id, depth)
+  for _, aid in ipairs(redis.call('SRANDMEMBER', P .. 'p:' .. item.queue, depth)) do
+    if aid ~= agent_id then
+      local agent = jget('agent', aid)
+      if agent and could_take(agent, item) then return true end
+    end
+  end
+  return false
+end
+
 local function score(item) return (99 - item.priority) * 1e13 + item.created * 1000 end
 
 -- Re-rank the agent in each of their queues' candidate sets after a change of load or status.
 local function refresh(agent)
   local seq = redis.call('INCR', P .. 'seq')
   local status = cached('status', agent.status)
-  local available = status and #status.channels > 0 and agent.used < agent.capacity
+  local present = status and #status.channels > 0
+  local available = present and agent.used < agent.capacity
   for _, qid in ipairs(agent.queues) do
     local queue = cached('queue', qid)
+    if present and queue then
+      redis.call('SADD', P .. 'p:' .. qid, agent.id)
+    else
+      redis.call('SREM', P .. 'p:' .. qid, agent.id)
+    end
     if available and queue then
       local primary
       if cached('cfg', queue.routing_config).model == 'least_active' then
@@ -219,6 +252,11 @@ end
 
 local function requeue(item, now, outcome, reason)
   if not contains(item.declined_by, item.agent) then table.insert(item.declined_by, item.agent) end
+  local backoff = cfg_of(item.queue).decline_backoff_s or 0
+  if backoff > 0 then
+    item.backoff_agent, item.backoff_until = item.agent, now + backoff
+    add_timer('b|' .. item.id, now + backoff)
+  end
   end_offer(item, now, outcome, reason)
   item.state = 'queued'
   enter_waiting(item)
@@ -280,7 +318,7 @@ local function scan(key, depth, with_scores)
   end
 end
 
-local function best_item_for(agent, depth)
+local function best_item_for(agent, depth, now)
   local status = cached('status', agent.status)
   if not status or #status.channels == 0 then return nil end
   local tiers, priorities = {}, {}
@@ -301,7 +339,9 @@ local function best_item_for(agent, depth)
         local item = jget('item', item_id)
         if item and fits(agent, item, true) then
           if contains(item.declined_by, agent.id) then
-            if not fallback then fallback = item end
+            if not fallback and not (backing_off(item, agent.id, now) and other_present(item, agent.id, depth)) then
+              fallback = item
+            end
           else
             local s = tonumber(raw_score)
             if best == nil or s < best_score or (s == best_score and item_id < best_id) then
@@ -333,6 +373,10 @@ local function fire_one(member, now)
     local agent_id = item.agent
     close_item(item, now, 'wrap-up ended')
     return {kind = 'wrap_up_ended', item = item, agent = agent_id}
+  end
+  if kind == 'b' then
+    if item.state ~= 'queued' then return nil end
+    return {kind = 'backoff_ended', item = item}
   end
   local queue = cached('queue', parts[3])
   if item.queue ~= parts[3] or not queue or item.state == 'assigned' then return nil end
@@ -367,15 +411,20 @@ end
 -- Offer a queued item to the best fitting agent (not one who declined it, unless no other fits).
 local function route_item(item, now, depth)
   if not item or item.state ~= 'queued' then return nil end
-  local fallback = nil
+  local fallback, held_back = nil, nil
   for aid in scan(P .. 'c:' .. item.queue, depth, false) do
     local agent = jget('agent', aid)
     if agent and fits(agent, item, true) then
       if not contains(item.declined_by, aid) then return do_offer(item, agent, now, true) end
-      if not fallback then fallback = agent end
+      if backing_off(item, aid, now) then
+        held_back = agent
+      elseif not fallback then
+        fallback = agent
+      end
     end
   end
   if fallback then return do_offer(item, fallback, now, true) end
+  if held_back and not other_present(item, held_back.id, depth) then return do_offer(item, held_back, now, true) end
   return nil
 end
 
@@ -386,7 +435,7 @@ local function fill_agent(agent_or_id, now, depth)
   if type(agent_or_id) == 'string' then agent = jget('agent', agent_or_id) end
   local offers = {}
   while agent and agent.used < agent.capacity do
-    local item = best_item_for(agent, depth)
+    local item = best_item_for(agent, depth, now)
     if not item then break end
     table.insert(offers, do_offer(item, agent, now, true))
   end
@@ -453,7 +502,7 @@ local function dispatch(_keys, ARGV)
     end
     redis.call('HDEL', P .. 'queue', qid)
     config_changed()
-    redis.call('DEL', P .. 'c:' .. qid, P .. 'w:' .. qid, P .. 'wc:' .. qid, P .. 'o:' .. qid)
+    redis.call('DEL', P .. 'c:' .. qid, P .. 'p:' .. qid, P .. 'w:' .. qid, P .. 'wc:' .. qid, P .. 'o:' .. qid)
     return 'OK'
   elseif op == 'put_status' then
     local status = cjson.decode(ARGV[3])
@@ -479,7 +528,10 @@ local function dispatch(_keys, ARGV)
     if old then
       agent.status, agent.status_since = old.status, old.status_since
       agent.used, agent.used_by_channel, agent.items = old.used, old.used_by_channel, old.items
-      for _, qid in ipairs(old.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
+      for _, qid in ipairs(old.queues) do
+        redis.call('ZREM', P .. 'c:' .. qid, agent.id)
+        redis.call('SREM', P .. 'p:' .. qid, agent.id)
+      end
     else
       if not cached('status', agent.status) then return fail('INPUT', 'status no presence status ' .. agent.status) end
       agent.status_since = now
@@ -492,7 +544,10 @@ local function dispatch(_keys, ARGV)
     local agent = jget('agent', ARGV[3])
     if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
     if #agent.items > 0 then return fail('CONFLICT', 'agent ' .. agent.id .. ' still holds work items') end
-    for _, qid in ipairs(agent.queues) do redis.call('ZREM', P .. 'c:' .. qid, agent.id) end
+    for _, qid in ipairs(agent.queues) do
+      redis.call('ZREM', P .. 'c:' .. qid, agent.id)
+      redis.call('SREM', P .. 'p:' .. qid, agent.id)
+    end
     redis.call('HDEL', P .. 'agent', agent.id)
     return 'OK'
   elseif op == 'set_status' then

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from cti_server.routing.model import (
+    Agent,
     NotFound,
     PresenceStatus,
     RoutingConflict,
@@ -86,7 +87,7 @@ async def test_least_active_prefers_agent_with_fewest_items(routing: Routing) ->
     await routing.agent("a1", capacity=5)
     await routing.agent("a2", capacity=5)
     offered_to = [(await routing.state((await routing.item()).id))[1] for _ in range(4)]
-    assert sorted(offered_to) == ["a1", "a1", "a2", "a2"]
+    assert sorted(str(a) for a in offered_to) == ["a1", "a1", "a2", "a2"]
 
 
 async def test_most_available_prefers_agent_with_most_free_capacity(routing: Routing) -> None:
@@ -354,3 +355,80 @@ async def test_window_figures_count_answers_abandons_and_handle_time() -> None:
     assert (figures.answered, figures.abandoned, figures.handled) == (1, 1, 2)
     assert figures.asa_s == 30.0 and figures.service_level == 0.0 and figures.abandon_rate == 0.5
     assert figures.aht_s == 60.0 and figures.talk_s == 60.0 and figures.acw_s == 0.0
+
+
+async def test_decline_backoff_waits_for_a_busy_colleague_instead_of_the_decliner(routing: Routing) -> None:
+    await routing.config("default", push_timeout_s=0, decline_backoff_s=5)
+    await routing.agent("a1")
+    await routing.agent("a2")
+    busy = await routing.item(id="busy")
+    assert await routing.state(busy.id) == ("offered", "a1")
+    await routing.engine.accept(busy.id, "a1")  # a1 is full; a2 is free
+    item = await routing.item(id="voice1", channel="voice")
+    assert await routing.state(item.id) == ("offered", "a2")
+    await routing.engine.decline(item.id, "a2", "not now")
+    # a1 is busy but present and could take it: a2 is not offered it again during the back-off.
+    assert await routing.state(item.id) == ("queued", None)
+    await routing.engine.set_agent_status("a2", "Available")
+    assert await routing.state(item.id) == ("queued", None)
+    await routing.advance(4.9)
+    assert await routing.state(item.id) == ("queued", None)
+    await routing.advance(0.1)
+    assert await routing.state(item.id) == ("offered", "a2")
+    assert "work_item.backoff_ended" in routing.topics()
+    stored = await routing.backend.get_item(item.id)
+    assert stored.backoff_agent == "a2" and stored.backoff_until == pytest.approx(routing.clock.now())
+
+
+async def test_decline_backoff_ends_early_when_a_colleague_frees_up(routing: Routing) -> None:
+    await routing.config("default", push_timeout_s=0, decline_backoff_s=5)
+    await routing.agent("a1")
+    await routing.agent("a2")
+    busy = await routing.item(id="busy")
+    await routing.engine.accept(busy.id, "a1")
+    item = await routing.item(id="chat1")
+    await routing.engine.decline(item.id, "a2")
+    await routing.engine.end_conversation(busy.id)  # a1 free again: the waiting item goes to them
+    assert await routing.state(item.id) == ("offered", "a1")
+    await routing.advance(5)
+    assert await routing.state(item.id) == ("offered", "a1")
+
+
+async def test_decline_backoff_applies_to_push_timeouts_too(routing: Routing) -> None:
+    await routing.config("default", push_timeout_s=10, decline_backoff_s=5)
+    await routing.agent("a1")
+    await routing.agent("a2")
+    busy = await routing.item(id="busy")
+    await routing.engine.accept(busy.id, "a1")
+    item = await routing.item(id="chat1")
+    assert await routing.state(item.id) == ("offered", "a2")
+    await routing.advance(10)
+    assert "work_item.timed_out" in routing.topics()
+    assert await routing.state(item.id) == ("queued", None)
+    await routing.advance(5)
+    assert await routing.state(item.id) == ("offered", "a2")
+
+
+async def test_decline_backoff_offers_the_decliner_again_when_nobody_else_could_take_it(
+        routing: Routing) -> None:
+    await routing.config("default", push_timeout_s=0, decline_backoff_s=5)
+    await routing.agent("a1")
+    await routing.agent("a2", status="Offline")             # not present
+    await routing.agent("a3", skills={"spanish": 1})       # present, lacks the skill level
+    busy = await routing.item(id="busy", skills={"spanish": 2})
+    assert await routing.state(busy.id) == ("queued", None)
+    await routing.engine.register_agent(Agent(id="a1", call_center="cc1", queues=["support"],
+                                              skills={"spanish": 3}))
+    assert await routing.state(busy.id) == ("offered", "a1")
+    await routing.engine.decline(busy.id, "a1")
+    assert await routing.state(busy.id) == ("offered", "a1")
+
+
+async def test_without_decline_backoff_the_decliner_gets_the_item_back_at_once(routing: Routing) -> None:
+    await routing.agent("a1")
+    await routing.agent("a2")
+    busy = await routing.item(id="busy")
+    await routing.engine.accept(busy.id, "a1")
+    item = await routing.item(id="chat1")
+    await routing.engine.decline(item.id, "a2")
+    assert await routing.state(item.id) == ("offered", "a2")
