@@ -39,6 +39,11 @@ class Contact(CallCenterScoped, Base):
     __table_args__ = (UniqueConstraint("call_center_id", "external_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    # Declared here without its own index: uq_contacts_call_center_id_external_id starts with it, so a
+    # second index on call_center_id alone only costs every insert (migration 0003 drops it).
+    call_center_id: Mapped[str] = mapped_column(
+        String(36), ForeignKey("call_centers.id", ondelete="CASCADE"), nullable=False
+    )
     account_id: Mapped[str | None] = mapped_column(
         String(36), ForeignKey("accounts.id", ondelete="SET NULL"), index=True, default=None
     )
