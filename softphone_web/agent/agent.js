@@ -394,7 +394,8 @@ function details(pairs) {
   const list = element("dl");
   for (const [name, value] of pairs) {
     if (value === null || value === undefined || value === "") continue;
-    list.append(element("dt", name), element("dd", value));
+    const label = name.replaceAll("_", " ");
+    list.append(element("dt", label.charAt(0).toUpperCase() + label.slice(1)), element("dd", value));
   }
   return list;
 }
