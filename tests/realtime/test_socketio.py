@@ -27,7 +27,7 @@ async def connected(client: Client, namespace: str,
     sio = socketio.AsyncClient(reconnection=False)
     received: asyncio.Queue[Any] = asyncio.Queue()
 
-    @sio.on("*", namespace=namespace)  # type: ignore[untyped-decorator,misc]
+    @sio.on("*", namespace=namespace)  # type: ignore[untyped-decorator]
     async def any_event(topic: str, payload: Any) -> None:
         await received.put((topic, payload))
 
@@ -38,7 +38,7 @@ async def connected(client: Client, namespace: str,
 
 async def next_topic(received: asyncio.Queue[Any], topic: str) -> tuple[Any, list[str]]:
     """The payload of the next ``topic`` event and the topics that came before it."""
-    before = []
+    before: list[str] = []
     while True:
         got_topic, payload = await asyncio.wait_for(received.get(), timeout=5)
         if got_topic == topic:
