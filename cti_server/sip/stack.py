@@ -66,6 +66,7 @@ from cti_server.sip.transaction import (
     TransportFailed,
 )
 from cti_server.sip.transport import Address, Flow, SipTransports, server_tls_context
+from cti_server.sip.uri import format_host
 from cti_server.sip.via import parse_via
 
 log = structlog.get_logger(__name__)
@@ -171,6 +172,19 @@ _EMPTY_RPORT_RE = re.compile(r";[ \t]*rport(?=[ \t]*(?:;|$))", re.IGNORECASE)
 _CALL_ID_RE = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*([^\r\n]{1,200})", re.IGNORECASE | re.MULTILINE)
 
 
+_LITERAL_CACHE_SIZE = 4096
+
+
+def _ip_literal(host: str) -> str:
+    """``host`` without IPv6 brackets when it is an IP address literal, else ""."""
+    bare = host.strip("[]")
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        return ""
+    return bare
+
+
 def call_id_of(data: bytes) -> str | None:
     """The Call-ID of raw bytes, for logging a message that did not parse (or None)."""
     match = _CALL_ID_RE.search(data, 0, 8192)
@@ -237,6 +251,10 @@ class SipComponent:
         self._timer_context = contextvars.Context()
         self._bad_input_log = LogBudget(BAD_INPUT_LOGS_PER_SECOND)
         self._transports: SipTransports | None = None
+        # host text -> the IP literal it is ("" when it is a name): every request sent asks, and
+        # building an ipaddress object per message cost ~50 us.
+        self._literal_hosts: dict[str, str] = {}
+        self._sent_by: dict[tuple[str, str, int], str] = {}  # "SIP/2.0/UDP host:port" per listener
 
     # -- lifetime ----------------------------------------------------------------------------------
 
@@ -392,7 +410,8 @@ class SipComponent:
         if not data.strip(b"\r\n"):
             self.stats["keepalives_in"] += 1  # a UDP CRLF keep-alive carries nothing to answer
             return
-        if self._server and len(data) <= self._max_size and self._absorb_retransmission(data):
+        if (self._server and not data.startswith(b"SIP/") and len(data) <= self._max_size
+                and self._absorb_retransmission(data)):
             return
         try:
             message = parse_message(data, max_size=self._max_size)
@@ -857,12 +876,17 @@ class SipComponent:
         assert self._transports is not None
         listener = self._transports.local_address(flow.transport) or flow.local
         host = self.config.sip.advertised_host or listener[0]
-        vias = request.headers.get_all("Via")
-        if vias:
-            via = parse_via(vias[0])
-            request.headers.remove_first("Via")
-        else:
-            via = parse_via(f"SIP/2.0/UDP {host};branch={new_branch()}")
+        headers = request.headers
+        if "Via" not in headers:
+            # In-dialog requests (ACK, BYE, re-INVITE) come without one: write it, no parse.
+            sent_by = self._sent_by.get((flow.transport, host, listener[1]))
+            if sent_by is None:
+                sent_by = f"SIP/2.0/{flow.transport.upper()} {format_host(host)}:{listener[1]}"
+                self._sent_by[(flow.transport, host, listener[1])] = sent_by
+            headers.prepend("Via", f"{sent_by};branch={new_branch()};rport")
+            return
+        via = parse_via(headers.get_all("Via")[0])
+        headers.remove_first("Via")
         via.transport = flow.transport.upper()
         via.host = host
         via.port = listener[1]
@@ -872,11 +896,14 @@ class SipComponent:
         request.headers.prepend("Via", str(via))
 
     async def _resolve(self, host: str, port: int) -> Address:
-        try:
-            ipaddress.ip_address(host.strip("[]"))
-            return (host.strip("[]"), port)
-        except ValueError:
-            pass
+        literal = self._literal_hosts.get(host)
+        if literal is None:
+            literal = _ip_literal(host)
+            if len(self._literal_hosts) >= _LITERAL_CACHE_SIZE:
+                self._literal_hosts.clear()
+            self._literal_hosts[host] = literal
+        if literal:
+            return (literal, port)
         infos = await self._require_loop().getaddrinfo(host, port, type=2)  # SOCK_DGRAM
         if not infos:
             raise OSError(f"cannot resolve {host}")
