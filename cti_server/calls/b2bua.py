@@ -196,9 +196,9 @@ class B2bua:
         call.legs.append(a.model)
         self.sessions[call.call_id] = session
         self._index(a)
-        bound = log.bind(call_id=request.call_id, call=call.call_id)
-        bound.info("call_offered", direction=str(route.direction), caller=route.caller.number,
-                   called=route.called_number, targets=[t.label for t in route.targets])
+        log.info("call_offered", call_id=a.call_id, call=call.call_id, direction=str(route.direction),
+                 caller=route.caller.number, called=route.called_number,
+                 targets=[t.label for t in route.targets])
         incoming.on_cancel(lambda _incoming: self._on_a_cancel(session))
         try:
             await self.media.open_leg(a.leg_id, call.call_id)
@@ -208,11 +208,11 @@ class B2bua:
                 a.pending_offer = True
                 a.local_sdp = self.media.offer(a.leg_id)
         except MediaError as exc:
-            bound.info("call_media_rejected", reason=str(exc))
+            log.info("call_media_rejected", call_id=a.call_id, call=call.call_id, reason=str(exc))
             await self._fail_a(session, 488, "Not Acceptable Here")
             return
         except RuntimeError as exc:  # ports exhausted and the like
-            bound.warning("call_media_unavailable", reason=str(exc))
+            log.warning("call_media_unavailable", call_id=a.call_id, call=call.call_id, reason=str(exc))
             await self._fail_a(session, 503, "Service Unavailable")
             return
         if incoming.answered:  # CANCEL arrived while we opened the media
@@ -232,7 +232,10 @@ class B2bua:
         return (incoming.transport, incoming.source[0], incoming.source[1])
 
     async def _ring_parallel(self, session: CallSession, targets: list[Target]) -> None:
-        statuses = await asyncio.gather(*(self._run_branch(session, t, None) for t in targets))
+        if len(targets) == 1:  # one phone: no gather, whose task per branch costs a loop turn or two
+            statuses = [await self._run_branch(session, targets[0], None)]
+        else:
+            statuses = await asyncio.gather(*(self._run_branch(session, t, None) for t in targets))
         if session.b is None and not session.ending:
             await self._fail_a(session, best_failure(list(statuses)))
 
@@ -858,10 +861,13 @@ def _caller_address(number: str, name: str | None, host: str, tag: str) -> str:
     return str(NameAddr(name, uri, {"tag": tag}))
 
 
+_PLACEHOLDER_URI = parse_uri("sip:invalid@invalid")
+
+
 def _placeholder_request() -> SipRequest:
-    """Stands in for a B-leg's INVITE while its media opens (never sent)."""
+    """Stands in for a B-leg's INVITE while its media opens (never sent, so its URI is shared)."""
     headers = Headers([("Call-ID", "-"), ("CSeq", "1 INVITE")])
-    return SipRequest("INVITE", parse_uri("sip:invalid@invalid"), headers)
+    return SipRequest("INVITE", _PLACEHOLDER_URI, headers)
 
 
 __all__ = ["B2bua"]
