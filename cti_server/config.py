@@ -163,6 +163,10 @@ class MediaConfig:
 
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
 
+#: RFC 4028 section 4: Min-SE is never below 90 s. Tests lower this (monkeypatch) to run session timers
+#: in seconds; nothing else should.
+MIN_SE_FLOOR = 90
+
 
 @dataclass(frozen=True)
 class TrunkConfig:
@@ -171,7 +175,8 @@ class TrunkConfig:
     ``allowed_sources`` lists the IP addresses or CIDR blocks that may send us calls as this trunk
     (empty: only ``host`` itself when it is an IP address). ``username``/``password`` answer the trunk's
     401/407 digest challenges (RFC 3261 section 22.2) on calls we send out. ``priority`` orders outbound
-    failover: the lowest first, the next one on 503 or timeout. ``profile`` names an interop profile.
+    failover: the lowest first, the next one on 503 or timeout. ``profile`` names an interop profile
+    (``cti_server.calls.trunk_profiles``: header rewrites for that peer; "" = ``generic``).
     """
 
     name: str
@@ -200,6 +205,11 @@ class TrunkConfig:
                 raise ConfigError("allowed_sources", f"not an IP address or CIDR block: {source!r}") from None
         if bool(self.username) != bool(self.password):
             raise ConfigError("username", f"trunk {self.name!r}: username and password go together")
+        from cti_server.calls.trunk_profiles import profile_names  # here: cti_server.calls imports config
+
+        if self.profile and self.profile not in profile_names():
+            raise ConfigError("profile", f"trunk {self.name!r}: unknown profile {self.profile!r} "
+                              f"(known: {', '.join(profile_names())})")
 
 
 @dataclass(frozen=True)
@@ -262,8 +272,8 @@ class CallsConfig:
             raise ConfigError("no_answer_timeout", "must be > 0 seconds")
         if self.trunk_timeout <= 0:
             raise ConfigError("trunk_timeout", "must be > 0 seconds")
-        if self.min_se < 90:
-            raise ConfigError("min_se", f"RFC 4028 needs at least 90 seconds, got {self.min_se}")
+        if self.min_se < MIN_SE_FLOOR:
+            raise ConfigError("min_se", f"RFC 4028 needs at least {MIN_SE_FLOOR} seconds, got {self.min_se}")
         if self.session_expires < self.min_se:
             raise ConfigError("session_expires", "must be >= min_se")
         if self.max_calls < 1:

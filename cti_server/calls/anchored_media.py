@@ -76,6 +76,10 @@ class AnchoredMedia:
             return dict(leg.relay.stats()[leg.side])
         return dict(leg.endpoint.counters.as_dict())
 
+    def packets_received(self, leg_id: str) -> int | None:
+        leg = self.legs.get(leg_id)
+        return None if leg is None else leg.endpoint.counters.packets_received
+
     # --- offer / answer (cti_server.media.offer_answer) ---------------------------------------------------
 
     def offer(self, leg_id: str) -> bytes:

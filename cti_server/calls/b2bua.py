@@ -13,7 +13,12 @@ toward the callee; we are its UAC). Everything that crosses between them is ours
   or UPDATE (hold with sendonly/inactive, resume, session refresh) is answered locally and the held party
   hears music on hold;
 - session timers (RFC 4028) run per leg: we refresh where we are the refresher, and end the call when a
-  peer that should refresh does not;
+  peer that should refresh does not (``session_timer_expired``); a refresh re-INVITE that crosses the
+  peer's re-INVITE (glare) answers theirs 491 and is sent again after RFC 3261 section 14.1's delay;
+- a 2xx to an INVITE that gets no ACK within 64*T1 (the stack resends it, RFC 3261 13.3.1.4) ends the
+  call with BYE on both legs (``ack_timeout``); an answered leg without RTP for ``media.rtp_timeout``
+  seconds (not on hold) ends it too (``media_timeout``, ``media_watchdog``);
+- a trunk's ``profile`` (``trunk_profiles``) rewrites the headers of what we send it and what it sends;
 - REFER and Replaces (RFC 3515, RFC 3891) are ``transfer.TransferControl``'s.
 
 This module holds the asyncio side: it reacts to the SIP stack's handlers and sends through it; the
@@ -32,17 +37,20 @@ import structlog
 
 from cti_server.calls.failures import best_failure, end_reason_for
 from cti_server.calls.media_session import Direction, MediaAnchor, MediaError
+from cti_server.calls.media_watchdog import MediaWatchdog
 from cti_server.calls.model import Call, EndReason, Leg, LegRole
 from cti_server.calls.routing import CallRoute, CallRouter, Forking, Rejection, Target
 from cti_server.calls.session import CallSession, Destination, SipLeg
 from cti_server.calls.session_timer import (
     SessionIntervalTooSmall,
+    glare_retry_delay,
     negotiate_as_uas,
     negotiated_as_uac,
     request_headers,
 )
 from cti_server.calls.transfer import TransferControl
 from cti_server.calls.trunk_auth import ChallengeError, authorization_for, pick_challenge
+from cti_server.calls.trunk_profiles import get_profile
 from cti_server.config import Config
 from cti_server.events import EventBus
 from cti_server.sip.address import NameAddr
@@ -104,6 +112,8 @@ class B2bua:
         self._tasks: set[asyncio.Task[Any]] = set()
         self.transfers = TransferControl(self)
         self.queue_calls: QueueCallControl | None = None
+        self.watchdog: MediaWatchdog[SipLeg] = MediaWatchdog(config.media.rtp_timeout)
+        self._watch_handle: asyncio.TimerHandle | None = None
 
     # --- wiring ---------------------------------------------------------------------------------------
 
@@ -119,6 +129,9 @@ class B2bua:
 
     async def shutdown(self) -> None:
         """End every call (BYE / CANCEL / 503) and wait for the tasks."""
+        if self._watch_handle is not None:
+            self._watch_handle.cancel()
+            self._watch_handle = None
         for session in list(self.sessions.values()):
             await self._end(session, EndReason.SHUTDOWN, status=503)
         if self._tasks:
@@ -169,6 +182,10 @@ class B2bua:
     async def _start_call(self, incoming: IncomingRequest, route: CallRoute) -> None:
         request = incoming.request
         cc = self.calls_config
+        trunk = self.router.trunks.by_name(str(route.description.get("trunk", "")))
+        profile = get_profile(trunk.profile) if trunk is not None else None
+        if profile is not None:
+            profile.incoming(request.headers)
         try:
             a_timer = negotiate_as_uas(request.headers, min_se=cc.min_se, preferred=cc.session_expires)
         except SessionIntervalTooSmall as exc:
@@ -191,6 +208,7 @@ class B2bua:
             return
         a.timer = a_timer
         a.we_refresh = a_timer is not None and a_timer.refresher == "uas"
+        a.profile = profile
         a.peer_allows_update = _allows(request, "UPDATE")
         session.a = a
         call.legs.append(a.model)
@@ -217,6 +235,7 @@ class B2bua:
             return
         if incoming.answered:  # CANCEL arrived while we opened the media
             return
+        self._watch_media_soon()
         if route.forking is Forking.QUEUE and self.queue_calls is not None:
             self._spawn(self.queue_calls.take(session, route))
             return
@@ -290,6 +309,9 @@ class B2bua:
             log.warning("branch_media_unavailable", call=call.call_id, reason=str(exc))
             return 503
         leg.invite = self._b_invite(session, leg, target, offer)
+        if target.trunk is not None:
+            leg.profile = get_profile(target.trunk.profile)
+            leg.profile.outgoing(leg.invite.headers)
         session.branches.append(leg)
         self._index(leg)
 
@@ -423,6 +445,8 @@ class B2bua:
         for other in list(session.branches):
             if other is not leg and not other.finished:
                 self._spawn(self._cancel_branch(other))
+        if leg.profile is not None:
+            leg.profile.incoming(response.headers)
         leg.timer = negotiated_as_uac(response.headers, requested=self.calls_config.session_expires)
         leg.we_refresh = leg.timer is not None and leg.timer.refresher == "uac"
         leg.peer_allows_update = _allows(response, "UPDATE")
@@ -440,6 +464,7 @@ class B2bua:
             ok.headers.set("Session-Expires", a.timer.header_value())
             if a.timer.refresher == "uac":
                 ok.headers.set("Require", "timer")
+        a.incoming.on_ack_timeout(lambda: self._on_ack_timeout(a))
         a.incoming.respond(ok)
         call.answered(self.clock(), answered_by=leg.label)
         self.stats["answered"] += 1
@@ -517,6 +542,8 @@ class B2bua:
         if body:
             response.headers.set("Content-Type", SDP)
             response.body = body
+        if a.profile is not None:
+            a.profile.outgoing(response.headers)
         return response
 
     # --- in-dialog requests ---------------------------------------------------------------------------
@@ -589,6 +616,14 @@ class B2bua:
             return
         request = incoming.request
         session = leg.session
+        if leg.profile is not None:
+            leg.profile.incoming(request.headers)
+        if leg.reinvite_pending and (request.method == "INVITE" or request.body):
+            # Glare: our own re-INVITE's offer is still unanswered (RFC 3261 section 14.2, RFC 3311 5.2).
+            self.stats["glare_491_sent"] += 1
+            log.info("reinvite_glare", call_id=leg.call_id, method=request.method)
+            self._reply(incoming, 491, "Request Pending")
+            return
         body: bytes | None = None
         if request.body:
             try:
@@ -618,6 +653,10 @@ class B2bua:
         if body:
             response.headers.set("Content-Type", SDP)
             response.body = body
+        if leg.profile is not None:
+            leg.profile.outgoing(response.headers)
+        if request.method == "INVITE":
+            incoming.on_ack_timeout(lambda: self._on_ack_timeout(leg))
         incoming.respond(response)
         self._arm_session_timer(leg)
 
@@ -684,7 +723,7 @@ class B2bua:
         if leg.we_refresh:
             self._spawn(self._refresh(leg))
         else:
-            log.info("session_expired", call=session.call.call_id, leg=leg.leg_id)
+            log.info("session_timer_expired", call=session.call.call_id, leg=leg.leg_id)
             self._spawn(self._end(session, EndReason.SESSION_EXPIRED))
 
     async def _refresh(self, leg: SipLeg) -> None:
@@ -700,8 +739,25 @@ class B2bua:
         if method == "INVITE":
             body = self.media.offer(leg.leg_id)
             headers.add("Content-Type", SDP)
+        if leg.profile is not None:
+            leg.profile.outgoing(headers)
         request = leg.dialog.create_request(method, headers=headers, body=body)
-        response = await self.sip.send_request(request, leg.destination)
+        leg.reinvite_pending = method == "INVITE"
+        try:
+            response = await self.sip.send_request(request, leg.destination)
+        finally:
+            leg.reinvite_pending = False
+        if leg.session.ending:
+            return
+        if response.status == 491:
+            # Glare (RFC 3261 section 14.1): try again after a random delay; the Call-ID's owner (we are,
+            # on B-legs) waits 2.1-4 s, the other side 0-2 s.
+            delay = glare_retry_delay(owns_call_id=leg.role is LegRole.B)
+            self.stats["glare_491_received"] += 1
+            log.info("session_refresh_glare", call_id=leg.call_id, retry_in=delay)
+            self._detach_session_timer(leg)
+            leg.timer_handle = asyncio.get_running_loop().call_later(delay, self._on_session_timer, leg)
+            return
         if 200 <= response.status < 300:
             if method == "INVITE":
                 await self._send_ack(leg, response)
@@ -720,6 +776,49 @@ class B2bua:
             await self._end(leg.session, EndReason.SESSION_EXPIRED)
         else:
             self._arm_session_timer(leg)  # 491, 503 and the like: try again next half interval
+
+    # --- lost ACKs and silent media -------------------------------------------------------------------
+
+    def _on_ack_timeout(self, leg: SipLeg) -> None:
+        """Our 2xx to the leg's INVITE was resent for 64*T1 without an ACK (RFC 3261 13.3.1.4): the
+        dialog is confirmed but the session is over; BYE it and the other leg."""
+        session = leg.session
+        if session.ending:
+            return
+        log.warning("call_ack_timeout", call_id=leg.call_id, call=session.call.call_id, leg=leg.leg_id)
+        self._spawn(self._end(session, EndReason.ACK_TIMEOUT))
+
+    def _watch_media_soon(self) -> None:
+        """Make sure the media watchdog's next look is scheduled (it stops while there are no calls)."""
+        if self._watch_handle is None and self.watchdog.enabled:
+            loop = asyncio.get_running_loop()
+            self._watch_handle = loop.call_later(self.watchdog.interval, self._watch_media)
+
+    def _watch_media(self) -> None:
+        """Every ``watchdog.interval``: end the calls with an answered leg silent for media.rtp_timeout."""
+        self._watch_handle = None
+        silent = self.watchdog.check(asyncio.get_running_loop().time(), self._media_counts())
+        for leg in silent:
+            session = leg.session
+            if session.ending:
+                continue
+            log.warning("call_media_timeout", call_id=leg.call_id, call=session.call.call_id, leg=leg.leg_id,
+                        seconds=self.watchdog.timeout)
+            self._spawn(self._end(session, EndReason.MEDIA_TIMEOUT))
+        if self.sessions:
+            self._watch_media_soon()
+
+    def _media_counts(self) -> list[tuple[SipLeg, int | None, bool]]:
+        """(leg, RTP packets received, media expected) for the bridged legs of every call: media is
+        expected once the call is answered, and not while it is held (RFC 3264 section 8.4)."""
+        counts: list[tuple[SipLeg, int | None, bool]] = []
+        for session in self.sessions.values():
+            talking = session.call.state == "answered" and session.held_by is None and not session.ending
+            for leg in (session.a, session.b):
+                if leg is not None:
+                    expected = talking and not leg.transferring
+                    counts.append((leg, self.media.packets_received(leg.leg_id), expected))
+        return counts
 
     # --- ending ---------------------------------------------------------------------------------------
 

@@ -78,3 +78,7 @@ class MediaAnchor(Protocol):
     def leg_stats(self, leg_id: str) -> dict[str, object]:
         """Packet counters of one leg (JSON-safe), for the call's end event and tests."""
         ...
+
+    def packets_received(self, leg_id: str) -> int | None:
+        """RTP packets the leg's endpoint received so far (None: no such leg), for the media watchdog."""
+        ...

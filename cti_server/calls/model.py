@@ -45,8 +45,9 @@ class EndReason(StrEnum):
     UNAVAILABLE = "unavailable"
     FAILED = "failed"
     TRANSFERRED = "transferred"
-    SESSION_EXPIRED = "session_expired"
-    MEDIA_TIMEOUT = "media_timeout"
+    SESSION_EXPIRED = "session_timer_expired"  # RFC 4028: no refresh within the session interval
+    MEDIA_TIMEOUT = "media_timeout"  # no RTP on an answered leg for media.rtp_timeout seconds
+    ACK_TIMEOUT = "ack_timeout"  # our 2xx to an INVITE got no ACK in 64*T1 (RFC 3261 13.3.1.4)
     SHUTDOWN = "shutdown"
 
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from cti_server.calls.model import Call, Leg, LegRole
 from cti_server.calls.session_timer import SessionTimer
+from cti_server.calls.trunk_profiles import TrunkProfile
 from cti_server.sip.dialog import Dialog
 from cti_server.sip.message import SipRequest
 from cti_server.sip.stack import IncomingRequest
@@ -51,6 +52,8 @@ class SipLeg:
     cancel_sent: bool = False
     transferring: bool = False
     transfer_done: bool = False
+    reinvite_pending: bool = False  # our re-INVITE with an offer awaits its final response (glare: 491)
+    profile: TrunkProfile | None = None  # a trunk's interop profile (header rewrites both ways)
 
     @property
     def leg_id(self) -> str:

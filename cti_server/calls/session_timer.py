@@ -2,11 +2,13 @@
 
 The refresher re-sends the session (re-INVITE or UPDATE) every half interval (section 10); the other
 side ends the session with BYE when no refresh came ``min(32, interval / 3)`` seconds before it
-expires (section 10).
+expires (section 10). A refresh re-INVITE that meets the peer's own re-INVITE (glare) gets 491 and is
+sent again after ``glare_retry_delay`` (RFC 3261 section 14.1).
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 
 from cti_server.sip.headers import Headers
@@ -108,3 +110,13 @@ def request_headers(headers: Headers, *, interval: int, min_se: int) -> None:
     """Add the session timer request of an INVITE we send (section 7.1)."""
     headers.set("Session-Expires", str(interval))
     headers.set("Min-SE", str(min_se))
+
+
+def glare_retry_delay(owns_call_id: bool, rng: random.Random | None = None) -> float:
+    """Seconds to wait before re-sending a re-INVITE that got 491 (RFC 3261 section 14.1).
+
+    The UA that chose the dialog's Call-ID waits 2.1 to 4 s, the other 0 to 2 s, both in units of
+    10 ms, so the two sides of a glare do not collide again.
+    """
+    draw = (rng or random).randint
+    return (draw(210, 400) if owns_call_id else draw(0, 200)) / 100
