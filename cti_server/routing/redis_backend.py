@@ -38,6 +38,7 @@ from cti_server.routing.model import (
     Skill,
     WorkItem,
 )
+from cti_server.routing.resp import PipelinedConnection
 
 _LUA = resources.files("cti_server.routing").joinpath("routing.lua").read_text(encoding="utf-8")
 _ITEM_LISTS = ("offers", "declined_by")
@@ -51,7 +52,13 @@ class RedisRoutingBackend:
         self.client = client
         self.prefix = prefix
         self.scan_depth = scan_depth
-        self._batch = _FcallBatcher(client)
+        pool = client.connection_pool
+        self._fast: PipelinedConnection | None = None
+        self._batch: _FcallBatcher | None = None
+        if pool.connection_class in (redis.Connection, redis.UnixDomainSocketConnection):
+            self._fast = PipelinedConnection.from_kwargs(pool.connection_kwargs)
+        else:  # TLS and other transports: redis-py's own pipeline
+            self._batch = _FcallBatcher(client)
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "cti:routing:", scan_depth: int = 1000,
@@ -72,6 +79,9 @@ class RedisRoutingBackend:
 
     async def _call(self, op: str, *args: Any) -> Any:
         try:
+            if self._fast is not None:
+                return await self._fast.call("FCALL", "cti_routing", 0, op, self.prefix, *args)
+            assert self._batch is not None
             return await self._batch.call(op, self.prefix, *args)
         except ResponseError as exc:
             raise _translate(exc) from None
@@ -211,6 +221,9 @@ class RedisRoutingBackend:
                 for o in json.loads(raw) or []]
 
     async def next_timer_due(self) -> float | None:
+        if self._fast is not None:
+            raw = await self._fast.call("ZRANGE", self.prefix + "timers", 0, 0, "WITHSCORES")
+            return float(raw[1]) if raw else None
         first = await self.client.zrange(self.prefix + "timers", 0, 0, withscores=True)
         return float(first[0][1]) if first else None
 
@@ -228,6 +241,8 @@ class RedisRoutingBackend:
         return [json.loads(str(r)) for r in raw]
 
     async def aclose(self) -> None:
+        if self._fast is not None:
+            await self._fast.aclose()
         await self.client.aclose()
 
     async def drop_all(self) -> int:
@@ -250,7 +265,7 @@ class RedisRoutingBackend:
 
 
 class _FcallBatcher:
-    """Sends the ``FCALL cti_routing`` calls that coroutines make in one event-loop turn as one pipeline.
+    """Over TLS and other redis-py transports: the ``FCALL``s of one event-loop turn as one pipeline.
 
     Each call stays its own atomic Lua step (a non-transactional pipeline only shares the round trip
     and the client's per-command overhead); calls made while a pipeline is in flight go in the next

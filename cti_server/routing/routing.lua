@@ -19,7 +19,26 @@ local function jget(hash, id)
   if not raw then return nil end
   return cjson.decode(raw)
 end
-local function jput(hash, id, obj) redis.call('HSET', P .. hash, id, cjson.encode(obj)) end
+-- The JSON last stored for each item or agent table in this call: replies reuse it (every change of
+-- an item or agent is stored before the call replies, so it is what the reply would encode).
+local encoded = {}
+local function jput(hash, id, obj)
+  local raw = cjson.encode(obj)
+  encoded[obj] = raw
+  redis.call('HSET', P .. hash, id, raw)
+end
+local function J(obj) return encoded[obj] or cjson.encode(obj) end
+
+-- Agents read in this call, by id (a step often frees an agent and then fills them).
+local agents = {}
+local function load_agent(id)
+  local agent = agents[id]
+  if agent == nil then
+    agent = jget('agent', id) or false
+    agents[id] = agent
+  end
+  return agent or nil
+end
 
 -- Presence statuses, queues and routing configurations change rarely: their decoded objects are kept
 -- between calls, per prefix, for as long as the prefix's 'cver' key (rewritten by every change of
@@ -108,7 +127,7 @@ end
 local function other_present(item, agent_id, depth)
   for _, aid in ipairs(redis.call('SRANDMEMBER', P .. 'p:' .. item.queue, depth)) do
     if aid ~= agent_id then
-      local agent = jget('agent', aid)
+      local agent = load_agent(aid)
       if agent and could_take(agent, item) then return true end
     end
   end
@@ -189,7 +208,10 @@ local function record(now, rec)
 end
 
 local function save_item(item) jput('item', item.id, item) end
-local function save_agent(agent) jput('agent', agent.id, agent) end
+local function save_agent(agent)
+  agents[agent.id] = agent
+  jput('agent', agent.id, agent)
+end
 
 local function finish(item)
   redis.call('HDEL', P .. 'item', item.id)
@@ -208,7 +230,7 @@ local function finish(item)
 end
 
 local function release(item, agent_id)
-  local agent = jget('agent', agent_id)
+  local agent = load_agent(agent_id)
   if not agent or not remove_value(agent.items, item.id) then return end
   agent.used = agent.used - item.size
   local left = (agent.used_by_channel[item.channel] or 0) - item.size
@@ -413,7 +435,7 @@ local function route_item(item, now, depth)
   if not item or item.state ~= 'queued' then return nil end
   local fallback, held_back = nil, nil
   for aid in scan(P .. 'c:' .. item.queue, depth, false) do
-    local agent = jget('agent', aid)
+    local agent = load_agent(aid)
     if agent and fits(agent, item, true) then
       if not contains(item.declined_by, aid) then return do_offer(item, agent, now, true) end
       if backing_off(item, aid, now) then
@@ -432,7 +454,7 @@ end
 -- more fits.
 local function fill_agent(agent_or_id, now, depth)
   local agent = agent_or_id
-  if type(agent_or_id) == 'string' then agent = jget('agent', agent_or_id) end
+  if type(agent_or_id) == 'string' then agent = load_agent(agent_or_id) end
   local offers = {}
   while agent and agent.used < agent.capacity do
     local item = best_item_for(agent, depth, now)
@@ -440,6 +462,21 @@ local function fill_agent(agent_or_id, now, depth)
     table.insert(offers, do_offer(item, agent, now, true))
   end
   return offers
+end
+
+-- Replies, built from the stored JSON instead of encoding the same objects again.
+local function offer_json(offer)
+  local deadline = 'null'
+  if not isnull(offer.deadline) then deadline = fmt(offer.deadline) end
+  return '{"item":' .. J(offer.item) .. ',"agent":' .. J(offer.agent) .. ',"deadline":' .. deadline .. '}'
+end
+local function offers_json(offers)
+  local parts = {}
+  for i, offer in ipairs(offers) do parts[i] = offer_json(offer) end
+  return '[' .. table.concat(parts, ',') .. ']'
+end
+local function item_offers_json(item, offers)
+  return '{"item":' .. J(item) .. ',"offers":' .. offers_json(offers) .. '}'
 end
 
 local function all_agents()
@@ -459,6 +496,7 @@ local function dispatch(_keys, ARGV)
   local op = ARGV[1]
   P = ARGV[2]
   NULL = cjson.null
+  encoded, agents = {}, {}
   open_cache()
   if op == 'put_cfg' then
     local cfg = cjson.decode(ARGV[3])
@@ -539,9 +577,9 @@ local function dispatch(_keys, ARGV)
     end
     refresh(agent)
     save_agent(agent)
-    return cjson.encode(agent)
+    return J(agent)
   elseif op == 'del_agent' then
-    local agent = jget('agent', ARGV[3])
+    local agent = load_agent(ARGV[3])
     if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
     if #agent.items > 0 then return fail('CONFLICT', 'agent ' .. agent.id .. ' still holds work items') end
     for _, qid in ipairs(agent.queues) do
@@ -551,7 +589,7 @@ local function dispatch(_keys, ARGV)
     redis.call('HDEL', P .. 'agent', agent.id)
     return 'OK'
   elseif op == 'set_status' then
-    local agent = jget('agent', ARGV[3])
+    local agent = load_agent(ARGV[3])
     local now = tonumber(ARGV[5])
     if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[3]) end
     if not cached('status', ARGV[4]) then return fail('INPUT', 'status no presence status ' .. ARGV[4]) end
@@ -565,7 +603,7 @@ local function dispatch(_keys, ARGV)
       refresh(agent)
       save_agent(agent)
     end
-    return cjson.encode({agent = agent, offers = offers})
+    return '{"agent":' .. J(agent) .. ',"offers":' .. offers_json(offers) .. '}'
   elseif op == 'add_item' then
     local item = cjson.decode(ARGV[3])
     local now = tonumber(ARGV[5])
@@ -580,19 +618,19 @@ local function dispatch(_keys, ARGV)
     enter_queue(item, queue, now)
     save_item(item)
     local offer = route_item(item, now, tonumber(ARGV[6]))
-    return cjson.encode({item = item, offer = offer or NULL})
+    if offer then return '{"item":' .. J(item) .. ',"offer":' .. offer_json(offer) .. '}' end
+    return '{"item":' .. J(item) .. ',"offer":null}'
   elseif op == 'offer_item' then
     local offer = route_item(jget('item', ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5]))
     if not offer then return '' end
-    return cjson.encode(offer)
+    return offer_json(offer)
   elseif op == 'offer_agent' then
     local offers = fill_agent(ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]))
-    if #offers == 0 then return '[]' end
-    return cjson.encode(offers)
+    return offers_json(offers)
   elseif op == 'offer_to' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
-    local agent = jget('agent', ARGV[4])
+    local agent = load_agent(ARGV[4])
     local now = tonumber(ARGV[5])
     if not agent then return fail('NOTFOUND', 'no agent ' .. ARGV[4]) end
     if item.state == 'assigned' then return fail('CONFLICT', 'work item ' .. item.id .. ' is already assigned') end
@@ -604,11 +642,11 @@ local function dispatch(_keys, ARGV)
     end
     if item.state == 'offered' then
       end_offer(item, now, 'moved', 'supervisor')
-      agent = jget('agent', ARGV[4])
+      agent = load_agent(ARGV[4])
     else
       leave_waiting(item)
     end
-    return cjson.encode(do_offer(item, agent, now, false))
+    return offer_json(do_offer(item, agent, now, false))
   elseif op == 'accept' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
@@ -626,7 +664,7 @@ local function dispatch(_keys, ARGV)
     save_item(item)
     record(now, {kind = 'answered', item = item.id, queue = item.queue, channel = item.channel,
                  call_center = item.call_center, agent = item.agent, wait_s = now - item.created})
-    return cjson.encode(item)
+    return J(item)
   elseif op == 'decline' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
@@ -639,7 +677,7 @@ local function dispatch(_keys, ARGV)
     local again = route_item(item, now, depth)
     if again then table.insert(offers, again) end
     for _, offer in ipairs(fill_agent(ARGV[4], now, depth)) do table.insert(offers, offer) end
-    return cjson.encode({item = item, offers = offers})
+    return item_offers_json(item, offers)
   elseif op == 'hold' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
@@ -667,10 +705,10 @@ local function dispatch(_keys, ARGV)
     if wrap_up > 0 then
       add_timer('w|' .. item.id, now + wrap_up)
       save_item(item)
-      return cjson.encode({item = item, offers = {}})
+      return item_offers_json(item, {})
     end
     close_item(item, now, 'completed')
-    return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[5]))})
+    return item_offers_json(item, fill_agent(item.agent, now, tonumber(ARGV[5])))
   elseif op == 'close' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
@@ -679,7 +717,7 @@ local function dispatch(_keys, ARGV)
     end
     local now = tonumber(ARGV[4])
     close_item(item, now, ARGV[5])
-    return cjson.encode({item = item, offers = fill_agent(item.agent, now, tonumber(ARGV[6]))})
+    return item_offers_json(item, fill_agent(item.agent, now, tonumber(ARGV[6])))
   elseif op == 'withdraw' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
