@@ -110,18 +110,20 @@ class Lab:
 
 @contextlib.asynccontextmanager
 async def calls_lab(tmp_path: Path) -> AsyncIterator[Any]:
-    """``start(**calls)`` -> a started ``Lab``; everything is stopped on exit."""
+    """``start(sip=..., media=..., **calls)`` -> a started ``Lab`` (``sip``/``media``: overrides of those
+    config sections, e.g. short timers); everything is stopped on exit."""
     labs: list[Lab] = []
 
-    async def start(**calls: Any) -> Lab:
+    async def start(*, sip: dict[str, Any] | None = None, media: dict[str, Any] | None = None,
+                    **calls: Any) -> Lab:
         sip_port = free_port()
         # Below the ephemeral range (where sipp's media ports come from), apart from other tests' ranges.
         base = random.randrange(20000, 32000, 200)
         calls.setdefault("trunks", [{"name": "carrier", "host": TRUNK_IP, "allowed_sources": [TRUNK_IP]}])
         calls.setdefault("dids", [{"number": f"+{DID}", "call_center": "support", "users": ["1001"]}])
         config = make_config(
-            sip={"udp_port": sip_port, "tcp_port": sip_port, "digest_algorithms": ["MD5"]},
-            media={"rtp_port_min": base, "rtp_port_max": base + 199},
+            sip={"udp_port": sip_port, "tcp_port": sip_port, "digest_algorithms": ["MD5"], **(sip or {})},
+            media={"rtp_port_min": base, "rtp_port_max": base + 199, **(media or {})},
             calls=calls,
         )
         server = CtiServer(config)
