@@ -7,6 +7,7 @@
 const $ = (selector, root = document) => root.querySelector(selector);
 const NUMBER_FIELDS = ["caller", "phone", "from_number", "number"];  // where an item's data names the caller
 const HIDDEN_DATA = new Set([...NUMBER_FIELDS, "screenpop", "call_id", "called"]);
+const NOTES_ATTEMPTS = 5;  // looks for the call log, a second apart, before saying it is not there yet
 
 const state = {
   me: null,
@@ -283,7 +284,7 @@ function makeCard(item) {
   const actions = $(".actions", card);
   const voice = item.channel === "voice";
   if (kind === "offer" && voice) {
-    actions.appendChild(element("span", "Your desk phone rings: pick it up to take the call, reject it there to decline.", "hint"));
+    actions.appendChild(element("span", "Pick up your desk phone to take the call; reject it there to decline.", "hint"));
   } else if (kind === "offer") {
     const reason = element("input", null, "reason");
     reason.placeholder = "Reason to decline";
@@ -295,9 +296,9 @@ function makeCard(item) {
       button("Decline", "decline", () => step(item, "decline", { reason: reason.value.trim() })),
     );
   } else {
-    if (!voice) actions.appendChild(button("Finish", "finish", () => step(item, "end")));
-    actions.appendChild(button("Close", "close", () => step(item, "close")));
     if (voice) actions.appendChild(notesForm(item));
+    else actions.appendChild(button("Finish", "finish", () => step(item, "end")));
+    actions.appendChild(button("Close", "close", () => step(item, "close")));
   }
   return card;
 }
@@ -320,14 +321,16 @@ function updateCard(card, item) {
   renderPop(item.id);
 }
 
+// A voice offer is the desk phone ringing: the calls layer rings the agent's registered phones when the
+// engine offers the call (and declines at once when none is registered); call.* events say the rest.
 function callText(item, call) {
-  if (!call) return item.state === "offered" ? "Calling your desk phone…" : "";
+  if (item.state === "offered") return "Your desk phone is ringing";
+  if (!call) return "";
   switch (call.state) {
-    case "ringing": return item.state === "offered" ? "Your desk phone is ringing" : "Ringing";
     case "answered": return "Connected on your desk phone";
     case "held": return "Call on hold";
     case "ended": return "Call ended";
-    default: return item.state === "offered" ? "Calling your desk phone…" : `Call ${call.state}`;
+    default: return `Call ${call.state}`;
   }
 }
 
@@ -510,7 +513,13 @@ function notesForm(item) {
     event.preventDefault();
     const callId = (item.data && item.data.call_id) || item.id;
     try {
-      const found = await api("GET", `/api/v1/call-logs?call_id=${encodeURIComponent(callId)}`);
+      // The server writes the call log just after the call ends: give it a few seconds.
+      let found = { call_logs: [] };
+      for (let attempt = 0; attempt < NOTES_ATTEMPTS; attempt += 1) {
+        if (attempt) await new Promise((resolve) => setTimeout(resolve, 1000));
+        found = await api("GET", `/api/v1/call-logs?call_id=${encodeURIComponent(callId)}`);
+        if (found.call_logs.length) break;
+      }
       if (!found.call_logs.length) {
         say("The call log is written when the call ends; save the notes again then.");
         return;

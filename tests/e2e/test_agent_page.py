@@ -78,9 +78,10 @@ def floor(cti_server: RunningServer, admin_token: str) -> Floor:
     return Floor(cti_server, center["id"], queue, key, agents)
 
 
-def sign_in_available(page: Page, username: str) -> None:
-    """Open /agent/, sign in, wait for the live connection, and pick Available in the status list."""
-    page.goto("/agent/")
+def sign_in_available(page: Page, username: str, base_url: str = "") -> None:
+    """Open /agent/ (of ``base_url``, default the session's server), sign in, wait for the live
+    connection, and pick Available in the status list."""
+    page.goto(base_url + "/agent/")
     form = page.locator("#login-form")
     form.get_by_label("Username").fill(username)
     form.get_by_label("Password").fill(AGENT_PASSWORD)

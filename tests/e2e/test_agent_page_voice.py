@@ -1,0 +1,294 @@
+"""A queue call on the agent's page: the real server, sipp as trunk and as the agent's desk phone, Chromium.
+
+The server runs as a subprocess with a trunk (127.0.0.2) and a DID that queues calls. The agent is a store
+user with a web password and a SIP account; their desk phone is a sipp UAS registered with digest auth that
+rings for a few seconds before it answers. The page must show the voice offer with the caller's screen pop
+while the desk phone rings (from the ``call.*`` events the /agent namespace carries), the call connected
+after the phone answers, after-call work when the trunk hangs up, and save wrap-up notes on the call log.
+The page carries no audio itself (no WebRTC): the phone does.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.conftest import free_port
+from tests.e2e.conftest import (
+    ADMIN_PASSWORD,
+    ADMIN_USERNAME,
+    START_TIMEOUT,
+    RunningServer,
+    _cli,
+    _environment,
+    _stop,
+    snapshot,
+)
+from tests.e2e.test_agent_page import AGENT_PASSWORD, sign_in_available
+from tests.interop.conftest import read_sipp_stats, require_tool
+
+SCENARIOS = Path(__file__).resolve().parents[1] / "interop" / "calls"
+TRUNK_IP = "127.0.0.2"
+QUEUE_DID = "15550300"
+CALLER = "+15557770000"  # the P-Asserted-Identity of trunk_call.xml
+SIP_USER = "2001"
+SIP_PASSWORD = "desk-phone-secret-2001"
+RING_MS = 6000
+TALK_MS = 6000
+SIPP_TIMEOUT_S = 45
+VOICE_TIMEOUT_MS = 15_000
+
+# A desk phone that rings for RING_MS before it answers (so the page can show it ringing), echoes the
+# audio back (-rtp_echo) and waits for the caller's BYE.
+PHONE_RINGS_THEN_ANSWERS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="phone rings, then answers">
+  <recv request="INVITE" crlf="true"/>
+  <send><![CDATA[
+
+      SIP/2.0 180 Ringing
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Length: 0
+
+  ]]></send>
+  <pause milliseconds="{RING_MS}"/>
+  <send retrans="500"><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Contact: <sip:[local_ip]:[local_port];transport=[transport]>
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=phone 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0 101
+      a=rtpmap:0 PCMU/8000
+      a=rtpmap:101 telephone-event/8000
+      a=fmtp:101 0-15
+      a=sendrecv
+
+  ]]></send>
+  <recv request="ACK" crlf="true"/>
+  <recv request="BYE"/>
+  <send><![CDATA[
+
+      SIP/2.0 200 OK
+      [last_Via:]
+      [last_From:]
+      [last_To:]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+
+  ]]></send>
+</scenario>
+"""
+
+
+def _voice_config(directory: Path, http_port: int, sip_port: int, call_center: str, queue: str) -> Path:
+    base = random.randrange(20000, 32000, 200)
+    config_path = directory / "cti-server.toml"
+    config_path.write_text(
+        f'[http]\nhost = "127.0.0.1"\nport = {http_port}\n'
+        f'[sip]\nhost = "127.0.0.1"\nudp_port = {sip_port}\ntcp_port = {sip_port}\n'
+        'digest_algorithms = ["MD5"]\n'
+        f"[media]\nrtp_port_min = {base}\nrtp_port_max = {base + 199}\n"
+        f'[store]\nurl = "sqlite+aiosqlite:///{directory}/cti.db"\n'
+        "[auth]\npassword_memory_kib = 1024\npassword_time_cost = 1\n"
+        '[log]\nlevel = "info"\nformat = "json"\n'
+        f'[[calls.trunks]]\nname = "carrier"\nhost = "{TRUNK_IP}"\nallowed_sources = ["{TRUNK_IP}"]\n'
+        f'[[calls.dids]]\nnumber = "+{QUEUE_DID}"\ncall_center = "{call_center}"\nqueue = "{queue}"\n'
+    )
+    return config_path
+
+
+class Sipp:
+    """One sipp process with its statistics file."""
+
+    def __init__(self, directory: Path, name: str, *args: str, ip: str = "127.0.0.1") -> None:
+        binary = require_tool("sipp", "sip-tester")
+        self.name = name
+        self.stat_file = directory / f"{name}.csv"
+        argv = [binary, *args, "-i", ip, "-nostdin", "-timeout", f"{SIPP_TIMEOUT_S}s", "-timeout_error",
+                "-trace_stat", "-stf", str(self.stat_file), "-trace_err", "-error_file",
+                str(directory / f"{name}.err")]
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, cwd=directory)
+
+    def ok(self) -> dict[str, str]:
+        """Wait for the scenario's end; fail with its output unless it passed."""
+        try:
+            out, _ = self.process.communicate(timeout=SIPP_TIMEOUT_S + 5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, _ = self.process.communicate()
+        output = out.decode(errors="replace")[-3000:]
+        assert self.process.returncode == 0, f"sipp {self.name} failed: {output}"
+        return read_sipp_stats(self.stat_file)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+
+class VoiceFloor:
+    """The server, its call center, queue, agent and contact, and the sipps one test started."""
+
+    def __init__(self, server: RunningServer, directory: Path, call_center: str, queue: str) -> None:
+        self.server = server
+        self.directory = directory
+        self.call_center = call_center
+        self.queue = queue
+        self.sip_port = 0
+        self.sipps: list[Sipp] = []
+        self.admin = ""
+        self.call_center_id = ""
+        self.agent_id = ""
+        self.username = ""
+        self.contact_id = ""
+
+    def sipp(self, name: str, *args: str, ip: str = "127.0.0.1") -> Sipp:
+        run = Sipp(self.directory, name, *args, ip=ip)
+        self.sipps.append(run)
+        return run
+
+    def desk_phone(self) -> Sipp:
+        """Start the ringing-then-answering phone and register it (digest auth) at the server."""
+        scenario = self.directory / "phone_rings_then_answers.xml"
+        scenario.write_text(PHONE_RINGS_THEN_ANSWERS)
+        port = free_port()
+        phone = self.sipp("phone", "-sf", str(scenario), "-p", str(port), "-mp", str(free_port()),
+                          "-rtp_echo", "-m", "1")
+        users = self.directory / "register.csv"
+        users.write_text(f"SEQUENTIAL\n{SIP_USER};{SIP_PASSWORD};{port}\n")
+        self.sipp("register", f"127.0.0.1:{self.sip_port}", "-sf", str(SCENARIOS / "phone_register.xml"),
+                  "-inf", str(users), "-au", "[field0]", "-ap", "[field1]", "-m", "1", "-p", "0").ok()
+        return phone
+
+    def trunk_call(self) -> Sipp:
+        """The carrier calls the queue DID; it hangs up TALK_MS after the answer it gets at once (the
+        caller waits with music), so after the ring and some talk with the agent."""
+        return self.sipp("trunk", f"127.0.0.1:{self.sip_port}", "-sf", str(SCENARIOS / "trunk_call.xml"),
+                         "-s", QUEUE_DID, "-m", "1", "-p", "0", "-mp", str(free_port()),
+                         "-d", str(RING_MS + TALK_MS), ip=TRUNK_IP)
+
+
+@pytest.fixture(scope="module")
+def voice_floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceFloor]:
+    """A server of this module's own with the queue DID, set up through the CLI and the REST API."""
+    require_tool("sipp", "sip-tester")
+    directory = tmp_path_factory.mktemp("e2e-voice")
+    call_center, queue = f"Voice floor {uuid.uuid4().hex[:6]}", "voice-support"
+    http_port, sip_port = free_port(socket.SOCK_STREAM), free_port()
+    config_path = _voice_config(directory, http_port, sip_port, call_center, queue)
+    _cli(config_path, "admin", "create-admin", ADMIN_USERNAME, "--password-stdin",
+         stdin=ADMIN_PASSWORD + "\n")
+    log_path = directory / "server.log"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", "cti_server", "run", "--config", str(config_path)],
+                                   cwd=directory, stdout=log, stderr=subprocess.STDOUT, env=_environment())
+    server = RunningServer(process, http_port, config_path, log_path)
+    floor = VoiceFloor(server, directory, call_center, queue)
+    floor.sip_port = sip_port
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while not server.healthy():
+            if process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"cti-server did not start:\n{server.log_text()}")
+            time.sleep(0.1)
+        floor.admin = admin = server.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+        floor.call_center_id = server.api("POST", "/api/v1/call-centers", {"name": call_center}, admin)["id"]
+        user = server.api("POST", "/api/v1/users", {
+            "username": "desk-agent", "role": "agent", "password": AGENT_PASSWORD,
+            "display_name": "Desk Agent",
+            "sip_username": SIP_USER, "sip_password": SIP_PASSWORD, "call_center_id": floor.call_center_id,
+        }, admin)
+        floor.agent_id, floor.username = user["id"], user["username"]
+        server.api("PUT", "/api/v1/routing/configs/voice", {"push_timeout_s": 30, "after_call_work_s": 120},
+                   admin)
+        server.api("PUT", f"/api/v1/routing/queues/{queue}",
+                   {"call_center": floor.call_center_id, "routing_config": "voice"}, admin)
+        server.api("PUT", f"/api/v1/routing/agents/{floor.agent_id}",
+                   {"call_center": floor.call_center_id, "capacity": 1, "queues": [queue]}, admin)
+        floor.contact_id = server.api("POST", "/api/v1/contacts", {
+            "call_center_id": floor.call_center_id, "first_name": "Ada", "last_name": "Caller",
+            "phones": [{"number": CALLER, "kind": "mobile"}]}, admin)["id"]
+        yield floor
+    finally:
+        for run in floor.sipps:
+            run.kill()
+        _stop(process)
+    if process.returncode != 0 or "Traceback" in server.log_text():
+        pytest.fail(f"cti-server exited {process.returncode} after the voice test:\n{server.log_text()}")
+
+
+def test_queue_call_rings_the_desk_phone_connects_and_the_notes_land_on_the_call_log(
+        page: Page, voice_floor: VoiceFloor) -> None:
+    floor = voice_floor
+    sign_in_available(page, floor.username, floor.server.base_url)
+    phone = floor.desk_phone()
+    trunk = floor.trunk_call()
+
+    offer = page.locator("#offers .card.offer")
+    expect(offer.locator(".channel")).to_have_text("voice", timeout=VOICE_TIMEOUT_MS)
+    expect(offer.locator(".call-state")).to_have_text("Your desk phone is ringing")
+    expect(offer.locator(".contact-name")).to_have_text("Ada Caller")
+    expect(offer.locator(".pop")).to_contain_text(CALLER)
+    expect(offer.get_by_role("button", name="Accept")).to_have_count(0)  # the phone answers, not the page
+    page.screenshot(path="/tmp/agent-page-voice-ringing.png", full_page=True)
+    snapshot(page, "agent-voice-ringing")
+
+    work = page.locator("#work .card")
+    expect(work.locator(".call-state")).to_have_text("Connected on your desk phone", timeout=VOICE_TIMEOUT_MS)
+    expect(work.locator(".state")).to_have_text("In progress")
+    expect(work.locator(".contact-name")).to_have_text("Ada Caller")
+    expect(work.get_by_role("button", name="Close")).to_be_hidden()  # the call is still on
+    item_id = work.get_attribute("data-id")
+    assert item_id is not None
+    assert floor.server.api("GET", f"/api/v1/work-items/{item_id}", token=floor.admin)["state"] == "assigned"
+
+    expect(work.locator(".call-state")).to_have_text("Call ended", timeout=VOICE_TIMEOUT_MS)
+    expect(work.locator(".state")).to_have_text("After-call work")
+    expect(work.locator(".timer")).to_have_text(re.compile(r"^[12]:\d\d$"))  # counting down from 2:00
+    work.get_by_label("Wrap-up notes").fill("Wants a refund for order 1234")
+    work.get_by_label("Disposition").fill("refund")
+    page.screenshot(path="/tmp/agent-page-voice-wrap-up.png", full_page=True)
+    work.get_by_role("button", name="Save notes").click()
+    expect(page.locator("#message")).to_have_text("Notes saved on the call log.", timeout=VOICE_TIMEOUT_MS)
+    [log] = floor.server.api("GET", f"/api/v1/call-logs?call_id={item_id}", token=floor.admin)["call_logs"]
+    assert (log["notes"], log["disposition"], log["contact_id"]) == \
+        ("Wants a refund for order 1234", "refund", floor.contact_id)
+    assert log["agent_user_id"] in (None, floor.agent_id)
+
+    work.get_by_role("button", name="Close").click()
+    expect(work).to_have_count(0)
+    closed = floor.server.api("GET", f"/api/v1/work-items/{item_id}", token=floor.admin)
+    assert (closed["state"], closed["agent"], [o["outcome"] for o in closed["offers"]]) == \
+        ("closed", floor.agent_id, ["accepted"])
+    phone.ok()
+    trunk.ok()
