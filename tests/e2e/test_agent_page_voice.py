@@ -2,9 +2,10 @@
 
 The server runs as a subprocess with a trunk (127.0.0.2) and a DID that queues calls. The agent is a store
 user with a web password and a SIP account; their desk phone is a sipp UAS registered with digest auth that
-rings for a few seconds before it answers. The page must show the voice offer with the caller's screen pop
-while the desk phone rings (from the ``call.*`` events the /agent namespace carries), the call connected
-after the phone answers, after-call work when the trunk hangs up, and save wrap-up notes on the call log.
+rings for a few seconds before it answers. The page must show the voice offer (the calls layer rings the
+desk phone when the engine offers the call) with the caller's screen pop, the call connected after the
+phone answers and ended when the trunk hangs up (``call.*`` events on the /agent namespace), after-call
+work with its countdown, and save wrap-up notes on the call log.
 The page carries no audio itself (no WebRTC): the phone does.
 """
 
