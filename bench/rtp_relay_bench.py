@@ -189,7 +189,8 @@ def run_generator(calls: int, seconds: float, args: argparse.Namespace) -> dict[
         streams[2 * i].destination = ("127.0.0.1", port_a)
         streams[2 * i + 1].destination = ("127.0.0.1", port_b)
 
-    cpu_before = _process_cpu(relay.pid)
+    user_before, system_before = _process_user_system(relay.pid)
+    cpu_before = user_before + system_before
     wall_before = time.time()
     start = time.time() + 0.2
     end = start + seconds
@@ -229,7 +230,8 @@ def run_generator(calls: int, seconds: float, args: argparse.Namespace) -> dict[
             quiet_since = time.time()
         else:
             time.sleep(0.05)
-    cpu_after = _process_cpu(relay.pid)
+    user_after, system_after = _process_user_system(relay.pid)
+    cpu_after = user_after + system_after
     wall = time.time() - wall_before
     relay.stdin.write("stop\n")
     relay.stdin.flush()
@@ -272,6 +274,7 @@ def run_generator(calls: int, seconds: float, args: argparse.Namespace) -> dict[
         "relay_cpu_percent": 100.0 * (cpu_after - cpu_before) / seconds,
         "wall_seconds": wall,
         "relay_cpu_us_per_packet": 1e6 * (cpu_after - cpu_before) / max(1, counters["packets_received"]),
+        "relay_user_us_per_packet": 1e6 * (user_after - user_before) / max(1, counters["packets_received"]),
         "relay_loop": ready["loop"],
         "relay_counters": counters,
     }
@@ -302,9 +305,11 @@ def _read_stamped(sock: socket.socket, by_ssrc: dict[int, Stream], limit: int) -
     return count
 
 
-def _process_cpu(pid: int) -> float:
+def _process_user_system(pid: int) -> tuple[float, float]:
+    """(user, system) CPU seconds of ``pid``: Python work vs system calls and loopback delivery."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def main() -> None:

@@ -238,6 +238,8 @@ class RtpRelay:
                             "b": self._make_forwarder(self.directions["b"], a)}
         a.on_rtp = self._forwarders["a"]
         b.on_rtp = self._forwarders["b"]
+        a.relay_to(self.directions["a"].process, b)
+        b.relay_to(self.directions["b"].process, a)
 
     @staticmethod
     def _make_forwarder(direction: RelayDirection, target: RtpEndpoint) -> Callable[[bytes], None]:
@@ -323,6 +325,7 @@ class RtpRelay:
             endpoint = self.endpoints[leg]
             if endpoint.on_rtp is self._forwarders[leg]:  # a newer relay may own the leg already
                 endpoint.on_rtp = None
+                endpoint.relay_to(None, None)
 
 
 def _other(leg: str) -> str:

@@ -231,6 +231,20 @@ async def test_rebridging_a_leg_keeps_its_stream_and_old_relay_close_does_not_de
         third.close()
 
 
+async def test_closed_relay_no_longer_forwards_from_the_latched_socket(call: Call) -> None:
+    call.caller.send(audio(1, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+    await call.callee.receive(1)  # latched: leg a reads the caller on its connected socket now
+    call.relay.close()
+    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+    call.a.on_rtp = lambda data: None if got.done() else got.set_result(data)
+    call.caller.send(audio(2, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
+    data = await asyncio.wait_for(got, TIMEOUT)  # the endpoint's handler has it, the relay does not
+    assert RtpPacket.parse(data).sequence_number == 2
+    with pytest.raises(BlockingIOError):
+        call.callee.sock.recv(2048)
+    assert call.a.counters.packets_received == 2 and call.b.counters.packets_sent == 1
+
+
 async def test_rtp_timeout_is_reported() -> None:
     base = random.randrange(30000, 60000, 2)
     allocator = RtpPortAllocator(base, base + 9)
