@@ -747,9 +747,7 @@ class B2bua:
             response = await self.sip.send_request(request, leg.destination)
         finally:
             leg.reinvite_pending = False
-        if leg.session.ending:
-            return
-        if response.status == 491:
+        if response.status == 491 and not leg.session.ending:
             # Glare (RFC 3261 section 14.1): try again after a random delay; the Call-ID's owner (we are,
             # on B-legs) waits 2.1-4 s, the other side 0-2 s.
             delay = glare_retry_delay(owns_call_id=leg.role is LegRole.B)
@@ -775,7 +773,7 @@ class B2bua:
             log.info("session_refresh_failed", call_id=leg.call_id, status=response.status)
             await self._end(leg.session, EndReason.SESSION_EXPIRED)
         else:
-            self._arm_session_timer(leg)  # 491, 503 and the like: try again next half interval
+            self._arm_session_timer(leg)  # 503, 4xx and the like: try again next half interval
 
     # --- lost ACKs and silent media -------------------------------------------------------------------
 
