@@ -16,8 +16,10 @@ from typing import Any
 
 from aiohttp import web
 
-from cti_server.api.auth import principal_of, requires
-from cti_server.api.errors import api_error
+from cti_server.api.auth import requires
+from cti_server.api.openapi import documented
+from cti_server.api.presence import my_agent
+from cti_server.api.validation import Schema
 from cti_server.api.work_items import engine_of
 from cti_server.routing.engine import RoutingEngine
 from cti_server.routing.model import ItemState, NotFound, RoutingConfig, WorkItem
@@ -48,15 +50,29 @@ def _deadlines(item: WorkItem, config: RoutingConfig | None) -> dict[str, float 
     return {"offer_deadline": offer_deadline, "wrap_up_deadline": wrap_up_deadline}
 
 
+_DEADLINE: Schema = {"type": ["number", "null"], "description": "epoch seconds (server clock)"}
+MY_WORK: Schema = {
+    "type": "object",
+    "properties": {
+        "agent": {"type": "object", "description": "status, status_since, capacity, used, items"},
+        "statuses": {"type": "array", "items": {"type": "string"}},
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "offer_deadline": {**_DEADLINE, "description": "an offer goes to the next agent then"},
+            "wrap_up_deadline": {**_DEADLINE, "description": "after-call work ends then"},
+        }, "description": "the work item (GET /api/v1/work-items/{id}) and its deadlines"}},
+        "server_time": {"type": "number", "description": "now on the server clock, epoch seconds"},
+    },
+}
+
+
 @routes.get("/api/v1/agents/me/work")
+@documented("Your status, statuses to choose from, and the work offered to or held by you",
+            tags=("routing",), response=MY_WORK, errors=(401, 403, 404))
 @requires("agent", "supervisor")
 async def my_work(request: web.Request) -> web.Response:
     """Your status and capacity, the statuses to choose from, and your offered and held items."""
     engine = engine_of(request)
-    try:
-        agent = await engine.backend.get_agent(principal_of(request).id)
-    except NotFound:
-        raise api_error(404, "you have no routing profile yet; an admin creates it") from None
+    agent = await my_agent(request)
     configs: dict[str, RoutingConfig | None] = {}
     items: list[dict[str, Any]] = []
     for item_id in agent.items:

@@ -9,6 +9,7 @@ downloaded (never ``playwright install``). Every test here is marked ``e2e``.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -167,15 +168,11 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         process.wait(timeout=STOP_TIMEOUT)
 
 
-@pytest.fixture(scope="session")
-def cti_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """The real server on free loopback ports with a fresh SQLite store and one admin
-    (``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``), made with the CLI before the server starts."""
-    directory = tmp_path_factory.mktemp("e2e-server")
-    http_port = free_port(socket.SOCK_STREAM)
-    config_path = _write_config(directory, http_port, free_port())
-    _cli(config_path, "admin", "create-admin", ADMIN_USERNAME, "--password-stdin",
-         stdin=ADMIN_PASSWORD + "\n")
+@contextlib.contextmanager
+def running_server(config_path: Path, http_port: int) -> Iterator[RunningServer]:
+    """``cti-server run --config config_path`` (working directory: the config's), once /healthz answers;
+    stopped on exit, and the test fails unless it stopped cleanly with no traceback in its log."""
+    directory = config_path.parent
     log_path = directory / "server.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen([sys.executable, "-m", "cti_server", "run", "--config", str(config_path)],
@@ -192,9 +189,27 @@ def cti_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServ
         yield server
     finally:
         _stop(process)
-    # What the pages did must not have hurt the server: a clean stop, no traceback in its log.
+    # What the tests did must not have hurt the server: a clean stop, no traceback in its log.
     if process.returncode != 0 or "Traceback" in server.log_text():
         pytest.fail(f"cti-server exited {process.returncode} after the browser tests:\n{server.log_text()}")
+
+
+def create_admin(config_path: Path) -> None:
+    """The first admin (``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``), made with the CLI as an operator does."""
+    _cli(config_path, "admin", "create-admin", ADMIN_USERNAME, "--password-stdin",
+         stdin=ADMIN_PASSWORD + "\n")
+
+
+@pytest.fixture(scope="session")
+def cti_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """The real server on free loopback ports with a fresh SQLite store and one admin
+    (``ADMIN_USERNAME`` / ``ADMIN_PASSWORD``), made with the CLI before the server starts."""
+    directory = tmp_path_factory.mktemp("e2e-server")
+    http_port = free_port(socket.SOCK_STREAM)
+    config_path = _write_config(directory, http_port, free_port())
+    create_admin(config_path)
+    with running_server(config_path, http_port) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -16,8 +16,6 @@ import re
 import signal
 import socket
 import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,11 +27,9 @@ from tests.conftest import free_port
 from tests.e2e.conftest import (
     ADMIN_PASSWORD,
     ADMIN_USERNAME,
-    START_TIMEOUT,
     RunningServer,
-    _cli,
-    _environment,
-    _stop,
+    create_admin,
+    running_server,
     snapshot,
 )
 from tests.e2e.test_agent_page import AGENT_PASSWORD, sign_in_available
@@ -207,45 +203,39 @@ def voice_floor(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VoiceFloor
     call_center, queue = f"Voice floor {uuid.uuid4().hex[:6]}", "voice-support"
     http_port, sip_port = free_port(socket.SOCK_STREAM), free_port()
     config_path = _voice_config(directory, http_port, sip_port, call_center, queue)
-    _cli(config_path, "admin", "create-admin", ADMIN_USERNAME, "--password-stdin",
-         stdin=ADMIN_PASSWORD + "\n")
-    log_path = directory / "server.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen([sys.executable, "-m", "cti_server", "run", "--config", str(config_path)],
-                                   cwd=directory, stdout=log, stderr=subprocess.STDOUT, env=_environment())
-    server = RunningServer(process, http_port, config_path, log_path)
-    floor = VoiceFloor(server, directory, call_center, queue)
-    floor.sip_port = sip_port
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while not server.healthy():
-            if process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"cti-server did not start:\n{server.log_text()}")
-            time.sleep(0.1)
-        floor.admin = admin = server.login(ADMIN_USERNAME, ADMIN_PASSWORD)
-        floor.call_center_id = server.api("POST", "/api/v1/call-centers", {"name": call_center}, admin)["id"]
-        user = server.api("POST", "/api/v1/users", {
-            "username": "desk-agent", "role": "agent", "password": AGENT_PASSWORD,
-            "display_name": "Desk Agent",
-            "sip_username": SIP_USER, "sip_password": SIP_PASSWORD, "call_center_id": floor.call_center_id,
-        }, admin)
-        floor.agent_id, floor.username = user["id"], user["username"]
-        server.api("PUT", "/api/v1/routing/configs/voice", {"push_timeout_s": 30, "after_call_work_s": 120},
-                   admin)
-        server.api("PUT", f"/api/v1/routing/queues/{queue}",
-                   {"call_center": floor.call_center_id, "routing_config": "voice"}, admin)
-        server.api("PUT", f"/api/v1/routing/agents/{floor.agent_id}",
-                   {"call_center": floor.call_center_id, "capacity": 1, "queues": [queue]}, admin)
-        floor.contact_id = server.api("POST", "/api/v1/contacts", {
-            "call_center_id": floor.call_center_id, "first_name": "Ada", "last_name": "Caller",
-            "phones": [{"number": CALLER, "kind": "mobile"}]}, admin)["id"]
-        yield floor
-    finally:
-        for run in floor.sipps:
-            run.kill()
-        _stop(process)
-    if process.returncode != 0 or "Traceback" in server.log_text():
-        pytest.fail(f"cti-server exited {process.returncode} after the voice test:\n{server.log_text()}")
+    create_admin(config_path)
+    with running_server(config_path, http_port) as server:
+        floor = VoiceFloor(server, directory, call_center, queue)
+        floor.sip_port = sip_port
+        try:
+            set_up(floor)
+            yield floor
+        finally:
+            for run in floor.sipps:
+                run.kill()
+
+
+def set_up(floor: VoiceFloor) -> None:
+    """The call center of the DID, the agent with a web password and a SIP account, their routing
+    profile on the queue, and the caller's contact, through the REST API as the admin."""
+    server = floor.server
+    floor.admin = admin = server.login(ADMIN_USERNAME, ADMIN_PASSWORD)
+    center = server.api("POST", "/api/v1/call-centers", {"name": floor.call_center}, admin)
+    floor.call_center_id = center["id"]
+    user = server.api("POST", "/api/v1/users", {
+        "username": "desk-agent", "role": "agent", "password": AGENT_PASSWORD, "display_name": "Desk Agent",
+        "sip_username": SIP_USER, "sip_password": SIP_PASSWORD, "call_center_id": floor.call_center_id,
+    }, admin)
+    floor.agent_id, floor.username = user["id"], user["username"]
+    server.api("PUT", "/api/v1/routing/configs/voice", {"push_timeout_s": 30, "after_call_work_s": 120},
+               admin)
+    server.api("PUT", f"/api/v1/routing/queues/{floor.queue}",
+               {"call_center": floor.call_center_id, "routing_config": "voice"}, admin)
+    server.api("PUT", f"/api/v1/routing/agents/{floor.agent_id}",
+               {"call_center": floor.call_center_id, "capacity": 1, "queues": [floor.queue]}, admin)
+    floor.contact_id = server.api("POST", "/api/v1/contacts", {
+        "call_center_id": floor.call_center_id, "first_name": "Ada", "last_name": "Caller",
+        "phones": [{"number": CALLER, "kind": "mobile"}]}, admin)["id"]
 
 
 def test_queue_call_rings_the_desk_phone_connects_and_the_notes_land_on_the_call_log(
