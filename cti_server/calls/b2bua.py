@@ -464,7 +464,6 @@ class B2bua:
             ok.headers.set("Session-Expires", a.timer.header_value())
             if a.timer.refresher == "uac":
                 ok.headers.set("Require", "timer")
-        a.incoming.on_ack_timeout(lambda: self._on_ack_timeout(a))
         a.incoming.respond(ok)
         call.answered(self.clock(), answered_by=leg.label)
         self.stats["answered"] += 1
@@ -533,6 +532,10 @@ class B2bua:
         await self._end(session, reason or end_reason_for(status), status=status, phrase=phrase)
 
     def _a_response(self, a: SipLeg, status: int, body: bytes | None) -> SipResponse:
+        """A response to the leg's INVITE; a 2xx that is never ACKed will end the call (every answer of
+        a caller goes through here: a call, a queue call, an INVITE with Replaces)."""
+        if a.incoming is not None and 200 <= status < 300:
+            a.incoming.on_ack_timeout(lambda: self._on_ack_timeout(a))
         response = make_response(a.invite, status, to_tag=a.local_tag, headers=[
             ("Contact", self._contact(a.destination[0])),
             ("Allow", ALLOW),
