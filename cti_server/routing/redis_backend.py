@@ -48,13 +48,18 @@ _ITEM_DICTS = ("skills", "data")
 class RedisRoutingBackend:
     """Routing state in Redis under ``prefix``; use :meth:`connect` to build one."""
 
-    def __init__(self, client: redis.Redis, prefix: str, scan_depth: int) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, scan_depth: int,
+                 share_with: RedisRoutingBackend | None = None) -> None:
         self.client = client
         self.prefix = prefix
         self.scan_depth = scan_depth
-        pool = client.connection_pool
+        self._owner = share_with is None
         self._fast: PipelinedConnection | None = None
         self._batch: _FcallBatcher | None = None
+        if share_with is not None:
+            self._fast, self._batch = share_with._fast, share_with._batch
+            return
+        pool = client.connection_pool
         if pool.connection_class in (redis.Connection, redis.UnixDomainSocketConnection):
             self._fast = PipelinedConnection.from_kwargs(pool.connection_kwargs)
         else:  # TLS and other transports: redis-py's own pipeline
@@ -62,12 +67,19 @@ class RedisRoutingBackend:
 
     @classmethod
     async def connect(cls, url: str, prefix: str = "cti:routing:", scan_depth: int = 1000,
-                      history_retention_s: float = 86400.0,
-                      finished_items_kept: int = 10_000) -> RedisRoutingBackend:
-        """Connect, store the retention settings and create the default presence statuses if absent."""
-        client = redis.from_url(url, decode_responses=True)
-        await client.function_load(_LUA, replace=True)
-        backend = cls(client, prefix, scan_depth)
+                      history_retention_s: float = 86400.0, finished_items_kept: int = 10_000,
+                      share_with: RedisRoutingBackend | None = None) -> RedisRoutingBackend:
+        """Connect, store the retention settings and create the default presence statuses if absent.
+
+        ``share_with``: another backend of this process whose connections this one uses (another
+        prefix on the same Redis; closing this one leaves them open).
+        """
+        if share_with is not None:
+            client = share_with.client
+        else:
+            client = redis.from_url(url, decode_responses=True)
+            await client.function_load(_LUA, replace=True)
+        backend = cls(client, prefix, scan_depth, share_with)
         await client.set(prefix + "retention", repr(float(history_retention_s)))
         await client.set(prefix + "keep", str(finished_items_kept))
         for status in DEFAULT_STATUSES:
@@ -241,6 +253,8 @@ class RedisRoutingBackend:
         return [json.loads(str(r)) for r in raw]
 
     async def aclose(self) -> None:
+        if not self._owner:
+            return
         if self._fast is not None:
             await self._fast.aclose()
         await self.client.aclose()
