@@ -156,13 +156,13 @@ function onLiveEvent(topic, payload) {
   } else if (topic === "work_item.moved" && data.item && state.items.has(data.item.id)) {
     say(`A supervisor moved the ${data.item.channel} item to another queue.`);
   }
-  refresh().catch((error) => say(error.message));
+  refresh().catch(failed);
 }
 
 function setLive(on) {
   $("#live").classList.toggle("on", on);
   $("#live").title = on ? "Live: work is pushed to this page" : "Not connected: reconnecting";
-  if (on) refresh().catch((error) => say(error.message));  // catch up on what was missed
+  if (on) refresh().catch(failed);  // catch up on what was missed
 }
 
 // --- state from the server -----------------------------------------------------------------------------
@@ -234,7 +234,7 @@ $("#status").addEventListener("change", async (event) => {
     say(`You are ${wanted}.`, true);
     await refresh();
   } catch (error) {
-    say(error.message);
+    failed(error);
     if (state.agent) event.target.value = state.agent.status;
   }
 });
@@ -341,9 +341,10 @@ async function step(item, action, body) {
     const why = action === "decline" && body.reason ? ` (${body.reason})` : "";
     say(`${names[action]} the ${item.channel} item${why}.`, true);
   } catch (error) {
-    say(error.message);
+    failed(error);
+    if (error.status === 401) return;
   }
-  await refresh().catch((error) => say(error.message));
+  await refresh().catch(failed);
 }
 
 function tick() {
@@ -488,7 +489,7 @@ function newContactForm(item, pop) {
       if (entry) Object.assign(entry, { contact, pop: null });
       say(`Saved ${contact.display_name}.`, true);
       renderPop(item.id);
-    } catch (error) { say(error.message); }
+    } catch (error) { failed(error); }
   });
   return form;
 }
@@ -531,22 +532,45 @@ function notesForm(item) {
       if (entry && entry.contact) body.contact_id = entry.contact.id;
       await api("PATCH", `/api/v1/call-logs/${encodeURIComponent(found.call_logs[0].id)}`, body);
       say("Notes saved on the call log.", true);
-    } catch (error) { say(error.message); }
+    } catch (error) { failed(error); }
   });
   return form;
 }
 
 // --- signing in and out ------------------------------------------------------------------------------------
 
+// Back to the sign-in form: live events stop and nothing of the last agent stays on the page.
+function showLogin(message = "") {
+  if (state.live) state.live.close();
+  state.live = null;
+  for (const card of state.cards.values()) card.remove();
+  state.cards.clear();
+  state.items.clear();
+  state.pops.clear();
+  state.calls.clear();
+  state.agent = null;
+  state.me = null;
+  $("#who").textContent = "";
+  say("");
+  $("#login-section").hidden = false;
+  $("#agent").hidden = true;
+  $("#logout").hidden = true;
+  $("#live").hidden = true;
+  $("#login-message").textContent = message;
+}
+
+// A failed call: a session that ended (expired, signed out elsewhere) brings the sign-in form back.
+function failed(error) {
+  if (error.status === 401) showLogin("Your session has ended: sign in again.");
+  else say(error.message);
+}
+
 async function showSignedIn() {
   let me;
   try {
     me = await api("GET", "/api/v1/me");
   } catch (error) {
-    $("#login-section").hidden = false;
-    $("#agent").hidden = true;
-    $("#logout").hidden = true;
-    $("#live").hidden = true;
+    showLogin();
     return;
   }
   state.me = me;
@@ -564,12 +588,11 @@ async function showSignedIn() {
   state.live = new LiveEvents("/agent", {
     event: onLiveEvent,
     connected: setLive,
-    refused: (message) => say(`Live events refused: ${message}`),
+    refused: (message) => failed(Object.assign(new Error(`Live events refused: ${message}`),
+                                               { status: message === "authentication required" ? 401 : 403 })),
   });
   state.live.open();
-  try {
-    await refresh();
-  } catch (error) { say(error.message); }
+  await refresh().catch(failed);
 }
 
 $("#login-form").addEventListener("submit", async (event) => {
@@ -587,17 +610,8 @@ $("#login-form").addEventListener("submit", async (event) => {
 
 $("#logout").addEventListener("click", async () => {
   if (state.live) state.live.close();
-  state.live = null;
   await api("POST", "/api/v1/logout").catch(() => {});
-  for (const card of state.cards.values()) card.remove();
-  state.cards.clear();
-  state.items.clear();
-  state.pops.clear();
-  state.calls.clear();
-  state.agent = null;
-  $("#who").textContent = "";
-  say("");
-  await showSignedIn();
+  showLogin();
 });
 
 setInterval(tick, 1000);

@@ -23,6 +23,7 @@ from tests.e2e.conftest import RunningServer, snapshot
 AGENT_PASSWORD = "agent-password-1"
 PUSH_TIMEOUT_S = 120
 AFTER_CALL_WORK_S = 300
+SHORT_PUSH_TIMEOUT_S = 4
 COUNTDOWN = re.compile(r"^[0-2]:\d\d$")
 _names = itertools.count(1)
 
@@ -32,7 +33,9 @@ class Floor:
     """A call center with a queue, two agents with routing profiles, an integrator key, for one test."""
 
     server: RunningServer
+    admin: str
     call_center_id: str
+    config: str
     queue: str
     integrator_key: str
     agents: list[tuple[str, str]]  # (user id, username)
@@ -75,7 +78,7 @@ def floor(cti_server: RunningServer, admin_token: str) -> Floor:
         cti_server.api("PUT", f"/api/v1/routing/agents/{user['id']}",
                        {"call_center": center["id"], "capacity": 2, "queues": [queue]}, admin_token)
         agents.append((user["id"], user["username"]))
-    return Floor(cti_server, center["id"], queue, key, agents)
+    return Floor(cti_server, admin_token, center["id"], f"floor-{n}", queue, key, agents)
 
 
 def sign_in_available(page: Page, username: str, base_url: str = "") -> None:
@@ -204,3 +207,36 @@ def test_a_reload_shows_the_offer_and_the_statuses_again(page: Page, floor: Floo
     options = page.locator("#status option").all_text_contents()
     assert {"Available", "Busy", "Offline"} <= set(options)
     expect(page.locator("#status")).to_have_value("Available")
+
+
+def test_an_offer_not_taken_in_time_counts_down_and_goes_to_the_next_agent(page: Page, floor: Floor) -> None:
+    floor.server.api("PUT", f"/api/v1/routing/configs/{floor.config}",
+                     {"push_timeout_s": SHORT_PUSH_TIMEOUT_S, "after_call_work_s": 0}, floor.admin)
+    (first_id, first), (second_id, second) = floor.agents
+    sign_in_available(page, first)
+    item = floor.push(channel="chat", data={"subject": "Where is my parcel?"})
+    card = offer_card(page, item["id"])
+    expect(card.locator(".timer")).to_have_text(re.compile(r"^0:0[0-4]$"))
+    token = floor.server.login(second, AGENT_PASSWORD)
+    floor.server.api("PUT", "/api/v1/agents/me/status", {"status": "Available"}, token)
+
+    expect(page.locator("#message")).to_have_text("The chat offer timed out and went to the next agent.",
+                                                  timeout=(SHORT_PUSH_TIMEOUT_S + 5) * 1000)
+    expect(card).to_have_count(0)
+    expect(page.locator("#capacity")).to_have_text("Capacity 0 of 2 used")
+    moved = floor.item(item["id"])
+    assert (moved["state"], moved["agent"]) == ("offered", second_id)
+    assert (moved["offers"][0]["agent"], moved["offers"][0]["outcome"]) == (first_id, "timeout")
+
+
+def test_a_session_ended_elsewhere_brings_back_the_sign_in_form(page: Page, floor: Floor) -> None:
+    _, username = floor.agents[0]
+    sign_in_available(page, username)
+    [session] = [c for c in page.context.cookies() if c["name"] == "cti_session"]
+    floor.server.api("POST", "/api/v1/logout", token=session["value"])  # e.g. signed out in another tab
+
+    floor.push(channel="chat", data={"subject": "Hello?"})  # the live event makes the page look again
+    expect(page.locator("#login-message")).to_have_text("Your session has ended: sign in again.")
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#agent")).to_be_hidden()
+    expect(page.locator("#offers .card")).to_have_count(0)
