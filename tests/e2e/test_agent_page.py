@@ -240,3 +240,18 @@ def test_a_session_ended_elsewhere_brings_back_the_sign_in_form(page: Page, floo
     expect(page.locator("#login-form")).to_be_visible()
     expect(page.locator("#agent")).to_be_hidden()
     expect(page.locator("#offers .card")).to_have_count(0)
+
+
+def test_statuses_an_admin_defines_and_a_supervisor_sets_show_up_live(page: Page, floor: Floor) -> None:
+    agent_id, username = floor.agents[0]
+    status = f"Coaching-{floor.config}"
+    floor.server.api("PUT", f"/api/v1/routing/statuses/{status}", {"channels": []}, floor.admin)
+    sign_in_available(page, username)
+    expect(page.locator("#status option", has_text=status)).to_have_count(1)
+
+    floor.server.api("PUT", f"/api/v1/supervisor/agents/{agent_id}/status", {"status": "Break"}, floor.admin)
+    expect(page.locator("#status")).to_have_value("Break")
+    page.get_by_label("Status").select_option(status)
+    expect(page.locator("#message")).to_have_text(f"You are {status}.")
+    agent = floor.server.api("GET", "/api/v1/routing/agents", token=floor.admin)["agents"]
+    assert [a["status"] for a in agent if a["id"] == agent_id] == [status]
