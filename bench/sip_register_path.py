@@ -108,7 +108,7 @@ async def run(registrations: int, profile: bool) -> None:
         "sip": {"udp_port": 0, "tcp_port": 0, "realm": "cti", "users": users, "digest_algorithms": ["MD5"]},
         "log": {"level": "warning"},
     })
-    configure_logging(config.log)
+    configure_logging(config.log, cache_loggers=True)  # as `cti-server run` does
     bus = EventBus()
     stack = SipComponent(config, bus)
     stack._loop = asyncio.get_running_loop()

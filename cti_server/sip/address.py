@@ -12,7 +12,7 @@ from typing import Literal
 
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import split_header_values
-from cti_server.sip.uri import SipUri, parse_uri
+from cti_server.sip.uri import SipUri, parse_uri, split_simple_params
 
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
 _TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")
@@ -36,12 +36,9 @@ def parse_header_params(text: str, what: str) -> dict[str, str | None]:
 
     Quoted-string values keep their quotes so that they serialize back unchanged.
     """
-    params: dict[str, str | None] = {}
     if _SIMPLE_PARAMS_RE.fullmatch(text) is not None:  # the common case: one match, then plain splits
-        for item in text[1:].split(";"):
-            name, equals, value = item.partition("=")
-            params[name.lower()] = value if equals else None
-        return params
+        return split_simple_params(text)
+    params: dict[str, str | None] = {}
     position = 0
     length = len(text)
     while position < length:

@@ -94,6 +94,19 @@ def name_key(name: str) -> tuple[str, str]:
     return result
 
 
+_keys: dict[str, str] = {}
+
+
+def _key_of(name: str) -> str:
+    """The lower-case lookup key of a header name (``name_key(name)[0]``), from a flat cache."""
+    key = _keys.get(name)
+    if key is None:
+        key = name_key(name)[0]
+        if len(_keys) < _NAME_CACHE_LIMIT:
+            _keys[name] = key
+    return key
+
+
 def split_header_values(value: str) -> list[str]:
     """Split a comma-separated header value on commas outside quoted strings and ``<>`` (RFC 3261 7.3.1).
 
@@ -125,61 +138,90 @@ class Headers:
 
     Every header line is kept in wire order as (canonical name, value); compact names are stored under
     their long names. ``get``/``get_all`` split comma-separated list headers (:data:`MULTI_VALUE_HEADERS`).
+    Lookups go through an index of the lines' values by lower-case name, built on the first lookup (the
+    parser hands one over ready-made), kept up to date by ``add`` and dropped by the other edits.
     """
 
-    __slots__ = ("_entries",)
+    __slots__ = ("_entries", "_index")
 
     def __init__(self, items: Iterable[tuple[str, str]] | None = None) -> None:
         # Each entry is (lower-case key, canonical name, value).
         self._entries: list[tuple[str, str, str]] = []
+        self._index: dict[str, list[str]] | None = None
         if items is not None:
             for name, value in items:
                 self.add(name, value)
 
     @classmethod
-    def _from_entries(cls, entries: list[tuple[str, str, str]]) -> Headers:
-        """Build from already canonicalised (key, name, value) entries (the parser's fast path)."""
+    def _from_entries(
+        cls, entries: list[tuple[str, str, str]], index: dict[str, list[str]] | None = None
+    ) -> Headers:
+        """Build from already canonicalised (key, name, value) entries (the parser's fast path);
+        ``index`` (key -> values in wire order) must describe exactly ``entries`` when given."""
         headers = cls.__new__(cls)
         headers._entries = entries
+        headers._index = index
         return headers
+
+    def _lookup(self) -> dict[str, list[str]]:
+        index: dict[str, list[str]] = {}
+        for key, _, value in self._entries:
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
+        self._index = index
+        return index
 
     def get(self, name: str) -> str | None:
         """The first value of header ``name`` (the first list element for list headers), or None."""
-        key = name_key(name)[0]
-        for entry_key, _, value in self._entries:
-            if entry_key == key:
-                if key in MULTI_VALUE_HEADERS and ("," in value or not value.strip()):
+        key = _key_of(name)
+        index = self._index
+        values = (index if index is not None else self._lookup()).get(key)
+        if values is None:
+            return None
+        if key in MULTI_VALUE_HEADERS:
+            for value in values:
+                if "," in value or not value.strip():
                     parts = split_header_values(value)
                     if not parts:
                         continue
                     return parts[0]
                 return value
-        return None
+            return None
+        return values[0]
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name`` in wire order; list headers are split on commas."""
-        key = name_key(name)[0]
-        values = [value for entry_key, _, value in self._entries if entry_key == key]
+        key = _key_of(name)
+        index = self._index
+        values = (index if index is not None else self._lookup()).get(key)
+        if values is None:
+            return []
         if key in MULTI_VALUE_HEADERS:
             split: list[str] = []
             for value in values:
                 split.extend(split_header_values(value))
             return split
-        return values
+        return values.copy()
 
     def get_lines(self, name: str) -> list[str]:
         """Every header line's value of ``name`` in wire order, never split."""
-        key = name_key(name)[0]
-        return [value for entry_key, _, value in self._entries if entry_key == key]
+        index = self._index
+        values = (index if index is not None else self._lookup()).get(_key_of(name))
+        return [] if values is None else values.copy()
 
     def count(self, name: str) -> int:
         """How many header lines named ``name`` there are."""
-        key = name_key(name)[0]
-        return sum(1 for entry in self._entries if entry[0] == key)
+        index = self._index
+        values = (index if index is not None else self._lookup()).get(_key_of(name))
+        return 0 if values is None else len(values)
 
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` header with one line holding ``value`` (kept at the first one's place)."""
         key, canonical = name_key(name)
+        self._index = None
         for index, entry in enumerate(self._entries):
             if entry[0] == key:
                 self._entries[index] = (key, canonical, value)
@@ -191,16 +233,25 @@ class Headers:
         """Append a ``name: value`` header line."""
         key, canonical = name_key(name)
         self._entries.append((key, canonical, value))
+        index = self._index
+        if index is not None:
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a ``name: value`` header line before every other line (e.g. a new top Via)."""
         key, canonical = name_key(name)
         self._entries.insert(0, (key, canonical, value))
+        self._index = None
 
     def remove(self, name: str) -> None:
         """Remove every ``name`` header line (no error when there is none)."""
         key = name_key(name)[0]
         self._entries = [entry for entry in self._entries if entry[0] != key]
+        self._index = None
 
     def remove_first(self, name: str) -> str | None:
         """Remove the first list value of ``name`` (e.g. the top Via or Route) and return it."""
@@ -215,17 +266,15 @@ class Headers:
                 del self._entries[index]
             else:
                 self._entries[index] = (key, canonical, ", ".join(parts[1:]))
+            self._index = None
             return parts[0]
         return None
 
     def __contains__(self, name: object) -> bool:
         if not isinstance(name, str):
             return False
-        key = name_key(name)[0]
-        for entry in self._entries:
-            if entry[0] == key:
-                return True
-        return False
+        index = self._index
+        return _key_of(name) in (index if index is not None else self._lookup())
 
     def items(self) -> list[tuple[str, str]]:
         """Every header line as (canonical name, value) in wire order."""

@@ -6,8 +6,10 @@ against the raw header text, so editing ``headers`` never leaves a stale cached 
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -189,7 +191,8 @@ class _MessageBase:
         raw = self.headers.get("Expires")
         if raw is None:
             return None
-        return parse_delta_seconds(raw, "Expires")
+        result: int = self._cached("expires", raw, _parse_expires)
+        return result
 
     @property
     def content_type(self) -> str | None:
@@ -221,6 +224,10 @@ def _parse_vias(lines: list[str]) -> list[Via]:
     for line in lines:
         vias.extend(parse_via(value) for value in split_header_values(line))
     return vias
+
+
+def _parse_expires(text: str) -> int:
+    return parse_delta_seconds(text, "Expires")
 
 
 def _parse_from(text: str) -> NameAddr:
@@ -292,14 +299,49 @@ def parse_max_forwards(text: str) -> int:
     return int(match.group(1))
 
 
+class _RandomPool:
+    """Bytes from ``os.urandom`` read 4 KiB at a time: a tag or nonce salt costs a slice instead of a
+    system call. Cryptographically random all the same; a forked child starts with a fresh pool."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pool = b""
+        self._at = 0
+
+    def take(self, count: int) -> bytes:
+        with self._lock:
+            end = self._at + count
+            if end > len(self._pool):
+                self._pool = os.urandom(max(self.SIZE, count))
+                end = count
+            chunk = self._pool[end - count:end]
+            self._at = end
+            return chunk
+
+    def reset(self) -> None:
+        self._pool = b""
+        self._at = 0
+
+
+_random_pool = _RandomPool()
+os.register_at_fork(after_in_child=_random_pool.reset)
+
+
+def random_bytes(count: int) -> bytes:
+    """``count`` cryptographically random bytes (``os.urandom``, read in blocks)."""
+    return _random_pool.take(count)
+
+
 def new_branch() -> str:
     """A fresh RFC 3261 branch: the magic cookie plus 80 random bits (section 8.1.1.7)."""
-    return BRANCH_MAGIC_COOKIE + secrets.token_hex(10)
+    return BRANCH_MAGIC_COOKIE + _random_pool.take(10).hex()
 
 
 def new_tag() -> str:
     """A fresh From/To tag with 64 random bits (RFC 3261 section 19.3)."""
-    return secrets.token_hex(8)
+    return _random_pool.take(8).hex()
 
 
 def new_call_id(host: str) -> str:
@@ -338,16 +380,14 @@ def make_response(
     """
     if not 100 <= status <= 699:
         raise ValueError(f"status must be 100..699, got {status}")
-    out = Headers()
-    for value in request.headers.get_lines("Via"):
-        out.add("Via", value)
-    out.add("From", request._required("From"))
+    entries = [("via", "Via", value) for value in request.headers.get_lines("Via")]
     to_value = request._required("To")
     if to_tag is not None and request.to_tag is None:
         to_value = f"{to_value};tag={to_tag}"
-    out.add("To", to_value)
-    out.add("Call-ID", request._required("Call-ID"))
-    out.add("CSeq", request._required("CSeq"))
+    entries += (("from", "From", request._required("From")), ("to", "To", to_value),
+                ("call-id", "Call-ID", request._required("Call-ID")),
+                ("cseq", "CSeq", request._required("CSeq")))
+    out = Headers._from_entries(entries)
     if status == 100:
         timestamp = request.headers.get("Timestamp")
         if timestamp is not None:

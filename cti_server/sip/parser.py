@@ -120,7 +120,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     status_line = _parse_status_line(start_line) if is_response else None
 
     entries: list[tuple[str, str, str]] = []
-    first: dict[str, str] = {}  # key -> value of its first line
+    index: dict[str, list[str]] = {}  # key -> values of its lines in wire order (the Headers index)
     for line in lines[1:]:
         colon = line.find(":")
         if colon <= 0:
@@ -136,21 +136,25 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
                 _known_names[line[:colon]] = known
         key = known[0]
         value = line[colon + 1:].strip(" \t")
-        if key not in first:
-            first[key] = value
+        values = index.get(key)
+        if values is None:
+            index[key] = [value]
         elif key in _SINGLE_HEADERS:
             raise SipParseError(f"more than one {known[1]} header")
+        else:
+            values.append(value)
         entries.append((key, known[1], value))
-    missing = _MANDATORY_KEYS - first.keys()
+    missing = _MANDATORY_KEYS - index.keys()
     if missing:
         raise SipParseError("missing " + ", ".join(_MANDATORY_NAMES[key] for key in sorted(missing)))
-    headers = Headers._from_entries(entries)
+    headers = Headers._from_entries(entries, index)
 
     body_start = end + 4
-    content_length = first.get("content-length")
-    if content_length is None:
+    content_lengths = index.get("content-length")
+    if content_lengths is None:
         body = data[body_start:]
     else:
+        content_length = content_lengths[0]
         match = _CONTENT_LENGTH_RE.fullmatch(content_length)
         if match is None:
             raise SipParseError(f"invalid Content-Length: {content_length[:20]!r}")
@@ -166,7 +170,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     else:
         assert status_line is not None
         message = SipResponse(status_line[0], status_line[1], headers, body, "SIP/2.0")
-    _check_headers(message, first)
+    _check_headers(message, index)
     return message
 
 
@@ -201,46 +205,51 @@ def _parse_status_line(line: str) -> tuple[int, str]:
     return int(code), reason
 
 
-def _check_headers(message: SipMessage, first: dict[str, str]) -> None:
+def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     """The checks of RFC 3261 8.2.2 / 16.3 that every element needs before it can use a message.
 
     The typed values parsed here are stored in the message's accessor cache, so reading them later
     costs nothing.
     """
     cache = message._cache
-    call_id = first["call-id"]
+    call_id = index["call-id"][0]
     if not call_id or " " in call_id or "\t" in call_id:
         raise SipParseError(f"invalid Call-ID {call_id[:40]!r}")
-    raw = first["cseq"]
+    raw = index["cseq"][0]
     cseq = parse_cseq(raw)
     cache["cseq"] = (raw, cseq)
     if isinstance(message, SipRequest):
         if cseq.method != message.method:
             raise SipParseError(f"CSeq method {cseq.method[:20]} does not match {message.method[:20]}")
-        if "max-forwards" in first:
-            parse_max_forwards(first["max-forwards"])
-    raw = first["from"]
+        max_forwards = index.get("max-forwards")
+        if max_forwards is not None:
+            parse_max_forwards(max_forwards[0])
+    raw = index["from"][0]
     if not _is_common_name_addr(raw):
         cache["from"] = (raw, parse_name_addr(raw, "From"))
-    raw = first["to"]
+    raw = index["to"][0]
     if _is_common_name_addr(raw):
         cache["to_checked"] = (raw, True)  # lets to_tag answer "no tag" without a parse
     else:
         cache["to"] = (raw, parse_name_addr(raw, "To"))
-    raw = first["via"]
+    raw = index["via"][0]
     if not raw or "," in raw:
         top = message.headers.get("Via")  # the first list element, skipping empty ones
         if top is None:
             raise SipParseError("missing Via")
         raw = top
     cache["top_via"] = (raw, parse_via(raw))
-    if "contact" in first:
-        lines = message.headers.get_lines("Contact")
-        if not all(_is_common_name_addr(line) for line in lines):
-            _ = message.contacts
-    if "expires" in first:
-        parse_delta_seconds(first["expires"], "Expires")
-    if "date" in first and _DATE_RE.fullmatch(first["date"]) is None:
+    contacts = index.get("contact")
+    if contacts is not None:
+        for line in contacts:
+            if not _is_common_name_addr(line):
+                _ = message.contacts
+                break
+    expires = index.get("expires")
+    if expires is not None:
+        cache["expires"] = (expires[0], parse_delta_seconds(expires[0], "Expires"))
+    date = index.get("date")
+    if date is not None and _DATE_RE.fullmatch(date[0]) is None:
         raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
 
 

@@ -31,6 +31,8 @@ _IPV4_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
 _IPV4_STRICT = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
 _IPV4_STRICT_RE = re.compile(_IPV4_STRICT)
+HOST_PATTERN: Final = rf"(?:{_HOSTNAME}|{_IPV4_STRICT})"
+"""A host name or IPv4 address that ``parse_host`` accepts as it is (IPv6 references not included)."""
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()pPwW]+")
 _OPAQUE_RE = re.compile(r"[A-Za-z0-9\-_.!~*'();/?:@&=+$,%\[\]#]*")
@@ -204,6 +206,15 @@ def _parse_headers(text: str, uri_text: str) -> dict[str, str]:
     return headers
 
 
+def split_simple_params(text: str) -> dict[str, str | None]:
+    """``;name=value;flag...`` already validated by a pattern: names lower-cased, values as written."""
+    params: dict[str, str | None] = {}
+    for item in text[1:].split(";"):
+        name, equals, value = item.partition("=")
+        params[name.lower()] = value if equals else None
+    return params
+
+
 def _common_uri(match: re.Match[str]) -> SipUri:
     """A SipUri from a match of _FAST_URI_RE (whose parts, host included, are already validated)."""
     scheme, user, host, port_text, param_text = match.groups()
@@ -212,11 +223,7 @@ def _common_uri(match: re.Match[str]) -> SipUri:
         port = int(port_text)
         if port > 65535:
             raise SipParseError(f"URI host port out of range: {port}")
-    params: dict[str, str | None] = {}
-    if param_text:
-        for item in param_text[1:].split(";"):
-            name, equals, value = item.partition("=")
-            params[name.lower()] = value if equals else None
+    params = split_simple_params(param_text) if param_text else {}
     return SipUri(scheme, user, None, host, port, params, {})
 
 

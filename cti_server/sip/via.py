@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from cti_server.sip.address import TOKEN_CHARS, format_params, parse_header_params
 from cti_server.sip.errors import SipParseError
-from cti_server.sip.uri import format_host, parse_host, parse_port
+from cti_server.sip.uri import HOST_PATTERN, format_host, parse_host, parse_port, split_simple_params
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
 """Prefix of every RFC 3261 branch (section 8.1.1.7); without it the peer is RFC 2543."""
@@ -20,6 +20,13 @@ BRANCH_MAGIC_COOKIE = "z9hG4bK"
 _VIA_RE = re.compile(
     rf"[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]*/[ \t]*([{TOKEN_CHARS}]+)[ \t]+"
     r"(\[[0-9A-Fa-f:.]*\]|[A-Za-z0-9\-.]+)(?:[ \t]*:[ \t]*([0-9]+))?"
+)
+
+# What nearly every element sends: ``SIP/2.0/UDP host:port;params`` with a host name or IPv4 address and
+# simple parameters, checked in one match; a value matching it is one the general path accepts, and it
+# gives the same Via. Groups: transport, host, port (up to 5 digits, may exceed 65535), parameters.
+_COMMON_VIA_RE = re.compile(
+    rf"SIP/2\.0/([A-Z]+) ({HOST_PATTERN})(?::([0-9]{{1,5}}))?((?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*)"
 )
 
 
@@ -77,6 +84,12 @@ class Via:
 
 def parse_via(text: str) -> Via:
     """Parse one via-parm (RFC 3261 section 25.1); a comma-separated Via line must be split first."""
+    common = _COMMON_VIA_RE.fullmatch(text)
+    if common is not None:
+        transport, host, port_text, param_text = common.groups()
+        port = int(port_text) if port_text is not None else None
+        if port is None or port <= 65535:
+            return Via(transport, host, port, split_simple_params(param_text) if param_text else {})
     match = _VIA_RE.match(text)
     if match is None:
         raise SipParseError(f"invalid Via: {text[:80]!r}")
