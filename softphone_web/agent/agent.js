@@ -267,7 +267,9 @@ function renderItems() {
     }
     updateCard(card, item);
   }
-  $("#no-offers").hidden = [...state.items.values()].some((item) => kindOf(item) === "offer");
+  const offers = [...state.items.values()].filter((item) => kindOf(item) === "offer").length;
+  $("#no-offers").hidden = offers > 0;
+  document.title = offers ? `(${offers}) offer${offers > 1 ? "s" : ""} · cti-server agent` : "cti-server agent";
   $("#no-work").hidden = [...state.items.values()].some((item) => kindOf(item) === "work");
   const wrapping = [...state.items.values()].filter((item) => item.state === "assigned" && item.ended_at);
   $("#acw").hidden = wrapping.length === 0;

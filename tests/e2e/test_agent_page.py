@@ -119,6 +119,7 @@ def test_offer_with_contact_pop_is_accepted_finished_and_closed(page: Page, floo
     expect(card.locator(".pop")).to_contain_text("Refund for order 1234")
     expect(card.locator(".timer")).to_have_text(COUNTDOWN)
     expect(page.locator("#capacity")).to_have_text("Capacity 1 of 2 used")  # an offer holds capacity
+    expect(page).to_have_title("(1) offer · cti-server agent")
     page.screenshot(path="/tmp/agent-page-offer.png", full_page=True)
     snapshot(page, "agent-offer")
 
@@ -127,6 +128,7 @@ def test_offer_with_contact_pop_is_accepted_finished_and_closed(page: Page, floo
     expect(work.locator(".state")).to_have_text("In progress")
     expect(work.locator(".contact-name")).to_have_text("Ada Lovelace")
     expect(page.locator("#no-offers")).to_be_visible()
+    expect(page).to_have_title("cti-server agent")
     assert floor.item(item["id"])["state"] == "assigned"
 
     work.get_by_role("button", name="Finish").click()
