@@ -185,7 +185,7 @@ class B2bua:
         trunk = self.router.trunks.by_name(str(route.description.get("trunk", "")))
         profile = get_profile(trunk.profile) if trunk is not None else None
         if profile is not None:
-            profile.incoming(request.headers)
+            profile.incoming(request)
         try:
             a_timer = negotiate_as_uas(request.headers, min_se=cc.min_se, preferred=cc.session_expires)
         except SessionIntervalTooSmall as exc:
@@ -311,7 +311,7 @@ class B2bua:
         leg.invite = self._b_invite(session, leg, target, offer)
         if target.trunk is not None:
             leg.profile = get_profile(target.trunk.profile)
-            leg.profile.outgoing(leg.invite.headers)
+            leg.profile.outgoing(leg.invite)
         session.branches.append(leg)
         self._index(leg)
 
@@ -446,7 +446,7 @@ class B2bua:
             if other is not leg and not other.finished:
                 self._spawn(self._cancel_branch(other))
         if leg.profile is not None:
-            leg.profile.incoming(response.headers)
+            leg.profile.incoming(response)
         leg.timer = negotiated_as_uac(response.headers, requested=self.calls_config.session_expires)
         leg.we_refresh = leg.timer is not None and leg.timer.refresher == "uac"
         leg.peer_allows_update = _allows(response, "UPDATE")
@@ -546,7 +546,7 @@ class B2bua:
             response.headers.set("Content-Type", SDP)
             response.body = body
         if a.profile is not None:
-            a.profile.outgoing(response.headers)
+            a.profile.outgoing(response)
         return response
 
     # --- in-dialog requests ---------------------------------------------------------------------------
@@ -620,7 +620,7 @@ class B2bua:
         request = incoming.request
         session = leg.session
         if leg.profile is not None:
-            leg.profile.incoming(request.headers)
+            leg.profile.incoming(request)
         if leg.reinvite_pending and (request.method == "INVITE" or request.body):
             # Glare: our own re-INVITE's offer is still unanswered (RFC 3261 section 14.2, RFC 3311 5.2).
             self.stats["glare_491_sent"] += 1
@@ -657,7 +657,7 @@ class B2bua:
             response.headers.set("Content-Type", SDP)
             response.body = body
         if leg.profile is not None:
-            leg.profile.outgoing(response.headers)
+            leg.profile.outgoing(response)
         if request.method == "INVITE":
             incoming.on_ack_timeout(lambda: self._on_ack_timeout(leg))
         incoming.respond(response)
@@ -742,9 +742,9 @@ class B2bua:
         if method == "INVITE":
             body = self.media.offer(leg.leg_id)
             headers.add("Content-Type", SDP)
-        if leg.profile is not None:
-            leg.profile.outgoing(headers)
         request = leg.dialog.create_request(method, headers=headers, body=body)
+        if leg.profile is not None:
+            leg.profile.outgoing(request)
         leg.reinvite_pending = method == "INVITE"
         try:
             response = await self.sip.send_request(request, leg.destination)
