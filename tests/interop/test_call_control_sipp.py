@@ -69,9 +69,9 @@ async def test_call_without_rtp_is_ended_by_the_media_watchdog(lab: Any) -> None
 
 
 async def test_silence_while_held_does_not_end_the_call(lab: Any) -> None:
-    lab = await lab(media={"rtp_timeout": 1.0})
+    lab = await lab(media={"rtp_timeout": 2.0})  # the silent trunk holds 0.3 s after its ACK
     phone = await lab.phone("1001", "phone_answer.xml")
-    trunk = await lab.trunk_call("cc_trunk_call_silent_hold.xml")  # 3.5 s inactive, then resumes
+    trunk = await lab.trunk_call("cc_trunk_call_silent_hold.xml")  # 5 s inactive, then resumes
     await trunk.ok()
     await phone.ok()
     ended = await lab.ended()
