@@ -4,6 +4,7 @@ doubling up to T2, and after 64*T1 the transaction user hears about it (``on_ack
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from cti_server.sip.message import SipResponse, make_response
 from cti_server.sip.parser import parse_message
@@ -15,7 +16,7 @@ TIMERS = FAST_TIMERS  # 64*T1 = 1.28 s
 __all__ = ["peer", "stack"]  # fixtures used here
 
 
-def answer_with_2xx(timed_out: asyncio.Event) -> object:
+def answer_with_2xx(timed_out: asyncio.Event) -> Callable[[IncomingRequest], None]:
     def on_invite(incoming: IncomingRequest) -> None:
         incoming.on_ack_timeout(timed_out.set)
         incoming.respond(make_response(incoming.request, 200, to_tag="uas"))
@@ -26,7 +27,7 @@ async def test_unacked_2xx_is_resent_doubling_to_t2_then_the_tu_is_told(
     stack: SipComponent, peer: UdpPeer
 ) -> None:
     timed_out = asyncio.Event()
-    stack.register_handler("INVITE", answer_with_2xx(timed_out))  # type: ignore[arg-type]
+    stack.register_handler("INVITE", answer_with_2xx(timed_out))
     loop = asyncio.get_running_loop()
     peer.send(sip_request("INVITE", peer.port), udp(stack))
     arrivals: list[float] = []
@@ -53,7 +54,7 @@ async def test_unacked_2xx_is_resent_doubling_to_t2_then_the_tu_is_told(
 async def test_acked_2xx_does_not_report_a_timeout(stack: SipComponent, peer: UdpPeer) -> None:
     timed_out = asyncio.Event()
     acked = asyncio.Event()
-    stack.register_handler("INVITE", answer_with_2xx(timed_out))  # type: ignore[arg-type]
+    stack.register_handler("INVITE", answer_with_2xx(timed_out))
     stack.register_handler("ACK", lambda _incoming: acked.set())
     peer.send(sip_request("INVITE", peer.port), udp(stack))
     assert (await peer.response()).status == 100
