@@ -52,13 +52,8 @@ async def bulk_insert_tuples(
     """Insert ``rows`` (values in ``columns`` order) into ``table`` in the connection's transaction."""
     if not rows:
         return
-    backend = connection.dialect.name
-    driver = connection.dialect.driver
-    fast = (backend == "postgresql" and driver == "asyncpg") or (
-        backend == "sqlite" and driver == "aiosqlite"
-    )
-    if not fast:
-        await connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+    if not driver_is_fast(connection):
+        await insert_driver_rows(connection, table, columns, rows)
         return
     needed = [
         (index, _remembering(processor))
@@ -75,14 +70,41 @@ async def bulk_insert_tuples(
                     values[index] = convert(values[index])
             converted.append(values)
         records = converted
+    await insert_driver_rows(connection, table, columns, records)
+
+
+def driver_is_fast(connection: AsyncConnection) -> bool:
+    """True where rows go straight to the driver (asyncpg, aiosqlite) in the driver's value forms."""
+    dialect = connection.dialect
+    return (dialect.name, dialect.driver) in (("postgresql", "asyncpg"), ("sqlite", "aiosqlite"))
+
+
+def to_driver(connection: AsyncConnection, table: Table, column: str, value: Any) -> Any:
+    """``value`` of ``table.column`` as ``insert_driver_rows`` wants it (the dialect's bind conversion
+    on a fast driver, e.g. a timestamp as text on SQLite or a dict as JSON text; as given elsewhere)."""
+    if value is None or not driver_is_fast(connection):
+        return value
+    processor = table.c[column].type._cached_bind_processor(connection.dialect)
+    return value if processor is None else processor(value)
+
+
+async def insert_driver_rows(
+    connection: AsyncConnection, table: Table, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert ``rows`` whose values are already in ``to_driver`` form, in the connection's transaction."""
+    if not rows:
+        return
+    if not driver_is_fast(connection):
+        await connection.execute(insert(table), [dict(zip(columns, row, strict=True)) for row in rows])
+        return
     raw = await connection.get_raw_connection()
-    if backend == "postgresql":
+    if connection.dialect.name == "postgresql":
         await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
-            table.name, records=records, columns=list(columns)
+            table.name, records=rows, columns=list(columns)
         )
     else:
         sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
-        await raw.driver_connection.executemany(sql, records)  # type: ignore[union-attr]
+        await raw.driver_connection.executemany(sql, rows)  # type: ignore[union-attr]
 
 
 async def prepare_for_bulk(connection: AsyncConnection) -> None:

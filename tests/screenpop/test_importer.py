@@ -73,7 +73,8 @@ def test_json_lines_keep_going_past_a_bad_line() -> None:
         read_records(b'{"first_name": "A"}\n{oops\n\n{"first_name": "C"}\n', "application/x-ndjson")
     )
     assert [line for line, _ in records] == [1, 2, 4]
-    assert check_record(*records[1], "US")[0].field == "record"  # type: ignore[index]
+    errors = check_record(*records[1], "US")
+    assert isinstance(errors, list) and errors[0].field == "record"
 
 
 def test_unknown_content_type_is_refused() -> None:

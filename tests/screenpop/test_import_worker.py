@@ -1,0 +1,88 @@
+"""Contact imports checked in a worker process or in this one store the same rows and report the same
+errors."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from cti_server.screenpop.importer import (
+    ContactImporter,
+    ImportFormatError,
+    read_records,
+)
+from cti_server.store import Store
+from cti_server.store.models import Account, CallCenter, Contact, ContactPhone
+from tests.screenpop.fixtures import make_call_center
+
+
+def mixed_csv(rows: int) -> str:
+    lines = ["first_name,last_name,email,mobile,work_phone,account,external_id,tier"]
+    for i in range(rows):
+        email = "broken" if i % 9 == 4 else f"p{i}@example.org"
+        mobile = "12" if i % 11 == 5 else f"+1917555{i:04d}"
+        external = f"ext-{i % 40}"  # rows 40.. repeat the ids of rows 0..
+        account = ["Acme", "acme", "Initech", ""][i % 4]
+        tier = "gold" if i % 3 == 0 else ""
+        lines.append(f"P{i},Q{i},{email},{mobile},(212) 555-{i:04d},{account},{external},{tier}")
+    return "\n".join(lines) + "\n"
+
+
+async def stored(store: Store, center: CallCenter) -> set[tuple[Any, ...]]:
+    """Every contact of ``center`` with its account name, attributes and numbers (ids left out)."""
+    async with store.session() as db:
+        contacts = (await db.scalars(select(Contact).where(Contact.call_center_id == center.id))).all()
+        query = select(Account.id, Account.name).where(Account.call_center_id == center.id)
+        accounts = {id_: name for id_, name in (await db.execute(query)).all()}
+        phones: dict[str, set[tuple[str, str, str]]] = {}
+        for phone in await db.scalars(select(ContactPhone).where(ContactPhone.call_center_id == center.id)):
+            phones.setdefault(phone.contact_id, set()).add((phone.number, phone.kind, phone.raw))
+    return {
+        (
+            c.external_id,
+            c.first_name,
+            c.email,
+            accounts.get(c.account_id or ""),
+            json.dumps(c.attributes, sort_keys=True),
+            frozenset(phones.get(c.id, ())),
+        )
+        for c in contacts
+    }
+
+
+async def test_worker_and_in_process_checks_import_the_same(store: Store) -> None:
+    body = mixed_csv(90).encode()
+    found = []
+    for in_worker in (True, False):
+        center = await make_call_center(store)
+        report = await ContactImporter(store, center.id, "US", batch_size=7, check_in_worker=in_worker).run(
+            read_records(body, "text/csv")
+        )
+        found.append((center, {k: v for k, v in report.to_dict().items() if k != "elapsed_s"}))
+    (worker_center, by_worker), (here_center, here) = found
+    assert by_worker == here
+    assert here["received"] == 90 and here["imported"] == 38 and here["accounts_created"] == 2
+    assert {e["field"] for e in here["errors"]} == {"email", "mobile", "external_id"}
+    rows = await stored(store, worker_center)
+    assert rows == await stored(store, here_center) and len(rows) == 38
+    assert (
+        "ext-6",
+        "P6",
+        "p6@example.org",
+        "Initech",
+        '{"tier": "gold"}',
+        frozenset({("+19175550006", "mobile", "+19175550006"), ("+12125550006", "work", "(212) 555-0006")}),
+    ) in rows
+
+
+async def test_a_format_error_keeps_the_batches_read_before_it(store: Store) -> None:
+    center = await make_call_center(store)
+    text = "[\n" + ",\n".join(json.dumps({"first_name": f"J{i}"}) for i in range(25)) + ",\n{oops\n]"
+    importer = ContactImporter(store, center.id, "US", batch_size=10, check_in_worker=True)
+    with pytest.raises(ImportFormatError) as info:
+        await importer.run(read_records(text, "application/json"))
+    assert info.value.line == 27
+    assert len(await stored(store, center)) == 20  # the third batch was being read: not written
