@@ -115,6 +115,8 @@ async def test_delayed_offer_from_the_trunk(lab: Any) -> None:
     # address the ACK's answer gave.
     assert media["a"]["packets_received"] > 20 and media["b"]["packets_sent"] > 20, media
     assert media["b"]["packets_received"] > 20 and media["a"]["packets_sent"] > 20, media
+    # PCMA toward the trunk (the codec its ACK answered with), PCMU toward the phone: transcoded both ways.
+    assert media["a"]["transcoded"] > 20 and media["b"]["transcoded"] > 20, media
 
 
 @pytest.mark.usefixtures("short_session_timers")
