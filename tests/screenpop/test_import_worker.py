@@ -1,5 +1,5 @@
 """Contact imports checked in a worker process or in this one store the same rows and report the same
-errors."""
+errors; a PostgreSQL import checks its foreign keys once per batch where the role may."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from cti_server.screenpop.importer import (
     ContactImporter,
+    ImportConflict,
     ImportFormatError,
     read_records,
 )
@@ -86,3 +87,26 @@ async def test_a_format_error_keeps_the_batches_read_before_it(store: Store) -> 
         await importer.run(read_records(text, "application/json"))
     assert info.value.line == 27
     assert len(await stored(store, center)) == 20  # the third batch was being read: not written
+
+
+async def test_foreign_keys_are_checked_once_per_batch_on_postgresql(store: Store) -> None:
+    center = await make_call_center(store)
+    importer = ContactImporter(store, center.id, "US", batch_size=4)
+    report = await importer.run(read_records(mixed_csv(12).encode(), "text/csv"))
+    assert report.imported == 10 and report.accounts_created == 2
+    # the test databases' role is a superuser: it may set session_replication_role
+    assert importer._checks_keys_per_batch is (store.url.get_backend_name() == "postgresql")
+    if not importer._checks_keys_per_batch:
+        return
+    async with store.engine.begin() as connection:
+        await importer._lock_referenced(connection, set(), [])  # the call center is there
+        with pytest.raises(ImportConflict, match="account gone"):
+            await importer._lock_referenced(connection, {"gone"}, [])
+        await importer._lock_referenced(connection, {"new"}, [("new",)])  # created by the batch
+    gone = await make_call_center(store)
+    async with store.session() as db:
+        await db.delete(await db.get(CallCenter, gone.id))
+        await db.commit()
+    orphan = ContactImporter(store, gone.id, "US", batch_size=4)
+    with pytest.raises(ImportConflict, match="call center"):
+        await orphan.run(read_records(mixed_csv(3).encode(), "text/csv"))
