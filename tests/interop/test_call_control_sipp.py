@@ -133,6 +133,19 @@ async def test_reinvite_glare_is_answered_491_and_our_reinvite_retried(lab: Any)
 
 
 @pytest.mark.usefixtures("short_session_timers")
+async def test_reinvite_glare_on_the_leg_whose_call_id_we_chose(lab: Any) -> None:
+    lab = await lab(min_se=2)
+    phone = await lab.phone("1001", "cc_phone_answer_glare.xml")  # our refresh after 5 s meets its re-INVITE
+    trunk = await lab.trunk_call("trunk_call.xml", "-d", "10500")
+    await phone.ok()  # got 491 for its re-INVITE, our re-INVITE again 2.1-4 s after its 491, then BYE
+    await trunk.ok()
+    ended = await lab.ended()
+    assert ended.data["reason"] == "caller_hangup"
+    stats = b2bua_of(lab).stats
+    assert stats["glare_491_sent"] == 1 and stats["glare_491_received"] == 1
+
+
+@pytest.mark.usefixtures("short_session_timers")
 async def test_session_timer_not_refreshed_ends_both_legs(lab: Any) -> None:
     lab = await lab(min_se=2, session_expires=3)
     phone = await lab.phone("1001", "phone_answer.xml")
