@@ -202,7 +202,14 @@ async function load() {
   state.offset = work.server_time - Date.now() / 1000;
   state.agent = work.agent;
   state.statuses = work.statuses;
+  const before = state.items;
   state.items = new Map(work.items.map((item) => [item.id, item]));
+  for (const id of before.keys()) {  // work that is gone: a long shift must not pile it up
+    if (!state.items.has(id)) {
+      state.pops.delete(id);
+      state.calls.delete(id);
+    }
+  }
   $("#no-profile").hidden = true;
   $("#presence").hidden = false;
   renderPresence();
