@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from structlog.testing import capture_logs
 
 from cti_server.calls.b2bua import B2bua
 from cti_server.calls.component import CallsComponent
@@ -123,26 +124,31 @@ async def test_delayed_offer_from_the_trunk(lab: Any) -> None:
 async def test_reinvite_glare_is_answered_491_and_our_reinvite_retried(lab: Any) -> None:
     lab = await lab(min_se=2)
     phone = await lab.phone("1001", "phone_answer.xml")
-    trunk = await lab.trunk_call("cc_trunk_call_glare.xml")
-    await trunk.ok()  # got 491 for its re-INVITE, then our re-INVITE again after its 491
-    await phone.ok()
-    ended = await lab.ended()
+    with capture_logs() as logs:
+        trunk = await lab.trunk_call("cc_trunk_call_glare.xml")
+        await trunk.ok()  # got 491 for its re-INVITE, then our re-INVITE again after its 491
+        await phone.ok()
+        ended = await lab.ended()
     assert ended.data["reason"] == "caller_hangup"
     stats = b2bua_of(lab).stats
     assert stats["glare_491_sent"] == 1 and stats["glare_491_received"] == 1
+    # The trunk chose this dialog's Call-ID: we wait 0-2 s (RFC 3261 section 14.1).
+    assert [0 <= e["retry_in"] <= 2.0 for e in logs if e["event"] == "session_refresh_glare"] == [True]
 
 
 @pytest.mark.usefixtures("short_session_timers")
 async def test_reinvite_glare_on_the_leg_whose_call_id_we_chose(lab: Any) -> None:
     lab = await lab(min_se=2)
     phone = await lab.phone("1001", "cc_phone_answer_glare.xml")  # our refresh after 5 s meets its re-INVITE
-    trunk = await lab.trunk_call("trunk_call.xml", "-d", "10500")
-    await phone.ok()  # got 491 for its re-INVITE, our re-INVITE again 2.1-4 s after its 491, then BYE
-    await trunk.ok()
-    ended = await lab.ended()
+    with capture_logs() as logs:
+        trunk = await lab.trunk_call("trunk_call.xml", "-d", "10500")
+        await phone.ok()  # got 491 for its re-INVITE, our re-INVITE again after its 491, then BYE
+        await trunk.ok()
+        ended = await lab.ended()
     assert ended.data["reason"] == "caller_hangup"
     stats = b2bua_of(lab).stats
     assert stats["glare_491_sent"] == 1 and stats["glare_491_received"] == 1
+    assert [2.1 <= e["retry_in"] <= 4.0 for e in logs if e["event"] == "session_refresh_glare"] == [True]
 
 
 @pytest.mark.usefixtures("short_session_timers")
