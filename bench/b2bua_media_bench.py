@@ -372,6 +372,8 @@ def main() -> int:
                         help="calls per second while setting up (SIP work competes with the media then)")
     parser.add_argument("--server", choices=("core", "full"), default="core",
                         help="core: bench/b2bua_bench.py --serve-core; full: cti-server run")
+    parser.add_argument("--relay-on-loop", action="store_true",
+                        help="media.relay_thread = false: relay on the event loop that runs SIP")
     parser.add_argument("--uvloop", action="store_true", help="core on uvloop (pip install .[speed])")
     parser.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
                         help="SCHED_FIFO priority for server and sipps (chrt -f; root)")
@@ -393,7 +395,9 @@ def main() -> int:
         text = calls_bench.server_config(sip_port).replace('level = "warning"', 'level = "info"')
         text = text.replace("rtp_port_min = 30000", f"rtp_port_min = {RTP_MIN}")
         text = text.replace("rtp_port_max = 39999", f"rtp_port_max = {RTP_MAX}")
-        if f"rtp_port_min = {RTP_MIN}" not in text:
+        if args.relay_on_loop:
+            text = text.replace("rtp_timeout = 0.0", "rtp_timeout = 0.0\nrelay_thread = false")
+        if f"rtp_port_min = {RTP_MIN}" not in text or (args.relay_on_loop and "relay_thread" not in text):
             raise SystemExit("bench/b2bua_bench.py's server_config changed: update the RTP range edit")
         config.write_text(text)
         prefix = ["chrt", "-f", str(args.realtime)] if args.realtime else []

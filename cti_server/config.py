@@ -138,6 +138,7 @@ class MediaConfig:
     rtp_timeout: float = 60.0
     rtcp_interval: float = 5.0
     moh_file: str = ""
+    relay_thread: bool = True
 
     def __post_init__(self) -> None:
         check_port("rtp_port_min", self.rtp_port_min)

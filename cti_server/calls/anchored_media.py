@@ -16,7 +16,7 @@ import structlog
 
 from cti_server.calls.media_session import Answer, Direction, MediaError
 from cti_server.config import MediaConfig
-from cti_server.media.endpoint import RtpEndpoint
+from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint
 from cti_server.media.moh import MusicOnHold
 from cti_server.media.offer_answer import LocalSdp, MediaPolicy, NegotiatedMedia, OfferAnswerError
 from cti_server.media.ports import PortsExhausted, RtpPortAllocator
@@ -43,6 +43,7 @@ class AnchoredMedia:
 
     def __init__(self, config: MediaConfig, moh: MusicOnHold | None = None) -> None:
         self.config = config
+        MediaSocketPoller.threaded = config.relay_thread
         self.allocator = RtpPortAllocator(config.rtp_port_min, config.rtp_port_max, start_at_random=True)
         self.legs: dict[str, _AnchoredLeg] = {}
         self._moh = moh

@@ -13,6 +13,7 @@ object unchanged while the mapping is the identity (same codec, same payload typ
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -222,6 +223,8 @@ class RtpRelay:
     def __init__(self, a: RtpEndpoint, a_media: LegMedia, b: RtpEndpoint, b_media: LegMedia, *,
                  call_id: str = "", on_digit: DigitHandler | None = None,
                  inband_dtmf: bool = False) -> None:
+        if on_digit is not None and a.in_media_thread:
+            on_digit = _on_loop(on_digit)
         self.endpoints = {"a": a, "b": b}
         self.media = {"a": a_media, "b": b_media}
         self.call_id = call_id
@@ -326,6 +329,16 @@ class RtpRelay:
             if endpoint.on_rtp is self._forwarders[leg]:  # a newer relay may own the leg already
                 endpoint.on_rtp = None
                 endpoint.relay_to(None, None)
+
+
+def _on_loop(handler: DigitHandler) -> DigitHandler:
+    """``handler`` called on the running event loop, whatever thread reports the digit."""
+    loop = asyncio.get_running_loop()
+
+    def report(leg: str, digit: DtmfDigit) -> None:
+        loop.call_soon_threadsafe(handler, leg, digit)
+
+    return report
 
 
 def _other(leg: str) -> str:

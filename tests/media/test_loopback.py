@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from cti_server.media.dtmf import DtmfDigit, TelephoneEvent, telephone_event_frames
-from cti_server.media.endpoint import RtpEndpoint
+from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint
 from cti_server.media.g711 import PCMU
 from cti_server.media.ports import RtpPortAllocator
 from cti_server.media.relay import LegMedia, RtpRelay
@@ -60,8 +60,9 @@ class Call:
     digits: list[tuple[str, DtmfDigit]]
 
 
-@pytest.fixture
-async def call() -> AsyncIterator[Call]:
+@pytest.fixture(params=[True, False], ids=["media-thread", "event-loop"])
+async def call(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Call]:
+    monkeypatch.setattr(MediaSocketPoller, "threaded", request.param)
     base = random.randrange(30000, 60000, 2)
     allocator = RtpPortAllocator(base, base + 199)
     a = await RtpEndpoint.open(HOST, allocator, call_id="loopback", leg="a", rtcp_interval=0)
@@ -235,8 +236,9 @@ async def test_closed_relay_no_longer_forwards_from_the_latched_socket(call: Cal
     call.caller.send(audio(1, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
     await call.callee.receive(1)  # latched: leg a reads the caller on its connected socket now
     call.relay.close()
-    got: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-    call.a.on_rtp = lambda data: None if got.done() else got.set_result(data)
+    loop = asyncio.get_running_loop()
+    got: asyncio.Future[bytes] = loop.create_future()
+    call.a.on_rtp = lambda data: loop.call_soon_threadsafe(lambda: got.done() or got.set_result(data))
     call.caller.send(audio(2, 0xCA11, 0, b"\xff" * 160), call.a.local_address)
     data = await asyncio.wait_for(got, TIMEOUT)  # the endpoint's handler has it, the relay does not
     assert RtpPacket.parse(data).sequence_number == 2
