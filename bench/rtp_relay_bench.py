@@ -53,10 +53,12 @@ def emit(line: str) -> None:
 
 
 # ----------------------------------------------------------------------------------------------- relay
-async def run_relay(use_uvloop: bool, transcode: bool) -> None:
+async def run_relay(use_uvloop: bool, transcode: bool, relay_on_loop: bool = False) -> None:
     """Read the phones' addresses on stdin, build the calls, print their ports, relay until 'stop'."""
-    from cti_server.media.endpoint import RtpEndpoint
+    from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint
     from cti_server.media.ports import RtpPortAllocator
+
+    MediaSocketPoller.threaded = not relay_on_loop
     from cti_server.media.relay import LegMedia, RtpRelay
 
     request = json.loads(sys.stdin.readline())
@@ -76,7 +78,8 @@ async def run_relay(use_uvloop: bool, transcode: bool) -> None:
         ports.append([a.port, b.port])
     gc.collect()
     gc.freeze()  # the set-up objects never need scanning again: keeps collector pauses short
-    emit(json.dumps({"ports": ports, "loop": type(asyncio.get_running_loop()).__module__}))
+    emit(json.dumps({"ports": ports, "loop": type(asyncio.get_running_loop()).__module__,
+                     "media_thread": MediaSocketPoller.threaded}))
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_reader(sys.stdin.fileno(), stop.set)
@@ -104,9 +107,9 @@ def relay_main(args: argparse.Namespace) -> None:
     if args.uvloop:
         import uvloop  # optional dependency: pip install cti-server[speed]
 
-        uvloop.run(run_relay(True, args.transcode))
+        uvloop.run(run_relay(True, args.transcode, args.relay_on_loop))
     else:
-        asyncio.run(run_relay(False, args.transcode))
+        asyncio.run(run_relay(False, args.transcode, args.relay_on_loop))
     if os.environ.get("BENCH_PROFILE"):
         profiler.disable()
         pstats.Stats(profiler, stream=sys.stderr).sort_stats("tottime").print_stats(15)
@@ -173,6 +176,8 @@ def run_generator(calls: int, seconds: float, args: argparse.Namespace) -> dict[
         relay_cmd.append("--uvloop")
     if args.transcode:
         relay_cmd.append("--transcode")
+    if args.relay_on_loop:
+        relay_cmd.append("--relay-on-loop")
     if args.realtime:
         relay_cmd = ["chrt", "-f", str(args.realtime), *relay_cmd]
     if args.relay_cpu is not None:
@@ -276,6 +281,7 @@ def run_generator(calls: int, seconds: float, args: argparse.Namespace) -> dict[
         "relay_cpu_us_per_packet": 1e6 * (cpu_after - cpu_before) / max(1, counters["packets_received"]),
         "relay_user_us_per_packet": 1e6 * (user_after - user_before) / max(1, counters["packets_received"]),
         "relay_loop": ready["loop"],
+        "relay_media_thread": ready["media_thread"],
         "relay_counters": counters,
     }
 
@@ -322,6 +328,8 @@ def main() -> None:
     parser.add_argument("--generator-cpu", type=int, default=1, help="core for this generator")
     parser.add_argument("--port-base", type=int, default=40000)
     parser.add_argument("--uvloop", action="store_true", help="run the relay on uvloop (optional extra)")
+    parser.add_argument("--relay-on-loop", action="store_true",
+                        help="relay on the event loop, not the media thread (media.relay_thread = false)")
     parser.add_argument("--transcode", action="store_true", help="leg b uses PCMA: every packet transcoded")
     parser.add_argument("--realtime", type=int, default=0, metavar="PRIORITY",
                         help="run relay and generator SCHED_FIFO at PRIORITY (root; approximates dedicated "
