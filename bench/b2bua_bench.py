@@ -186,31 +186,166 @@ async def serve_core(config_path: Path) -> None:
 
     from cti_server.calls.component import CallsComponent
     from cti_server.config import load_config
+    from cti_server.event_loop import tune_garbage_collector
     from cti_server.events import EventBus
     from cti_server.logs import configure_logging
     from cti_server.sip.registrar import RegistrarComponent
     from cti_server.sip.stack import SipComponent
 
     config = load_config(config_path)
-    configure_logging(config.log)
+    configure_logging(config.log, cache_loggers=True)  # as `cti-server run` does
     bus = EventBus()
     sip = SipComponent(config, bus)
     registrar = RegistrarComponent.attach(sip, config.sip, bus)
     calls = CallsComponent.attach(sip, registrar.registrar, config, bus)
-    components = [sip, registrar, calls]
-    for component in components:
-        await component.start()
+    await sip.start()
+    await registrar.start()
+    await calls.start()
+    tune_garbage_collector()  # as `cti-server run` does
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    for component in reversed(components):
-        await component.stop()
+    await calls.stop()
+    await registrar.stop()
+    await sip.stop()
+
+
+IN_PROCESS_SDP = (b"v=0\r\no=user1 53655765 2353687637 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\n"
+                  b"t=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n")
+UAC = ("127.0.0.1", 5061)
+UAS = ("127.0.0.1", 5062)
+
+
+class _Wire:
+    """Stands in for the UDP socket of the stack under test: what it sends is kept per peer address."""
+
+    def __init__(self, local: tuple[str, int]) -> None:
+        self.local = local
+        self.sent: dict[tuple[str, int], list[bytes]] = {UAC: [], UAS: []}
+
+    def sendto(self, data: bytes, remote: tuple[str, int]) -> None:
+        self.sent.setdefault(remote, []).append(data)
+
+    def take(self, remote: tuple[str, int]) -> list[bytes]:
+        out, self.sent[remote] = self.sent[remote], []
+        return out
+
+
+def _header(message: bytes, name: bytes) -> bytes:
+    start = message.index(b"\r\n" + name + b": ") + len(name) + 4
+    return message[start:message.index(b"\r\n", start)]
+
+
+def _answer(request: bytes, status: bytes, to_tag: bytes, body: bytes = b"") -> bytes:
+    """A sipp-UAS-like response to ``request`` (its Via, From, To with our tag, Call-ID, CSeq)."""
+    to = _header(request, b"To")
+    if b"tag=" not in to:
+        to += b";tag=" + to_tag
+    lines = [b"SIP/2.0 " + status, b"Via: " + _header(request, b"Via"), b"From: " + _header(request, b"From"),
+             b"To: " + to, b"Call-ID: " + _header(request, b"Call-ID"), b"CSeq: " + _header(request, b"CSeq"),
+             b"Contact: <sip:bench@%s:%d;transport=UDP>" % (UAS[0].encode(), UAS[1])]
+    if body:
+        lines.append(b"Content-Type: application/sdp")
+    lines += [b"Content-Length: %d" % len(body), b"", body]
+    return b"\r\n".join(lines)
+
+
+def _uac_request(method: bytes, port: int, call: int, cseq: int, to_tag: bytes = b"",
+                 body: bytes = b"") -> bytes:
+    """What sipp's uac scenario sends (INVITE with SDP, ACK, BYE), as text of call ``call``."""
+    did, host = DID.encode(), UAC[0].encode()
+    to = b"%s <sip:%s@127.0.0.1:%d>" % (did, did, port) + (b";tag=" + to_tag if to_tag else b"")
+    lines = [b"%s sip:%s@127.0.0.1:%d SIP/2.0" % (method, did, port),
+             b"Via: SIP/2.0/UDP %s:%d;branch=z9hG4bK-%d-%d-%d" % (host, UAC[1], call, cseq, len(method)),
+             b"From: sipp <sip:sipp@%s:%d>;tag=%dSIPpTag00%d" % (host, UAC[1], call, call),
+             b"To: " + to, b"Call-ID: %d-bench@%s" % (call, host),
+             b"CSeq: %d %s" % (cseq, method), b"Contact: sip:sipp@%s:%d" % (host, UAC[1]),
+             b"Max-Forwards: 70", b"Subject: Performance Test"]
+    if body:
+        lines.append(b"Content-Type: application/sdp")
+    lines += [b"Content-Length: %d" % len(body), b"", body]
+    return b"\r\n".join(lines)
+
+
+async def run_in_process(config_path: Path, calls: int) -> dict[str, object]:
+    """``calls`` sipp-like calls (INVITE/180/200/ACK/BYE/200 on both legs) through the stack, registrar and
+    B2BUA of ``--serve-core``, fed as datagrams to the stack with no sockets or sipp in between (RTP
+    endpoints are real): the CPU per call of our code alone, steady even on a loaded machine."""
+    import asyncio
+    import time as _time
+
+    from cti_server.calls.component import CallsComponent
+    from cti_server.config import load_config
+    from cti_server.event_loop import tune_garbage_collector
+    from cti_server.events import EventBus
+    from cti_server.logs import configure_logging
+    from cti_server.sip.bindings import Binding
+    from cti_server.sip.registrar import RegistrarComponent, aor_for
+    from cti_server.sip.stack import SipComponent
+    from cti_server.sip.transport import UdpFlow
+
+    config = load_config(config_path)
+    configure_logging(config.log, cache_loggers=True)
+    bus = EventBus()
+    sip = SipComponent(config, bus)
+    registrar = RegistrarComponent.attach(sip, config.sip, bus)
+    calls_component = CallsComponent.attach(sip, registrar.registrar, config, bus)
+    await sip.start()
+    await registrar.start()
+    await calls_component.start()
+    tune_garbage_collector()
+    transports = sip._transports
+    assert transports is not None and transports.udp is not None and sip.udp_address is not None
+    port = sip.udp_address[1]
+    wire = _Wire(sip.udp_address)
+    real_udp, transports.udp = transports.udp, wire  # type: ignore[assignment]
+    await registrar.registrar.bindings.add(Binding(
+        aor=aor_for(USER, config.sip.realm), key="bench", contact=f"sip:{USER}@{UAS[0]}:{UAS[1]}",
+        expires_at=_time.time() + 3600, call_id="bench-register", cseq=1, source=UAS, transport="udp"))
+    flow_a, flow_b = UdpFlow(wire, UAC), UdpFlow(wire, UAS)  # type: ignore[arg-type]
+    deliver = sip._on_message
+
+    async def settle() -> None:
+        for _ in range(4):
+            await asyncio.sleep(0)
+
+    completed = 0
+    cpu_started = _time.process_time()
+    started = _time.perf_counter()
+    for call in range(calls):
+        deliver(_uac_request(b"INVITE", port, call, 1, body=IN_PROCESS_SDP), flow_a)
+        await settle()
+        invite_b = next(m for m in wire.take(UAS) if m.startswith(b"INVITE"))
+        tag = b"uas%d" % call
+        deliver(_answer(invite_b, b"180 Ringing", tag), flow_b)
+        deliver(_answer(invite_b, b"200 OK", tag, IN_PROCESS_SDP), flow_b)
+        await settle()
+        ok_a = next(m for m in wire.take(UAC) if m.startswith(b"SIP/2.0 200"))
+        a_tag = _header(ok_a, b"To").rsplit(b"tag=", 1)[1]
+        deliver(_uac_request(b"ACK", port, call, 1, a_tag), flow_a)
+        deliver(_uac_request(b"BYE", port, call, 2, a_tag), flow_a)
+        await settle()
+        bye_b = next(m for m in wire.take(UAS) if m.startswith(b"BYE"))
+        deliver(_answer(bye_b, b"200 OK", tag), flow_b)
+        await settle()
+        if any(m.startswith(b"SIP/2.0 200") and b"BYE" in _header(m, b"CSeq") for m in wire.take(UAC)):
+            completed += 1
+    cpu = _time.process_time() - cpu_started
+    wall = _time.perf_counter() - started
+    transports.udp = real_udp
+    await calls_component.stop()
+    await registrar.stop()
+    await sip.stop()
+    return {"b2bua": "cti-b2bua-core in process", "calls": calls, "completed": completed,
+            "cpu_seconds": round(cpu, 3), "cpu_us_per_call": round(cpu / calls * 1e6),
+            "calls_per_cpu_second": round(calls / cpu, 1), "wall_seconds": round(wall, 2),
+            "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0]}
 
 
 def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int,
-               core: bool = False, uvloop: bool = False) -> list[dict[str, object]]:
+               core: bool = False, event_loop: str = "auto") -> list[dict[str, object]]:
     port = free_port()
     config = work / "bench.toml"
     config.write_text(server_config(port))
@@ -218,7 +353,7 @@ def bench_ours(rates: list[int], seconds: int, work: Path, uas_port: int,
     if core:
         script = str(Path(__file__).resolve())
         argv = ["taskset", "-c", "0", sys.executable, script, "--serve-core", str(config),
-                *(["--uvloop"] if uvloop else [])]
+                "--event-loop", event_loop]
     else:
         argv = ["taskset", "-c", "0", str(VENV_BIN / "cti-server"), "run", "--config", str(config)]
     results = []
@@ -266,6 +401,9 @@ def best(results: list[dict[str, object]]) -> int:
 
 
 def main() -> int:
+    sys.path.insert(0, str(ROOT))  # run from a checkout without installing
+    from cti_server.event_loop import loop_factory, run_on_event_loop
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="100,200,300,400", help="comma-separated calls per second")
@@ -274,19 +412,27 @@ def main() -> int:
     parser.add_argument("--skip-server", action="store_true", help="only the B2BUA core and sippy")
     parser.add_argument("--skip-core", action="store_true", help="not the B2BUA core alone")
     parser.add_argument("--serve-core", type=Path, help=argparse.SUPPRESS)
-    parser.add_argument("--uvloop", action="store_true",
-                        help="run the B2BUA core on uvloop (pip install .[speed])")
+    parser.add_argument("--event-loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                        help="the B2BUA core's loop, as server.event_loop of `cti-server run` (auto: uvloop "
+                             "when installed, pip install .[speed])")
+    parser.add_argument("--uvloop", action="store_const", const="uvloop", dest="event_loop",
+                        help="same as --event-loop uvloop")
+    parser.add_argument("--in-process", type=int, metavar="CALLS", default=0,
+                        help="no sipp: feed CALLS calls' datagrams straight to the core's stack in this "
+                             "process and print its CPU per call (steady on a loaded machine)")
     args = parser.parse_args()
+    if args.in_process:
+        with tempfile.TemporaryDirectory(prefix="b2bua-inproc-") as tmp:
+            config = Path(tmp) / "bench.toml"
+            config.write_text(server_config(free_port()))
+            result = run_on_event_loop(args.event_loop, run_in_process(config, args.in_process))
+        emit({**result, "load_average": os.getloadavg()[0]})
+        return 0
     if args.serve_core is not None:
-        import asyncio
-
-        if args.uvloop:
-            import uvloop
-
-            uvloop.install()
-        asyncio.run(serve_core(args.serve_core))
+        run_on_event_loop(args.event_loop, serve_core(args.serve_core))
         return 0
     rates = [int(r) for r in args.rates.split(",")]
+    emit({"core_event_loop": "asyncio" if loop_factory(args.event_loop) is None else "uvloop"})
     with tempfile.TemporaryDirectory(prefix="b2bua-bench-") as tmp:
         work = Path(tmp)
         uas_port = free_port()
@@ -294,7 +440,7 @@ def main() -> int:
         with process(uas, work / "uas.log"):
             time.sleep(0.5)
             core = [] if args.skip_core else bench_ours(rates, args.seconds, work, uas_port, core=True,
-                                                        uvloop=args.uvloop)
+                                                        event_loop=args.event_loop)
             ours = [] if args.skip_server else bench_ours(rates, args.seconds, work, uas_port)
             theirs = [] if args.skip_sippy else bench_sippy(rates, args.seconds, work, uas_port)
     summary = {"cpu_count": os.cpu_count(), "load_average": os.getloadavg()[0],
