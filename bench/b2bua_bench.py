@@ -33,6 +33,12 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from cti_server.calls.component import CallsComponent
+    from cti_server.sip.registrar import RegistrarComponent
+    from cti_server.sip.stack import SipComponent
 
 ROOT = Path(__file__).resolve().parent.parent
 REGISTER_SCENARIO = ROOT / "tests" / "interop" / "calls" / "phone_register.xml"
@@ -179,11 +185,9 @@ def last_stats_row(path: Path) -> dict[str, str]:
     return dict(zip(lines[0].split(";"), lines[-1].split(";"), strict=False))
 
 
-async def serve_core(config_path: Path) -> None:
-    """Only the SIP stack, the registrar and the B2BUA (no store, web edge or call-event subscribers)."""
-    import asyncio
-    import signal
-
+async def start_core(config_path: Path) -> tuple[SipComponent, RegistrarComponent, CallsComponent]:
+    """Start only the SIP stack, the registrar and the B2BUA, as `cti-server run` starts them (cached
+    loggers, GC tuning; no store, web edge or call-event subscribers)."""
     from cti_server.calls.component import CallsComponent
     from cti_server.config import load_config
     from cti_server.event_loop import tune_garbage_collector
@@ -193,7 +197,7 @@ async def serve_core(config_path: Path) -> None:
     from cti_server.sip.stack import SipComponent
 
     config = load_config(config_path)
-    configure_logging(config.log, cache_loggers=True)  # as `cti-server run` does
+    configure_logging(config.log, cache_loggers=True)
     bus = EventBus()
     sip = SipComponent(config, bus)
     registrar = RegistrarComponent.attach(sip, config.sip, bus)
@@ -201,7 +205,16 @@ async def serve_core(config_path: Path) -> None:
     await sip.start()
     await registrar.start()
     await calls.start()
-    tune_garbage_collector()  # as `cti-server run` does
+    tune_garbage_collector()
+    return sip, registrar, calls
+
+
+async def serve_core(config_path: Path) -> None:
+    """Serve with the core of ``start_core`` until SIGINT or SIGTERM."""
+    import asyncio
+    import signal
+
+    sip, registrar, calls = await start_core(config_path)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -276,26 +289,12 @@ async def run_in_process(config_path: Path, calls: int) -> dict[str, object]:
     import asyncio
     import time as _time
 
-    from cti_server.calls.component import CallsComponent
-    from cti_server.config import load_config
-    from cti_server.event_loop import tune_garbage_collector
-    from cti_server.events import EventBus
-    from cti_server.logs import configure_logging
     from cti_server.sip.bindings import Binding
-    from cti_server.sip.registrar import RegistrarComponent, aor_for
-    from cti_server.sip.stack import SipComponent
+    from cti_server.sip.registrar import aor_for
     from cti_server.sip.transport import UdpFlow
 
-    config = load_config(config_path)
-    configure_logging(config.log, cache_loggers=True)
-    bus = EventBus()
-    sip = SipComponent(config, bus)
-    registrar = RegistrarComponent.attach(sip, config.sip, bus)
-    calls_component = CallsComponent.attach(sip, registrar.registrar, config, bus)
-    await sip.start()
-    await registrar.start()
-    await calls_component.start()
-    tune_garbage_collector()
+    sip, registrar, calls_component = await start_core(config_path)
+    config = sip.config
     transports = sip._transports
     assert transports is not None and transports.udp is not None and sip.udp_address is not None
     port = sip.udp_address[1]
