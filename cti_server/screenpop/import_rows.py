@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import pickle
 import random
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -382,3 +383,9 @@ def check_chunk(call_center_id: str, region: str, records: list[Record]) -> Chec
         for number, kind, raw in numbers:
             phones.append((call_center_id, contact_id, number, kind, raw))
     return CheckedChunk(contacts, phones, rejected)
+
+
+def check_pickled(call_center_id: str, region: str, records: bytes) -> bytes:
+    """``check_chunk`` from and to pickles: the checking worker's task."""
+    found = check_chunk(call_center_id, region, pickle.loads(records))
+    return pickle.dumps(found, pickle.HIGHEST_PROTOCOL)

@@ -25,8 +25,8 @@ import asyncio
 import json
 import multiprocessing
 import os
+import pickle
 import time
-from collections import deque
 from collections.abc import AsyncGenerator, Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
@@ -52,6 +52,7 @@ from cti_server.screenpop.import_rows import (
     Record,
     RowError,
     check_chunk,
+    check_pickled,
     check_record,
     read_csv,
     read_json,
@@ -131,7 +132,7 @@ MAY_SKIP_KEY_TRIGGERS = {
 }
 """Whether the role may set session_replication_role (by PostgreSQL 15 or later; superusers before)."""
 IN_FLIGHT = 2
-"""Batches handed to the checking worker ahead of the one being written."""
+"""Batches handed to the checking worker ahead of the one being written (one more is being read)."""
 
 Progress = Callable[[int, int], None]
 """Called after each batch with (records done, records rejected so far)."""
@@ -239,31 +240,48 @@ class ContactImporter:
                 batch = await self._read_batch(records)
             return
         # Fork: the worker has every module already (spawn would import the caller's main module)
-        # and only ever runs check_chunk.
+        # and only ever runs check_pickled.
         executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
-        loop = asyncio.get_running_loop()
-        pending: deque[tuple[int, asyncio.Future[CheckedChunk]]] = deque()
-        failure: ImportFormatError | None = None
+        ready: asyncio.Queue[tuple[int, asyncio.Future[bytes]] | BaseException | None]
+        ready = asyncio.Queue(maxsize=IN_FLIGHT - 1)
+        reader = asyncio.create_task(self._hand_to_worker(batch, records, executor, ready))
         try:
-            while batch or pending:
-                while batch and len(pending) < IN_FLIGHT:
-                    checking = loop.run_in_executor(
-                        executor, check_chunk, self.call_center_id, self.region, batch
-                    )
-                    pending.append((len(batch), checking))
-                    try:
-                        batch = await self._read_batch(records)
-                    except ImportFormatError as exc:
-                        failure, batch = exc, []  # the batches read before it are written first
-                received, checking = pending.popleft()
-                yield received, await checking
-            if failure is not None:
-                raise failure
+            while (item := await ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item  # after the batches read before it
+                received, checking = item
+                yield received, pickle.loads(await checking)
             await asyncio.to_thread(executor.shutdown)  # the worker is joined (its CPU time counted)
         finally:
-            for _, checking in pending:
-                checking.cancel()
+            reader.cancel()
             executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _hand_to_worker(
+        self,
+        batch: list[Record],
+        records: Iterator[Record],
+        executor: ProcessPoolExecutor,
+        ready: asyncio.Queue[tuple[int, asyncio.Future[bytes]] | BaseException | None],
+    ) -> None:
+        """Read the batches and hand them to the worker, ahead of the writing (a task of its own).
+
+        Batches travel pickled here, in the event loop's thread, rather than in the executor's helper
+        threads: a pickle of a few thousand records is one C call that holds the GIL for milliseconds,
+        which would stall the SQLite driver's thread once per row.
+        """
+        loop = asyncio.get_running_loop()
+        try:
+            while batch:
+                payload = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
+                checking = loop.run_in_executor(
+                    executor, check_pickled, self.call_center_id, self.region, payload
+                )
+                await ready.put((len(batch), checking))
+                batch = await self._read_batch(records)
+        except Exception as exc:  # handed to the writer, raised there after the batches before it
+            await ready.put(exc)
+            return
+        await ready.put(None)
 
     async def _read_batch(self, records: Iterator[Record]) -> list[Record]:
         # Reading is CPU work in the event loop's thread: it yields every YIELD_EVERY records so
