@@ -12,7 +12,7 @@ from typing import Literal
 
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import split_header_values
-from cti_server.sip.uri import SipUri, parse_uri, split_simple_params
+from cti_server.sip.uri import FAST_URI_PATTERN, MAX_URI_LENGTH, SipUri, parse_uri, split_simple_params
 
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
 _TOKEN_RE = re.compile(rf"[{TOKEN_CHARS}]+")
@@ -29,6 +29,34 @@ _PARAM_RE = re.compile(
 _SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
 _NEEDS_QUOTING_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 _QUOTE_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
+
+
+# ``<sip:user@host:port;uri-params>;tag=x``: the form nearly every phone and trunk sends in From, To and
+# Contact. A value matching it (with the port checked, see ``common_name_addr``) is exactly one that
+# parse_name_addr accepts (URI through the fast URI path, parameters through the simple-parameter
+# path), and ``name_addr_from_common`` builds the same NameAddr from the match. Groups 1-5 are those of
+# FAST_URI_PATTERN, group 6 the header parameters.
+_COMMON_NAME_ADDR_RE = re.compile(
+    rf"<{FAST_URI_PATTERN}>((?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*)")
+
+
+def common_name_addr(value: str) -> re.Match[str] | None:
+    """The match of ``value`` when it has the common ``<sip:...>;params`` form (so it is valid)."""
+    if len(value) > MAX_URI_LENGTH:
+        return None
+    match = _COMMON_NAME_ADDR_RE.fullmatch(value)
+    if match is None:
+        return None
+    port = match.group(4)
+    return match if port is None or int(port) <= 65535 else None
+
+
+def name_addr_from_common(match: re.Match[str]) -> NameAddr:
+    """The NameAddr of a ``common_name_addr`` match: what parse_name_addr gives for the same text."""
+    scheme, user, host, port, uri_params, params = match.groups()
+    uri = SipUri(scheme, user, None, host, int(port) if port is not None else None,
+                 split_simple_params(uri_params) if uri_params else {}, {})
+    return NameAddr(None, uri, split_simple_params(params) if params else {})
 
 
 def parse_header_params(text: str, what: str) -> dict[str, str | None]:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from cti_server.sip.address import NameAddr, parse_contact_list, parse_name_addr
+from cti_server.sip.address import NameAddr, name_addr_from_common, parse_contact_list, parse_name_addr
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, split_header_values
 from cti_server.sip.uri import SipUri, parse_uri
@@ -152,17 +152,28 @@ class _MessageBase:
         result: Via = self._cached("top_via", raw, parse_via)
         return result
 
+    def _name_addr(self, key: str, raw: str, what: str) -> NameAddr:
+        """From or To: cached, else built from the parser's match of the common form, else parsed."""
+        cache = self._cache
+        hit = cache.get(key)
+        if hit is not None and hit[0] == raw:
+            result: NameAddr = hit[1]
+            return result
+        common = cache.get(key + "_common")
+        value = (name_addr_from_common(common[1]) if common is not None and common[0] == raw
+                 else parse_name_addr(raw, what))
+        cache[key] = (raw, value)
+        return value
+
     @property
     def from_addr(self) -> NameAddr:
         """The From header field (RFC 3261 section 20.20)."""
-        result: NameAddr = self._cached("from", self._required("From"), _parse_from)
-        return result
+        return self._name_addr("from", self._required("From"), "From")
 
     @property
     def to_addr(self) -> NameAddr:
         """The To header field (RFC 3261 section 20.39)."""
-        result: NameAddr = self._cached("to", self._required("To"), _parse_to)
-        return result
+        return self._name_addr("to", self._required("To"), "To")
 
     @property
     def from_tag(self) -> str | None:
@@ -173,7 +184,7 @@ class _MessageBase:
     def to_tag(self) -> str | None:
         """The To tag (RFC 3261 section 19.3)."""
         raw = self._required("To")
-        checked = self._cache.get("to_checked")
+        checked = self._cache.get("to_common")
         if checked is not None and checked[0] == raw and "tag" not in raw.lower():
             return None  # the parser validated this value, and it has no tag parameter: no parse needed
         return self.to_addr.tag
@@ -182,7 +193,17 @@ class _MessageBase:
     def contacts(self) -> list[NameAddr] | Literal["*"]:
         """The Contact header fields: ``"*"`` or every address (RFC 3261 section 20.10); [] if none."""
         raw = self.headers.get_lines("Contact")
-        result: list[NameAddr] | Literal["*"] = self._cached("contacts", raw, _parse_contacts)
+        cache = self._cache
+        hit = cache.get("contacts")
+        if hit is not None and hit[0] == raw:
+            result: list[NameAddr] | Literal["*"] = hit[1]
+            return result
+        common = cache.get("contacts_common")
+        if common is not None and common[0] == raw:
+            result = [name_addr_from_common(match) for match in common[1]]
+        else:
+            result = _parse_contacts(raw)
+        cache["contacts"] = (raw, result)
         return result
 
     @property
@@ -228,14 +249,6 @@ def _parse_vias(lines: list[str]) -> list[Via]:
 
 def _parse_expires(text: str) -> int:
     return parse_delta_seconds(text, "Expires")
-
-
-def _parse_from(text: str) -> NameAddr:
-    return parse_name_addr(text, "From")
-
-
-def _parse_to(text: str) -> NameAddr:
-    return parse_name_addr(text, "To")
 
 
 def _parse_contacts(lines: list[str]) -> list[NameAddr] | Literal["*"]:

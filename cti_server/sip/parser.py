@@ -15,12 +15,13 @@ once. Other typed headers (Route, Record-Route, the lower Vias...) are parsed wh
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Final, TypeVar
 
-from cti_server.sip.address import TOKEN_CHARS, parse_name_addr
+from cti_server.sip.address import TOKEN_CHARS, common_name_addr, parse_name_addr
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, name_key
 from cti_server.sip.message import (
+    CSeq,
     SipRequest,
     SipResponse,
     new_tag,
@@ -29,7 +30,7 @@ from cti_server.sip.message import (
     parse_max_forwards,
     reason_phrase,
 )
-from cti_server.sip.uri import FAST_URI_PATTERN, MAX_URI_LENGTH, SipUri, parse_uri
+from cti_server.sip.uri import SipUri, parse_uri
 from cti_server.sip.via import parse_via
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
@@ -52,18 +53,12 @@ _DATE_RE = re.compile(
 _STREAM_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[Ll][Ee][Nn][Gg][Tt][Hh]|[Ll])"
                                        rb"[ \t]*:([^\r\n]*)")
 
-# ``<sip:user@host:port;uri-params>;tag=x``: the form nearly every phone and trunk sends in From, To and
-# Contact. A value matching it is exactly one that parse_name_addr accepts (URI through the fast URI
-# path, parameters through the simple-parameter path), so it is validated here without building objects
-# and parsed only when read; any other form is parsed at once so that a bad one raises here.
-_COMMON_NAME_ADDR_RE = re.compile(
-    rf"<{FAST_URI_PATTERN}>(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*")
-
 _SINGLE_HEADERS: Final = frozenset(
     {"from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"})
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 SipMessage = SipRequest | SipResponse
+_V = TypeVar("_V")
 _BYTES_TYPES: Final = (bytes, bytearray, memoryview)
 _PARSER_BUGS: Final = (ValueError, LookupError, TypeError, ArithmeticError, AttributeError, AssertionError,
                        RecursionError)
@@ -73,6 +68,26 @@ _MANDATORY_NAMES: Final = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From",
 _MANDATORY_KEYS: Final = frozenset(_MANDATORY_NAMES)
 # Header names exactly as they appear before the colon -> (key, canonical name), validated once.
 _known_names: dict[str, tuple[str, str]] = {}
+
+
+# Values a phone sends again and again (its Request-Line, "2 REGISTER", "70", "3600", "0", its To and
+# Contact) are checked once and remembered: the check is a regular expression, the memo a dict look-up.
+# Only immutable results are kept (a CSeq, ints, regex matches); a Request-URI is copied out. Each memo
+# is emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
+_MEMO_LIMIT: Final = 2048
+_request_lines: dict[str, tuple[str, SipUri]] = {}
+_cseqs: dict[str, CSeq] = {}
+_content_lengths: dict[str, int] = {}
+_expires: dict[str, int] = {}
+_max_forwards: dict[str, int] = {}
+_name_addrs: dict[str, re.Match[str]] = {}
+
+
+def _remember(memo: dict[str, _V], raw: str, value: _V) -> _V:
+    if len(memo) >= _MEMO_LIMIT:
+        memo.clear()
+    memo[raw] = value
+    return value
 
 
 def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> SipMessage:
@@ -116,34 +131,33 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     start_line = lines[0]
     is_response = start_line[:4].upper() == "SIP/"
     # The start line first: a wrong SIP-Version is answered 505 whatever else is wrong (RFC 3261 8.2.2).
-    request_line = None if is_response else _parse_request_line(start_line)
+    request_line = None if is_response else _request_line(start_line)
     status_line = _parse_status_line(start_line) if is_response else None
 
     entries: list[tuple[str, str, str]] = []
     index: dict[str, list[str]] = {}  # key -> values of its lines in wire order (the Headers index)
     for line in lines[1:]:
-        colon = line.find(":")
-        if colon <= 0:
-            raise SipParseError(f"malformed header line {line[:40]!r}")
-        raw_name = line[:colon]
-        known = _known_names.get(raw_name)
+        written_name, colon, rest = line.partition(":")
+        known = _known_names.get(written_name) if colon else None
         if known is None:
-            raw_name = raw_name.rstrip(" \t")
+            if not colon or not written_name:
+                raise SipParseError(f"malformed header line {line[:40]!r}")
+            raw_name = written_name.rstrip(" \t")
             if _HEADER_NAME_RE.fullmatch(raw_name) is None:
                 raise SipParseError(f"invalid header name {raw_name[:40]!r}")
             known = name_key(raw_name)
             if len(_known_names) < 4096:
-                _known_names[line[:colon]] = known
-        key = known[0]
-        value = line[colon + 1:].strip(" \t")
+                _known_names[written_name] = known
+        key, name = known
+        value = rest.strip(" \t")
         values = index.get(key)
         if values is None:
             index[key] = [value]
         elif key in _SINGLE_HEADERS:
-            raise SipParseError(f"more than one {known[1]} header")
+            raise SipParseError(f"more than one {name} header")
         else:
             values.append(value)
-        entries.append((key, known[1], value))
+        entries.append((key, name, value))
     missing = _MANDATORY_KEYS - index.keys()
     if missing:
         raise SipParseError("missing " + ", ".join(_MANDATORY_NAMES[key] for key in sorted(missing)))
@@ -155,10 +169,12 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
         body = data[body_start:]
     else:
         content_length = content_lengths[0]
-        match = _CONTENT_LENGTH_RE.fullmatch(content_length)
-        if match is None:
-            raise SipParseError(f"invalid Content-Length: {content_length[:20]!r}")
-        length = int(match.group(1))
+        length = _content_lengths.get(content_length)
+        if length is None:
+            match = _CONTENT_LENGTH_RE.fullmatch(content_length)
+            if match is None:
+                raise SipParseError(f"invalid Content-Length: {content_length[:20]!r}")
+            length = _remember(_content_lengths, content_length, int(match.group(1)))
         if body_start + length > len(data):
             raise SipParseError(
                 f"Content-Length {length} larger than the {len(data) - body_start} body bytes received")
@@ -180,6 +196,15 @@ def _check_version(version: str) -> None:
         raise SipParseError(f"invalid SIP-Version {version[:20]!r}")
     if match.group(1) != "2" or match.group(2) != "0":
         raise SipParseError(f"SIP version {version[:20]} not supported", status=505)
+
+
+def _request_line(line: str) -> tuple[str, SipUri]:
+    known = _request_lines.get(line)
+    if known is None:
+        known = _remember(_request_lines, line, _parse_request_line(line))
+    uri = known[1]
+    return known[0], SipUri(uri.scheme, uri.user, uri.password, uri.host, uri.port, uri.params.copy(),
+                            uri.headers.copy(), uri.opaque)
 
 
 def _parse_request_line(line: str) -> tuple[str, SipUri]:
@@ -216,20 +241,29 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     if not call_id or " " in call_id or "\t" in call_id:
         raise SipParseError(f"invalid Call-ID {call_id[:40]!r}")
     raw = index["cseq"][0]
-    cseq = parse_cseq(raw)
+    cseq = _cseqs.get(raw) or _remember(_cseqs, raw, parse_cseq(raw))
     cache["cseq"] = (raw, cseq)
     if isinstance(message, SipRequest):
         if cseq.method != message.method:
             raise SipParseError(f"CSeq method {cseq.method[:20]} does not match {message.method[:20]}")
         max_forwards = index.get("max-forwards")
         if max_forwards is not None:
-            parse_max_forwards(max_forwards[0])
+            raw = max_forwards[0]
+            if raw not in _max_forwards:
+                _remember(_max_forwards, raw, parse_max_forwards(raw))
+    # From, To and Contact in the common <sip:...>;params form are validated by one match, kept for
+    # the accessors to build the objects from when read; any other form is parsed at once so that a bad
+    # one raises here.
     raw = index["from"][0]
-    if not _is_common_name_addr(raw):
+    match = _common_name_addr(raw)
+    if match is not None:
+        cache["from_common"] = (raw, match)
+    else:
         cache["from"] = (raw, parse_name_addr(raw, "From"))
     raw = index["to"][0]
-    if _is_common_name_addr(raw):
-        cache["to_checked"] = (raw, True)  # lets to_tag answer "no tag" without a parse
+    match = _common_name_addr(raw)
+    if match is not None:
+        cache["to_common"] = (raw, match)  # also lets to_tag answer "no tag" without building To
     else:
         cache["to"] = (raw, parse_name_addr(raw, "To"))
     raw = index["via"][0]
@@ -241,27 +275,39 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     cache["top_via"] = (raw, parse_via(raw))
     contacts = index.get("contact")
     if contacts is not None:
+        matches = []
         for line in contacts:
-            if not _is_common_name_addr(line):
+            match = _common_name_addr(line)
+            if match is None:
                 _ = message.contacts
                 break
+            matches.append(match)
+        else:
+            cache["contacts_common"] = (contacts.copy(), matches)
     expires = index.get("expires")
     if expires is not None:
-        cache["expires"] = (expires[0], parse_delta_seconds(expires[0], "Expires"))
+        raw = expires[0]
+        seconds = _expires.get(raw)
+        if seconds is None:
+            seconds = _remember(_expires, raw, parse_delta_seconds(raw, "Expires"))
+        cache["expires"] = (raw, seconds)
     date = index.get("date")
     if date is not None and _DATE_RE.fullmatch(date[0]) is None:
         raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
 
 
+def _common_name_addr(value: str) -> re.Match[str] | None:
+    match = _name_addrs.get(value)
+    if match is None:
+        match = common_name_addr(value)
+        if match is not None:
+            _remember(_name_addrs, value, match)
+    return match
+
+
 def _is_common_name_addr(value: str) -> bool:
     """True when ``value`` has the common ``<sip:...>;params`` form (valid, so its parse can wait)."""
-    if len(value) > MAX_URI_LENGTH:
-        return False
-    match = _COMMON_NAME_ADDR_RE.fullmatch(value)
-    if match is None:
-        return False
-    port = match.group(4)
-    return port is None or int(port) <= 65535
+    return common_name_addr(value) is not None
 
 
 class StreamFramer:

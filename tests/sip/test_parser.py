@@ -317,6 +317,6 @@ def test_a_parser_bug_still_surfaces_as_sip_parse_error(monkeypatch: pytest.Monk
     def broken(text: str) -> object:
         raise KeyError(text)
 
-    monkeypatch.setattr(parser_module, "parse_cseq", broken)
+    monkeypatch.setattr(parser_module, "parse_via", broken)  # called for every message (not memoized)
     with pytest.raises(SipParseError, match="KeyError"):
         parse_message(INVITE)

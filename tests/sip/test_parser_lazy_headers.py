@@ -7,8 +7,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from cti_server.sip.address import parse_name_addr
+from cti_server.sip.address import common_name_addr, name_addr_from_common, parse_name_addr
 from cti_server.sip.errors import SipParseError
+from cti_server.sip.message import SipRequest
 from cti_server.sip.parser import _is_common_name_addr, parse_message
 
 
@@ -54,6 +55,9 @@ _PIECES = st.sampled_from(["<", ">", "sip:", "sips:", "tel:", "a", "@", "example
 def test_every_value_the_fast_check_accepts_parses(value: str) -> None:
     if _is_common_name_addr(value):
         parse_name_addr(value, "From")
+    match = common_name_addr(value)
+    if match is not None:  # and the object built from the match is the one the full parse gives
+        assert name_addr_from_common(match) == parse_name_addr(value, "From")
 
 
 def test_to_tag_of_a_validated_to_without_tag_is_none_without_a_parse() -> None:
@@ -72,3 +76,18 @@ def test_to_tag_follows_a_to_header_changed_after_the_parse() -> None:
     message = parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
     message.headers.set("To", "<sip:a@example.com>;tag=later")
     assert message.to_tag == "later"
+
+
+def test_values_remembered_across_messages_are_not_shared_mutable_state() -> None:
+    data = register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>")
+    first = parse_message(data)
+    assert isinstance(first, SipRequest) and isinstance(first.contacts, list)
+    first.uri.params["x"] = "1"
+    first.to_addr.params["tag"] = "mine"
+    first.contacts[0].uri.host = "10.9.9.9"
+    second = parse_message(data)
+    assert isinstance(second, SipRequest) and isinstance(second.contacts, list)
+    assert second.uri.params == {}
+    assert second.to_tag is None
+    assert second.contacts[0].uri.host == "10.0.0.1"
+    assert (second.cseq.number, second.expires, second.max_forwards) == (1, None, None)
