@@ -84,6 +84,8 @@ class QueueCallControl(Protocol):
 
     async def take(self, session: CallSession, route: CallRoute) -> None: ...
 
+    def on_agent_ringing(self, session: CallSession, leg: SipLeg, response: SipResponse) -> None: ...
+
     async def on_agent_answered(self, session: CallSession, leg: SipLeg, response: SipResponse) -> None: ...
 
 
@@ -411,6 +413,8 @@ class B2bua:
             except (DialogError, SipParseError):
                 leg.dialog = None
         if leg.purpose != "call":
+            if leg.purpose == "queue" and self.queue_calls is not None:
+                self.queue_calls.on_agent_ringing(session, leg, response)  # call.ringing with the agent
             return
         a = session.a
         if a is None or a.incoming is None or a.incoming.answered:

@@ -29,7 +29,7 @@ class InboundCallPath:
     @classmethod
     def attach(cls, b2bua: B2bua, app: web.Application) -> InboundCallPath:
         """Hook into ``b2bua`` with the store, screen-pop lookup and routing service of ``app``."""
-        from cti_server.api.keys import BUS_KEY, STORE_KEY
+        from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
         from cti_server.api.screenpop import SCREENPOP_KEY
         from cti_server.api.work_items import ROUTING_KEY
 
@@ -57,7 +57,10 @@ class InboundCallPath:
 
         pops = CallScreenPopHook(bus, call_of)
         wait_s = lookup.config.deadline_ms / 1000
-        queue_calls = QueueCalls(b2bua, bus, engine, sip_user_of, call_center_id_of, pops, pop_wait_s=wait_s)
+        # A shared routing backend: steps taken on other processes are heard by reading item states.
+        shared = app[CONFIG_KEY].routing.backend == "redis"
+        queue_calls = QueueCalls(b2bua, bus, engine, sip_user_of, call_center_id_of, pops, pop_wait_s=wait_s,
+                                 shared_routing=shared)
         return cls(pops, queue_calls)
 
     async def start(self) -> None:
