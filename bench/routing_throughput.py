@@ -36,10 +36,10 @@ from cti_server.routing.redis_backend import RedisRoutingBackend
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
 
-async def open_backend(kind: str, prefix: str) -> RoutingBackend:
+async def open_backend(kind: str, prefix: str, url: str) -> RoutingBackend:
     if kind == "memory":
         return MemoryRoutingBackend(scan_depth=100)
-    return await RedisRoutingBackend.connect(REDIS_URL, prefix=prefix, scan_depth=100)
+    return await RedisRoutingBackend.connect(url, prefix=prefix, scan_depth=100)
 
 
 def cpu_reference() -> float:
@@ -126,10 +126,11 @@ def offer_tracker(offered: dict[str, str]) -> Callable[[Event], None]:
     return on_event
 
 
-def child(prefix: str, agent_ids: list[str], churn: int, workers: int, barrier: Any, results: Any) -> None:
+def child(url: str, prefix: str, agent_ids: list[str], churn: int, workers: int, barrier: Any,
+          results: Any) -> None:
     """One of ``--processes``: its share of the agents' fill and churn on the shared prefix."""
     async def main() -> None:
-        backend = await RedisRoutingBackend.connect(REDIS_URL, prefix=prefix, scan_depth=100)
+        backend = await RedisRoutingBackend.connect(url, prefix=prefix, scan_depth=100)
         offered: dict[str, str] = {}
         engine = RoutingEngine(backend, SimulatedClock(2_000_000.0), offer_tracker(offered))
         phases = Phases(engine, offered, workers, barrier.wait)
@@ -142,9 +143,9 @@ def child(prefix: str, agent_ids: list[str], churn: int, workers: int, barrier: 
 
 
 async def run(kind: str, agents: int, items: int, churn: int, workers: int,
-              processes: int = 1) -> dict[str, object]:
+              processes: int = 1, url: str = REDIS_URL) -> dict[str, object]:
     prefix = f"bench:routing:{uuid.uuid4().hex[:8]}:"
-    backend = await open_backend(kind, prefix)
+    backend = await open_backend(kind, prefix, url)
     clock = SimulatedClock(1_000_000.0)
     offered: dict[str, str] = {}
     engine = RoutingEngine(backend, clock, offer_tracker(offered))
@@ -171,7 +172,7 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int,
         if processes > 1:
             ctx = multiprocessing.get_context("spawn")
             barrier, results = ctx.Barrier(processes + 1), ctx.Queue()
-            procs = [ctx.Process(target=child, args=(prefix, agent_ids[n::processes], churn // processes,
+            procs = [ctx.Process(target=child, args=(url, prefix, agent_ids[n::processes], churn // processes,
                                                      workers, barrier, results)) for n in range(processes)]
             for proc in procs:
                 proc.start()
@@ -232,8 +233,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="concurrent coroutines (Redis)")
     parser.add_argument("--processes", type=int, default=1,
                         help="client processes sharing the agents in fill and churn (Redis)")
+    parser.add_argument("--redis-url", default=REDIS_URL,
+                        help="e.g. a Redis of its own, whose INFO commandstats and CPU count this run alone")
     args = parser.parse_args()
-    result = asyncio.run(run(args.backend, args.agents, args.items, args.churn, args.workers, args.processes))
+    result = asyncio.run(run(args.backend, args.agents, args.items, args.churn, args.workers, args.processes,
+                             args.redis_url))
     print(json.dumps(result, indent=2))  # noqa: T201 - a benchmark reports on stdout
 
 
