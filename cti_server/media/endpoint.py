@@ -78,6 +78,9 @@ class MediaSocketPoller:
     """
 
     batch_interval = 0.001
+    idle_linger = 2.0
+    """Seconds the media thread outlives its last socket before the poller closes: calls that come and
+    go one at a time (the B2BUA bench, a quiet office) would otherwise start and join a thread each."""
     threaded = True
     """Serve the sockets from a thread of their own instead of the event loop (``_run_thread``); the
     server sets it from ``media.relay_thread``. A poller keeps the mode it was built with."""
@@ -92,6 +95,7 @@ class MediaSocketPoller:
         self._rearm: asyncio.TimerHandle | None = None
         self._thread: threading.Thread | None = None
         self._wake: tuple[int, int] | None = None
+        self._idle_since: float | None = None  # threaded: when the last socket went (None: some are open)
         if self._epoll is None:
             return
         if self.threaded:
@@ -120,9 +124,18 @@ class MediaSocketPoller:
         timeout = -1.0
         while True:
             try:
-                ready = epoll.poll(timeout)
+                ready = epoll.poll(timeout if timeout >= 0 or handlers else self.idle_linger / 4)
             except (OSError, ValueError):  # closed from this thread (its last socket went)
                 return
+            idle_since = self._idle_since
+            if (not ready and not handlers and idle_since is not None
+                    and time.monotonic() - idle_since >= self.idle_linger):
+                try:
+                    self._loop.call_soon_threadsafe(self._close_if_idle)
+                except RuntimeError:  # the loop is closed: nobody else will close the poller
+                    self.close()
+                    return
+                self._idle_since = None  # asked once; a new socket would reset it anyway
             for fd, _events in ready:
                 handler = handlers.get(fd)
                 if handler is not None:
@@ -149,19 +162,28 @@ class MediaSocketPoller:
     def add(self, fd: int, handler: Callable[[], None]) -> None:
         """Call ``handler`` whenever ``fd`` is readable (level-triggered)."""
         self._handlers[fd] = handler
+        self._idle_since = None
         if self._epoll is None:
             self._loop.add_reader(fd, handler)
         else:
             self._epoll.register(fd, select.EPOLLIN)
 
     def remove(self, fd: int) -> None:
-        """Stop watching ``fd``; the last removal closes the poller."""
+        """Stop watching ``fd``; the last removal closes the poller (the media thread's: after
+        ``idle_linger`` seconds without a new socket)."""
         if self._handlers.pop(fd, None) is None:
             return
         if self._epoll is None:
             self._loop.remove_reader(fd)
         else:
             self._epoll.unregister(fd)
+        if not self._handlers:
+            if self._thread is None:
+                self.close()
+            else:  # the media thread lingers for the next call, then closes the poller (_run_thread)
+                self._idle_since = time.monotonic()
+
+    def _close_if_idle(self) -> None:
         if not self._handlers:
             self.close()
 
