@@ -48,15 +48,18 @@ from cti_server.screenpop.import_rows import (
     YIELD_EVERY,
     CheckedChunk,
     ContactRow,
+    CsvRecords,
     ImportFormatError,
     Record,
     RowError,
     check_chunk,
+    check_csv_pickled,
     check_pickled,
     check_record,
     read_csv,
     read_json,
     read_records,
+    record_of,
     time_ordered_id,
 )
 from cti_server.store import Store
@@ -211,7 +214,7 @@ class ContactImporter:
         report = ImportReport()
         started = time.perf_counter()
         seen_external: set[str] = set()
-        async with aclosing(self._checked(iter(records))) as batches:
+        async with aclosing(self._checked(records)) as batches:
             async for received, checked in batches:
                 report.received += received
                 for errors in checked.rejected:
@@ -231,20 +234,26 @@ class ContactImporter:
         )
         return report
 
-    async def _checked(self, records: Iterator[Record]) -> AsyncGenerator[tuple[int, CheckedChunk], None]:
+    async def _checked(self, records: Iterable[Record]) -> AsyncGenerator[tuple[int, CheckedChunk], None]:
         """(records read, what checking them found) a batch at a time, in file order."""
-        batch = await self._read_batch(records)
+        # A CSV file's rows go to the worker as lists of values (cheaper to read and send than dicts).
+        csv_rows = records if isinstance(records, CsvRecords) and self.check_in_worker else None
+        source: Iterator[tuple[int, Any]] = iter(records) if csv_rows is None else csv_rows.rows()
+        batch = await self._read_batch(source)
         if not self.check_in_worker or len(batch) < self.batch_size:
             while batch:
+                if csv_rows is not None:
+                    names, every_column_named = csv_rows.columns
+                    batch = [(line, record_of(names, every_column_named, row)) for line, row in batch]
                 yield len(batch), await self._check_here(batch)
-                batch = await self._read_batch(records)
+                batch = await self._read_batch(source)
             return
         # Fork: the worker has every module already (spawn would import the caller's main module)
         # and only ever runs check_pickled.
         executor = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
         ready: asyncio.Queue[tuple[int, asyncio.Future[bytes]] | BaseException | None]
         ready = asyncio.Queue(maxsize=IN_FLIGHT - 1)
-        reader = asyncio.create_task(self._hand_to_worker(batch, records, executor, ready))
+        reader = asyncio.create_task(self._hand_to_worker(batch, source, csv_rows, executor, ready))
         try:
             while (item := await ready.get()) is not None:
                 if isinstance(item, BaseException):
@@ -258,8 +267,9 @@ class ContactImporter:
 
     async def _hand_to_worker(
         self,
-        batch: list[Record],
-        records: Iterator[Record],
+        batch: list[tuple[int, Any]],
+        source: Iterator[tuple[int, Any]],
+        csv_rows: CsvRecords | None,
         executor: ProcessPoolExecutor,
         ready: asyncio.Queue[tuple[int, asyncio.Future[bytes]] | BaseException | None],
     ) -> None:
@@ -273,20 +283,30 @@ class ContactImporter:
         try:
             while batch:
                 payload = pickle.dumps(batch, pickle.HIGHEST_PROTOCOL)
-                checking = loop.run_in_executor(
-                    executor, check_pickled, self.call_center_id, self.region, payload
-                )
+                if csv_rows is None:
+                    checking = loop.run_in_executor(
+                        executor, check_pickled, self.call_center_id, self.region, payload
+                    )
+                else:
+                    checking = loop.run_in_executor(
+                        executor,
+                        check_csv_pickled,
+                        self.call_center_id,
+                        self.region,
+                        csv_rows.columns,
+                        payload,
+                    )
                 await ready.put((len(batch), checking))
-                batch = await self._read_batch(records)
+                batch = await self._read_batch(source)
         except Exception as exc:  # handed to the writer, raised there after the batches before it
             await ready.put(exc)
             return
         await ready.put(None)
 
-    async def _read_batch(self, records: Iterator[Record]) -> list[Record]:
+    async def _read_batch(self, records: Iterator[tuple[int, Any]]) -> list[tuple[int, Any]]:
         # Reading is CPU work in the event loop's thread: it yields every YIELD_EVERY records so
         # calls keep being served during an import.
-        batch: list[Record] = []
+        batch: list[tuple[int, Any]] = []
         for record in records:
             batch.append(record)
             if len(batch) == self.batch_size:

@@ -79,6 +79,22 @@ async def test_worker_and_in_process_checks_import_the_same(store: Store) -> Non
     ) in rows
 
 
+async def test_odd_csv_rows_are_read_the_same_by_the_worker(store: Store) -> None:
+    body = "first_name,,mobile\n" + "".join(
+        "a,b,c,d\n" if i % 5 == 0 else ("\n" if i % 7 == 0 else f"N{i},skipped,+1917555{i:04d}\n")
+        for i in range(40)
+    )
+    reports = []
+    for in_worker in (True, False):
+        center = await make_call_center(store)
+        importer = ContactImporter(store, center.id, "US", batch_size=6, check_in_worker=in_worker)
+        report = (await importer.run(read_records(body, "text/csv"))).to_dict()
+        reports.append({k: v for k, v in report.items() if k != "elapsed_s"})
+    assert reports[0] == reports[1]
+    assert reports[0]["received"] == 36 and reports[0]["rejected"] == 8
+    assert reports[0]["errors"][0] == {"line": 2, "field": "record", "reason": "4 fields for 3 columns"}
+
+
 async def test_a_format_error_keeps_the_batches_read_before_it(store: Store) -> None:
     center = await make_call_center(store)
     text = "[\n" + ",\n".join(json.dumps({"first_name": f"J{i}"}) for i in range(25)) + ",\n{oops\n]"
