@@ -550,6 +550,8 @@ class RtpEndpoint:
             return
         self._peer_sock = sock
         self._poller.add(sock.fileno(), self._on_peer_readable)
+        if self._closed:  # closed by the loop thread meanwhile (this runs on the media thread)
+            self._close_peer_socket()
 
     def _close_peer_socket(self) -> None:
         peer = self._peer_sock
