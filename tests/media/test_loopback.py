@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -117,6 +118,27 @@ async def test_dtmf_digit_delivered_once_and_relayed_with_mapped_type(call: Call
     assert {p.payload_type for p in received} == {96}
     assert [TelephoneEvent.parse(p.payload).end for p in received].count(True) == 3
     assert [(leg, d.digit) for leg, d in call.digits] == [("a", "5")]
+
+
+async def test_digits_reach_on_digit_on_the_event_loop_thread(call: Call) -> None:
+    loop_thread = threading.get_ident()
+    threads: list[int] = []
+    reported = asyncio.Event()
+
+    def on_digit(_leg: str, _digit: DtmfDigit) -> None:
+        threads.append(threading.get_ident())
+        reported.set()
+
+    relay = RtpRelay(call.a, LegMedia("PCMU", 0, 101), call.b, LegMedia("PCMA", 8, 96), on_digit=on_digit)
+    try:
+        for seq, frame in enumerate(telephone_event_frames("7", duration_ms=60)):
+            event = RtpPacket(101, 700 + seq, 8000, 0xCA11, frame.payload, frame.marker)
+            call.caller.send(event, call.a.local_address)
+        await asyncio.wait_for(reported.wait(), TIMEOUT)
+        assert threads == [loop_thread]
+        assert call.a.in_media_thread == MediaSocketPoller.threaded
+    finally:
+        relay.close()
 
 
 async def test_music_on_hold_is_paced_and_continues_the_stream(call: Call) -> None:
