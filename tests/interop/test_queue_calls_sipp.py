@@ -229,3 +229,80 @@ async def test_agent_phone_not_answering_in_the_push_timeout_goes_to_the_next_ag
     assert setup.item_trail() == [("queued", None), ("offered", first), ("timed_out", first),
                                   ("offered", second), ("accepted", second), ("closed", second)]
     assert ended.data["answered_by"] == "1002"
+
+
+
+def ringing_agents(lab: Any) -> list[dict[str, Any]]:
+    """``target.ringing`` of each call.ringing event: who was rung, in order."""
+    return [e.data["target"]["ringing"] for e in lab.events if e.topic == "call.ringing"]
+
+
+def rings(lab: Any) -> asyncio.Event:
+    """Set at the first call.ringing (an agent's phone rings); subscribe before the call starts."""
+    rang = asyncio.Event()
+    lab.server.bus.subscribe("call.ringing", lambda _event: rang.set())
+    return rang
+
+
+async def test_accepting_on_the_page_while_the_phone_rings_connects_when_it_answers(lab: Any) -> None:
+    # The agent presses Accept (REST) while the desk phone rings; the phone answers 4 s later and that
+    # answer is bridged: no second accept, no hang-up, RTP both ways.
+    lab = await lab(**queue_lab_config())
+    setup = await set_up(lab)
+    await setup.make_available("1001")
+    phone = await lab.phone("1001", "phone_ring_then_answer.xml")
+    rang = rings(lab)
+    trunk = await lab.trunk_call("trunk_call.xml", "-d", "7000", service=QUEUE_DID)
+    agent_id, token = setup.agents["1001"]
+    offered = await setup.wait_item("work_item.offered")
+    await asyncio.wait_for(rang.wait(), 10)
+    item_id = offered.data["item"]["id"]
+    status, item = await setup.http("POST", f"/api/v1/work-items/{item_id}/accept", token)
+    assert status == 200 and item["state"] == "assigned", item  # before the phone answered
+    await trunk.ok()
+    await phone.ok()
+    ended = await lab.ended()
+    await setup.wait_item("work_item.closed")
+    assert setup.item_trail() == [("queued", None), ("offered", agent_id), ("accepted", agent_id),
+                                  ("closed", agent_id)]
+    assert ringing_agents(lab) == [{"agent": agent_id, "user": "1001"}]
+    assert ended.data["answered_by"] == "1001" and ended.data["target"]["agent"] == agent_id
+    assert ended.data["reason"] == "caller_hangup", ended.data
+    media = ended.data["media"]
+    assert media["a"]["packets_received"] > 20 and media["b"]["packets_sent"] > 20, media
+    assert media["b"]["packets_received"] > 20 and media["a"]["packets_sent"] > 20, media
+
+
+@pytest.mark.parametrize("first_phone", [
+    "phone_ring_cancelled.xml",  # passes only if it gets CANCEL at once (200, 487, ACK)
+    "phone_cancelled_answers_anyway.xml",  # its 200 crosses the CANCEL: passes only on ACK then BYE
+])
+async def test_declining_on_the_page_cancels_the_phone_and_rings_the_next_agent(
+        lab: Any, first_phone: str) -> None:
+    lab = await lab(**queue_lab_config())
+    setup = await set_up(lab)
+    await setup.make_available("1001")
+    await setup.make_available("1002")
+    declining = await lab.phone("1001", first_phone)
+    answering = await lab.phone("1002", "phone_answer.xml")
+    rang = rings(lab)
+    trunk = await lab.trunk_call("trunk_call.xml", "-d", "4000", service=QUEUE_DID)
+    first, token = setup.agents["1001"]
+    second = setup.agents["1002"][0]
+    offered = await setup.wait_item("work_item.offered")
+    assert offered.data["agent"] == first
+    await asyncio.wait_for(rang.wait(), 10)
+    status, item = await setup.http("POST", f"/api/v1/work-items/{offered.data['item']['id']}/decline",
+                                    token, {"reason": "on a break"})
+    assert status == 200, item
+    await declining.ok()
+    await answering.ok()
+    await trunk.ok()
+    ended = await lab.ended()
+    await setup.wait_item("work_item.closed")
+    assert setup.item_trail() == [("queued", None), ("offered", first), ("declined", first),
+                                  ("offered", second), ("accepted", second), ("closed", second)]
+    assert [e.data.get("reason") for e in setup.items if e.topic == "work_item.declined"] == ["on a break"]
+    assert ringing_agents(lab) == [{"agent": first, "user": "1001"}, {"agent": second, "user": "1002"}]
+    assert ended.data["answered_by"] == "1002" and ended.data["target"]["agent"] == second
+    assert [leg["role"] for leg in ended.data["legs"]] == ["a", "b"]  # a late answer never joined
