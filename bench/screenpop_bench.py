@@ -184,6 +184,26 @@ def import_csv(rows: int) -> str:
     return buffer.getvalue()
 
 
+def postgres_cpu() -> float:
+    """CPU seconds so far of this host's PostgreSQL processes serving the benchmark database, and of
+    its WAL writer, checkpointer and background writer (/proc; 0 where the server is elsewhere)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    wanted = (PG_DATABASE.encode(), b"walwriter", b"checkpointer", b"background writer")
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                command = handle.read()
+            if not command.startswith(b"postgres") or not any(w in command for w in wanted):
+                continue
+            with open(f"/proc/{pid}/stat") as handle:
+                fields = handle.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def children_cpu() -> float:
     """CPU seconds of this process's ended child processes (the importer's checking worker)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -197,13 +217,15 @@ async def time_import(store: Store, rows: int) -> dict[str, Any]:
         await db.commit()
     text = import_csv(rows)
     importer = ContactImporter(store, center.id, "US", batch_size=5000)
-    cpu_started, worker_started = time.process_time(), children_cpu()
+    cpu_started, worker_started, server_started = time.process_time(), children_cpu(), postgres_cpu()
     result = await importer.run(read_csv(io.StringIO(text, newline="")))
     cpu = time.process_time() - cpu_started
     worker = children_cpu() - worker_started  # the checking worker process, joined by run()
+    server = postgres_cpu() - server_started
     return {
         "cpu_us_per_row": round((cpu + worker) / rows * 1e6),
         "worker_cpu_us_per_row": round(worker / rows * 1e6),
+        "server_cpu_us_per_row": round(server / rows * 1e6),
         "rows": rows,
         "imported": result.imported,
         "rejected": result.rejected,
@@ -286,7 +308,8 @@ async def main() -> None:
                 f"{backend}: import {imported['imported']:,}/{imported['rows']:,} rows in "
                 f"{imported['seconds']} s = {imported['rows_per_s']:,} rows/s, client CPU "
                 f"{imported['cpu_us_per_row']} us/row, of which the checking worker "
-                f"{imported['worker_cpu_us_per_row']} us/row (load average now {os.getloadavg()[0]:.2f})"
+                f"{imported['worker_cpu_us_per_row']} us/row; PostgreSQL server CPU "
+                f"{imported['server_cpu_us_per_row']} us/row (load average now {os.getloadavg()[0]:.2f})"
             )
 
 
