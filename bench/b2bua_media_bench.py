@@ -1,19 +1,24 @@
-"""Concurrent relayed G.711 calls through the real B2BUA, with sipp playing RTP from a pcap: packet loss
-and the jitter the relay adds, at N concurrent calls (issue 4: 500 calls, < 0.1 % loss, < 5 ms p99).
+"""Concurrent relayed G.711 calls through the real B2BUA, with sipp playing the RTP: packet loss and the
+jitter the relay adds, at N concurrent calls (issue 4: 500 calls, < 0.1 % loss, < 5 ms p99).
 
     apt-get install tcpdump sip-tester        # the capture and sipp (not needed by the test suite)
     .venv/bin/python bench/b2bua_media_bench.py --calls 100 250 500 --seconds 10 --realtime 10
+    .venv/bin/python bench/b2bua_media_bench.py --calls 100 250 --seconds 10 --realtime 10 --player pcap
 
 Set-up (all on loopback): the B2BUA under test (``bench/b2bua_bench.py --serve-core``: SIP stack,
 registrar, B2BUA with anchored media, i.e. two ``RtpEndpoint`` legs and an ``RtpRelay`` per call; or the
 whole ``cti-server run`` with ``--server full``) pinned to CPU 0. A sipp UAS registered as the DID's user
-(``bench/scenarios/media_uas.xml``) and a sipp UAC (``bench/scenarios/media_uac.xml``) pinned to CPU 1.
-The UAC places N calls at ``--rate`` calls/s; after the ACK it plays with ``play_pcap_audio`` a PCMU file
-(20 ms packets of ``cti_server/media/assets/moh.wav``, written by this script: sipp's own g711a.pcap has
-30 ms packets and lasts 7 s) long enough that all N calls stream at once for ``--seconds``; then BYE.
+(``bench/scenarios/media_uas.xml``) and a sipp UAC (``bench/scenarios/media_uac*.xml``) pinned to CPU 1.
+The UAC places N calls at ``--rate`` calls/s; after the ACK it plays PCMU (20 ms packets of
+``cti_server/media/assets/moh.wav``, written by this script) until all N calls have streamed at once for
+``--seconds``; then BYE. Two players: ``--player rtpstream`` (default) is sipp's ``rtp_stream`` action
+(``media_uac_rtpstream.xml``: a raw PCMU file, an ordinary UDP socket per call, a few sipp threads);
+``--player pcap`` is ``play_pcap_audio`` of a pcap written by this script (``media_uac.xml``; sipp's own
+g711a.pcap has 30 ms packets and lasts 7 s). play_pcap_audio sends through a raw UDP socket per call, and
+the kernel offers every UDP datagram on the host to each of them: each packet the relay sends then costs
+it a walk over N raw sockets, so that mode overstates the relay's cost more the more calls there are.
 The UAS runs with ``-rtp_echo``: what the relay sends it comes back, so each call has RTP in both
-directions through the relay (2N streams of 50 packets/s: 50,000 packets/s at 500 calls). The echo costs
-sipp one thread; a second play_pcap_audio per call (a thread each) saturated the sipps' core at 250 calls.
+directions through the relay (2N streams of 50 packets/s: 50,000 packets/s at 500 calls).
 
 Measurement: ``tcpdump -i lo`` with kernel timestamps (nanosecond precision) captures every RTP packet
 twice, as it goes into the relay (sipp -> relay port) and as it comes out (relay port -> sipp), both
@@ -263,8 +268,9 @@ def run_step(calls: int, args: argparse.Namespace, work: Path, sip_port: int, ua
              pids: dict[str, int], log: Path, pcap_seconds: float) -> dict[str, object]:
     stats_file = work / f"uac_{calls}.csv"
     hold_ms = int((pcap_seconds + 0.5) * 1000)
+    scenario = "media_uac.xml" if args.player == "pcap" else "media_uac_rtpstream.xml"
     argv = calls_bench.sipp(
-        f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / "media_uac.xml"), "-s", calls_bench.DID,
+        f"127.0.0.1:{sip_port}", "-sf", str(SCENARIOS / scenario), "-s", calls_bench.DID,
         "-r", str(args.rate), "-m", str(calls), "-l", str(calls), "-d", str(hold_ms), "-mp", str(uac_media),
         "-p", "0", "-timeout", f"{int(pcap_seconds + calls / args.rate + 60)}s", "-trace_stat", "-stf",
         str(stats_file), "-fd", "1")
@@ -370,6 +376,10 @@ def main() -> int:
                         help="how long all calls of the largest step stream at once")
     parser.add_argument("--rate", type=int, default=50,
                         help="calls per second while setting up (SIP work competes with the media then)")
+    parser.add_argument("--player", choices=("rtpstream", "pcap"), default="rtpstream",
+                        help="rtpstream: sipp's rtp_stream of raw PCMU from a UDP socket per call; pcap: "
+                             "play_pcap_audio, a raw socket per call that every UDP packet on the host is "
+                             "offered to (costs the relay O(calls) per packet, see bench/README.md)")
     parser.add_argument("--server", choices=("core", "full"), default="core",
                         help="core: bench/b2bua_bench.py --serve-core; full: cti-server run")
     parser.add_argument("--relay-on-loop", action="store_true",
@@ -390,6 +400,7 @@ def main() -> int:
     try:
         pcap_seconds = args.seconds + max(args.calls) / args.rate + 1.0
         write_rtp_pcap(work / "media.pcap", pcap_seconds)
+        (work / "media.ulaw").write_bytes(b"".join(pcm_to_frames(read_wav_pcm(AUDIO), CODECS["PCMU"], 20)))
         sip_port = calls_bench.free_port()
         config = work / "bench.toml"
         text = calls_bench.server_config(sip_port).replace('level = "warning"', 'level = "info"')
