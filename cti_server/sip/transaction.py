@@ -106,7 +106,7 @@ class Transaction:
     """Common machinery: a transition table, deadlines and an output list (RFC 3261 17)."""
 
     __slots__ = ("_now", "_out", "deadlines", "intervals", "key", "last_response", "request",
-                 "response_to_tag", "state", "timers")
+                 "request_bytes", "response_to_tag", "state", "timers")
 
     TABLE: ClassVar[Table] = {}
     is_invite: ClassVar[bool] = False
@@ -119,6 +119,7 @@ class Transaction:
         self.deadlines: dict[str, float] = {}
         self.intervals: dict[str, float] = {}
         self.last_response: bytes | None = None
+        self.request_bytes: bytes | None = None  # client: the request as first sent, for timers A / E
         self.response_to_tag: str | None = None
         self._now = 0.0
         self._out: list[Output] = _IDLE
@@ -165,6 +166,7 @@ class Transaction:
         if next_state == TERMINATED:
             self.deadlines.clear()
             self.request = None
+            self.request_bytes = None
             self._out.append(Terminated())
 
     def _fire_due(self) -> None:
@@ -224,13 +226,17 @@ def _arm_at_t2(name: str) -> Action:
 def _stop(*names: str) -> Action:
     def stop(tx: Transaction, _m: Message) -> None:
         tx._stop(*names)
+        tx.request_bytes = None  # used where retransmissions stop: nothing resends the request after
 
     return stop
 
 
 def _send_request(tx: Transaction, _m: Message) -> None:
-    assert tx.request is not None
-    tx._out.append(Transmit(tx.request.serialize()))
+    data = tx.request_bytes
+    if data is None:  # first send; retransmissions (17.1.1.2, 17.1.2.2) resend the same bytes
+        assert tx.request is not None
+        data = tx.request_bytes = tx.request.serialize()
+    tx._out.append(Transmit(data))
 
 
 def _deliver(tx: Transaction, message: Message) -> None:
