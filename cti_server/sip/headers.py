@@ -221,11 +221,15 @@ class Headers:
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` header with one line holding ``value`` (kept at the first one's place)."""
         key, canonical = name_key(name)
-        self._index = None
+        lines = self._index.get(key) if self._index is not None else None
+        single = lines is not None and len(lines) == 1  # known to be the only line: no others to drop
+        if self._index is not None:
+            self._index[key] = [value]
         for index, entry in enumerate(self._entries):
             if entry[0] == key:
                 self._entries[index] = (key, canonical, value)
-                self._entries[index + 1:] = [e for e in self._entries[index + 1:] if e[0] != key]
+                if not single:
+                    self._entries[index + 1:] = [e for e in self._entries[index + 1:] if e[0] != key]
                 return
         self._entries.append((key, canonical, value))
 

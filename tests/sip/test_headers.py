@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from cti_server.sip.headers import COMPACT_FORMS, Headers, canonical_name, split_header_values
 
 
@@ -76,3 +79,30 @@ def test_remove_first_pops_one_list_value() -> None:
 def test_equality_ignores_name_spelling_but_not_order() -> None:
     assert Headers([("i", "x")]) == Headers([("Call-ID", "x")])
     assert Headers([("To", "a"), ("From", "b")]) != Headers([("From", "b"), ("To", "a")])
+
+
+_NAMES = st.sampled_from(["Via", "v", "To", "Contact", "m", "Route", "X-Custom", "x-custom"])
+_VALUES = st.sampled_from(["a", "b, c", " ", "d"])
+_EDITS = st.lists(st.tuples(st.sampled_from(["add", "set", "prepend", "remove", "remove_first", "get"]),
+                            _NAMES, _VALUES), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_EDITS)
+def test_lookups_after_any_edits_match_a_fresh_copy(edits: list[tuple[str, str, str]]) -> None:
+    """The lookup index stays in step with the lines whatever edits come between lookups."""
+    headers = Headers([("Via", "z"), ("To", "t")])
+    for operation, name, value in edits:
+        if operation in ("add", "set", "prepend"):
+            getattr(headers, operation)(name, value)
+        elif operation == "get":
+            headers.get(name)
+        else:
+            getattr(headers, operation)(name)
+        fresh = Headers(headers.items())
+        for probe in ("Via", "To", "Contact", "Route", "X-Custom"):
+            assert headers.get(probe) == fresh.get(probe)
+            assert headers.get_all(probe) == fresh.get_all(probe)
+            assert headers.get_lines(probe) == fresh.get_lines(probe)
+            assert headers.count(probe) == fresh.count(probe)
+            assert (probe in headers) == (probe in fresh)
