@@ -295,18 +295,21 @@ class QueueCalls:
         await self.b2bua._end(queued.session, EndReason.UNAVAILABLE)
 
     async def _reconcile_forever(self) -> None:
-        """Shared routing backend: read each waiting call's item every RECONCILE_S and apply it."""
         while True:
             await asyncio.sleep(RECONCILE_S)
-            for queued in list(self.queued.values()):
-                if queued.connected or queued.session.ending or "created" not in queued.item_args:
-                    continue
-                try:
-                    item = await self.engine().get_item(queued.item_id)
-                except (LookupError, RoutingInputError, RuntimeError) as exc:
-                    log.info("queue_reconcile_failed", call=queued.item_id, reason=str(exc))
-                    continue
-                self.apply(queued, item.summary(), "reconciled")
+            await self.reconcile()
+
+    async def reconcile(self) -> None:
+        """Shared routing backend: read each waiting call's item and apply its state (every RECONCILE_S)."""
+        for queued in list(self.queued.values()):
+            if queued.connected or queued.session.ending or "created" not in queued.item_args:
+                continue
+            try:
+                item = await self.engine().get_item(queued.item_id)
+            except (LookupError, RoutingInputError, RuntimeError) as exc:
+                log.info("queue_reconcile_failed", call=queued.item_id, reason=str(exc))
+                continue
+            self.apply(queued, item.summary(), "reconciled")
 
     # --- the agent ----------------------------------------------------------------------------------
 
@@ -314,7 +317,7 @@ class QueueCalls:
         queued.round += 1
         queued.agent, queued.offer_no, queued.accepted = agent, offer_no, accepted
         pause = RING_AGAIN_AFTER_S if agent in queued.rejected_by and not accepted else 0.0
-        queued.ring_task = asyncio.ensure_future(self._ring_agent(queued, queued.round, agent, pause))
+        queued.ring_task = self.b2bua._spawn(self._ring_agent(queued, queued.round, agent, pause))
         if accepted:
             self._guard_accepted(queued)
 
