@@ -47,6 +47,7 @@ from cti_server.sip.parser import parse_message, response_for_unparseable
 from cti_server.sip.stats import SipStats
 from cti_server.sip.timers import TimerValues
 from cti_server.sip.transaction import (
+    ACCEPTED,
     COMPLETED,
     CONFIRMED,
     PROCEEDING,
@@ -670,10 +671,13 @@ class SipComponent:
         if status >= 200:
             entry.incoming = None  # let the request go (see _ServerEntry)
         if invite_success and request is not None:
-            self._start_ok_retransmission(entry, request, response, now)
+            # In Accepted the transaction just serialized this 2xx: its retransmissions reuse the bytes.
+            sent = tx.last_response if tx.state == ACCEPTED else None
+            self._start_ok_retransmission(entry, request, response, now, sent)
 
     def _start_ok_retransmission(
-        self, entry: _ServerEntry, invite: SipRequest, response: SipResponse, now: float
+        self, entry: _ServerEntry, invite: SipRequest, response: SipResponse, now: float,
+        sent: bytes | None = None,
     ) -> None:
         key = (response.call_id, response.cseq.number)
         if key in self._ok:
@@ -681,6 +685,7 @@ class SipComponent:
         timers = self._timers_reliable if entry.flow.reliable else self._timers_udp
         ok = _OkEntry(InviteSuccessRetransmission(key, invite, timers), entry.flow, entry.call_id,
                       entry.ack_timeout)
+        ok.tx.last_response = sent
         self._ok[key] = ok
         self._ok_outputs(ok, ok.tx.start(response, now))
 

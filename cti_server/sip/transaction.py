@@ -273,7 +273,8 @@ def _send_response(tx: Transaction, message: Message) -> None:
 
 def _remember_response(tx: Transaction, message: Message) -> None:
     assert isinstance(message, SipResponse)
-    tx.last_response = message.serialize()
+    if tx.last_response is None:  # the caller may hand over the bytes it already sent
+        tx.last_response = message.serialize()
 
 
 def _resend_response(tx: Transaction, _m: Message) -> None:
@@ -451,7 +452,8 @@ class InviteSuccessRetransmission(Transaction):
     }  # fmt: skip
 
     def start(self, response: SipResponse, now: float) -> list[Output]:
-        """The 2xx was just sent (by the INVITE server transaction): start resending it until the ACK."""
+        """The 2xx was just sent (by the INVITE server transaction): start resending it until the ACK
+        (set ``last_response`` first to the bytes sent, else ``response`` is serialized again)."""
         return self._run(START, response, now)
 
     def receive_ack(self, ack: SipRequest, now: float) -> list[Output]:
