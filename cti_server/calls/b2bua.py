@@ -223,7 +223,9 @@ class B2bua:
         try:
             await self.media.open_leg(a.leg_id, call.call_id)
             if request.body:
-                a.local_sdp = self.media.answer(a.leg_id, request.body).sdp
+                answer = self.media.answer(a.leg_id, request.body)
+                a.local_sdp = answer.sdp
+                a.peer_sends = answer.offered.peer_sends
             else:
                 a.pending_offer = True
                 a.local_sdp = self.media.offer(a.leg_id)
@@ -640,6 +642,7 @@ class B2bua:
                 return
             body = answer.sdp
             leg.local_sdp = answer.sdp
+            leg.peer_sends = answer.offered.peer_sends
             self._direction_changed(session, leg, answer.offered)
         elif request.method == "INVITE":
             body = self.media.offer(leg.leg_id)  # offer in the 2xx, answer comes in the ACK
@@ -815,13 +818,14 @@ class B2bua:
 
     def _media_counts(self) -> list[tuple[SipLeg, int | None, bool]]:
         """(leg, RTP packets received, media expected) for the bridged legs of every call: media is
-        expected once the call is answered, and not while it is held (RFC 3264 section 8.4)."""
+        expected once the call is answered, not while it is held (RFC 3264 section 8.4) and not from a
+        peer whose last offer said it sends nothing (recvonly/inactive)."""
         counts: list[tuple[SipLeg, int | None, bool]] = []
         for session in self.sessions.values():
             talking = session.call.state == "answered" and session.held_by is None and not session.ending
             for leg in (session.a, session.b):
                 if leg is not None:
-                    expected = talking and not leg.transferring
+                    expected = talking and leg.peer_sends and not leg.transferring
                     counts.append((leg, self.media.packets_received(leg.leg_id), expected))
         return counts
 

@@ -25,6 +25,11 @@ class Direction(StrEnum):
     INACTIVE = "inactive"
 
     @property
+    def peer_sends(self) -> bool:
+        """The peer that offered this direction sends RTP (sendrecv or sendonly)."""
+        return self in (Direction.SENDRECV, Direction.SENDONLY)
+
+    @property
     def is_hold(self) -> bool:
         """The peer stops listening to us: it put the call on hold (section 8.4)."""
         return self in (Direction.SENDONLY, Direction.INACTIVE)

@@ -69,15 +69,21 @@ async def test_call_without_rtp_is_ended_by_the_media_watchdog(lab: Any) -> None
     assert ended.data["media"]["a"]["packets_received"] == 0
 
 
-async def test_silence_while_held_does_not_end_the_call(lab: Any) -> None:
-    lab = await lab(media={"rtp_timeout": 2.0})  # the silent trunk holds 0.3 s after its ACK
-    phone = await lab.phone("1001", "phone_answer.xml")
-    trunk = await lab.trunk_call("cc_trunk_call_silent_hold.xml")  # 5 s inactive, then resumes
+@pytest.mark.parametrize(("direction", "phone_scenario", "held"), [
+    ("inactive", "phone_answer.xml", True),  # hold: the phone hears music on hold and echoes it
+    ("recvonly", "cc_phone_answer_talking.xml", False),  # not a hold: the trunk only listens
+])
+async def test_silence_the_peer_announced_does_not_end_the_call(lab: Any, direction: str,
+                                                                 phone_scenario: str, held: bool) -> None:
+    lab = await lab(media={"rtp_timeout": 2.0})  # the silent trunk re-INVITEs 0.3 s after its ACK
+    phone = await lab.phone("1001", phone_scenario)
+    trunk = await lab.trunk_call("cc_trunk_call_silent_hold.xml", "-set", "dir", direction)  # for 5 s
     await trunk.ok()
     await phone.ok()
     ended = await lab.ended()
     assert ended.data["reason"] == "caller_hangup"
-    assert "call.held" in lab.topics() and "call.resumed" in lab.topics()
+    assert ("call.held" in lab.topics()) is held
+    assert ended.data["media"]["a"]["packets_received"] == 0  # the trunk never sent RTP
     assert b2bua_of(lab).stats["ended_media_timeout"] == 0
 
 
