@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cti_server.calls.media_session import Direction
 from cti_server.calls.media_watchdog import MAX_INTERVAL, MediaWatchdog
 
 
@@ -43,3 +44,8 @@ def test_disabled_and_interval() -> None:
     assert MediaWatchdog[str](0.4).interval == pytest.approx(0.1)
     with pytest.raises(ValueError):
         MediaWatchdog[str](-1.0)
+
+
+def test_which_offered_directions_promise_rtp() -> None:
+    assert [d.value for d in Direction if d.peer_sends] == ["sendrecv", "sendonly"]
+    assert not Direction.RECVONLY.is_hold and not Direction.RECVONLY.peer_sends  # listens: not a hold
