@@ -204,6 +204,16 @@ def postgres_cpu() -> float:
     return total
 
 
+def cpu_reference() -> float:
+    """CPU seconds of a fixed 5M-iteration Python loop (about 0.3 s on an idle core): the yardstick
+    to read this run's CPU-per-row figures against another machine's or another load's."""
+    started = time.process_time()
+    total = 0
+    for i in range(5_000_000):
+        total += i
+    return time.process_time() - started
+
+
 def children_cpu() -> float:
     """CPU seconds of this process's ended child processes (the importer's checking worker)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -288,7 +298,7 @@ async def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     report(
         f"machine: {platform.platform()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"load average {os.getloadavg()[0]:.2f}"
+        f"load average {os.getloadavg()[0]:.2f}, cpu_reference_s {cpu_reference():.3f}"
     )
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     with tempfile.TemporaryDirectory(prefix="screenpop-bench-") as tmp:

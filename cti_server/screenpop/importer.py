@@ -171,6 +171,13 @@ class ImportReport:
         }
 
 
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity where the platform tells it)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class ImportConflict(RuntimeError):
     """A row a batch refers to (its call center, an account) was deleted while the import ran."""
 
@@ -199,7 +206,7 @@ class ContactImporter:
         self.batch_size = batch_size
         self.max_errors = max_errors
         self.progress = progress
-        self.check_in_worker = (os.cpu_count() or 1) > 1 if check_in_worker is None else check_in_worker
+        self.check_in_worker = _usable_cpus() > 1 if check_in_worker is None else check_in_worker
         self._accounts: dict[str, str] | None = None
         self._account_names: dict[str, str] = {}
         self._known_external_ids: set[str] | None = None
