@@ -181,14 +181,17 @@ class RoutingEngine:
         fired = 0
         while True:
             outcomes = await self.backend.fire_due_timers(self.clock.now(), self.timer_batch)
+            # Every outcome is announced before any routing that follows: one batch may free an agent
+            # twice (two offers timing out together), and an offer must not be published while the
+            # event that freed its capacity is still to come.
             for outcome in outcomes:
-                item = outcome.item
                 extra: dict[str, Any] = {}
                 if outcome.from_queue is not None:
                     extra["from_queue"] = outcome.from_queue
-                self._emit(_TIMER_TOPICS[outcome.kind], item, outcome.agent, **extra)
+                self._emit(_TIMER_TOPICS[outcome.kind], outcome.item, outcome.agent, **extra)
+            for outcome in outcomes:
                 if outcome.kind != "wrap_up_ended":
-                    await self._route_item(item.id)
+                    await self._route_item(outcome.item.id)
                 if outcome.agent is not None:
                     await self._route_agent(outcome.agent)
             fired += len(outcomes)

@@ -432,3 +432,28 @@ async def test_without_decline_backoff_the_decliner_gets_the_item_back_at_once(r
     item = await routing.item(id="chat1")
     await routing.engine.decline(item.id, "a2")
     assert await routing.state(item.id) == ("offered", "a2")
+
+
+async def test_offers_timing_out_together_are_announced_before_the_agent_is_offered_more(
+        routing: Routing) -> None:
+    await routing.config("default", push_timeout_s=10, decline_backoff_s=5)
+    await routing.agent("a1", status="Offline", capacity=2)
+    first, second = await routing.item(id="x1"), await routing.item(id="x2")
+    await routing.engine.set_agent_status("a1", "Available")  # both offered at once: same deadline
+    await routing.item(id="y1")
+    await routing.item(id="y2")
+    await routing.advance(10)
+    # An event consumer counting the agent's load from the events never sees more than capacity.
+    load, peak = 0, 0
+    for event in routing.events:
+        if event.data.get("agent") != "a1":
+            continue
+        if event.topic == "work_item.offered":
+            load += 1
+        elif event.topic in ("work_item.timed_out", "work_item.declined", "work_item.closed"):
+            load -= 1
+        peak = max(peak, load)
+    assert peak == 2
+    assert sorted(e.data["item"]["id"] for e in routing.events if e.topic == "work_item.timed_out") == [
+        first.id, second.id]
+    assert (await routing.backend.get_agent("a1")).used == 2
