@@ -21,6 +21,7 @@ import sys
 import time
 
 from cti_server.config import config_from_mapping
+from cti_server.event_loop import tune_garbage_collector
 from cti_server.events import EventBus
 from cti_server.logs import configure_logging
 from cti_server.sip.digest import compute_response
@@ -116,6 +117,7 @@ async def run(registrations: int, profile: bool, with_refresh: bool = True) -> N
     flow = ListFlow()
     stack._transports = ListTransports(flow)  # type: ignore[assignment]
     RegistrarComponent.attach(stack, config.sip, bus)
+    tune_garbage_collector()  # as `cti-server run` does once started
     first = await timed(stack, flow, [register(i, 1) for i in range(registrations)])
     challenges = [data.decode() for data in flow.sent]
     assert all(c.startswith("SIP/2.0 401") for c in challenges), challenges[0][:200]
