@@ -16,7 +16,7 @@ const state = {
   items: new Map(),   // item id -> item (GET /api/v1/agents/me/work), offered to or held by this agent
   offset: 0,          // server clock minus browser clock, seconds
   pops: new Map(),    // item id -> {status, pop?, contact?, chosen?, error?}
-  calls: new Map(),   // call id (= voice item id) -> the call's last call.* event data
+  calls: new Map(),   // call id (data.call_id of a voice item) -> the call's last call.* event data
   cards: new Map(),   // item id -> its card element
   live: null,
 };
@@ -204,10 +204,10 @@ async function load() {
   state.statuses = work.statuses;
   const before = state.items;
   state.items = new Map(work.items.map((item) => [item.id, item]));
-  for (const id of before.keys()) {  // work that is gone: a long shift must not pile it up
+  for (const [id, item] of before) {  // work that is gone: a long shift must not pile it up
     if (!state.items.has(id)) {
       state.pops.delete(id);
-      state.calls.delete(id);
+      state.calls.delete(callIdOf(item));
     }
   }
   $("#no-profile").hidden = true;
@@ -282,6 +282,12 @@ function renderItems() {
   $("#acw").hidden = wrapping.length === 0;
 }
 
+// The call a voice item is about: its data.call_id (a call queued again after an accepted ring that was
+// not answered gets a new item id, "<call id>.<n>"), else the item id.
+function callIdOf(item) {
+  return item.data && typeof item.data.call_id === "string" ? item.data.call_id : item.id;
+}
+
 function makeCard(item) {
   const card = $("#card-template").content.firstElementChild.cloneNode(true);
   const kind = kindOf(item);
@@ -292,9 +298,12 @@ function makeCard(item) {
   $(".queue", card).textContent = `queue ${item.queue}`;
   const actions = $(".actions", card);
   const voice = item.channel === "voice";
-  if (kind === "offer" && voice) {
-    actions.appendChild(element("span", "Pick up your desk phone to take the call; reject it there to decline.", "hint"));
-  } else if (kind === "offer") {
+  if (kind === "offer") {
+    if (voice) {
+      actions.appendChild(element("span",
+        "Pick up your desk phone or press Accept to take the call; Decline (or reject it on the phone) passes it on.",
+        "hint"));
+    }
     const reason = element("input", null, "reason");
     reason.placeholder = "Reason to decline";
     reason.maxLength = 200;
@@ -322,7 +331,7 @@ function updateCard(card, item) {
   const finish = $(".finish", card);
   if (finish) finish.hidden = wrapUp;
   const close = $(".close", card);
-  const call = state.calls.get(item.id);
+  const call = state.calls.get(callIdOf(item));
   if (close && item.channel === "voice") close.hidden = !wrapUp;  // the call's end starts after-call work
   const callState = $(".call-state", card);
   callState.hidden = item.channel !== "voice";
@@ -331,9 +340,13 @@ function updateCard(card, item) {
 }
 
 // A voice offer is the desk phone ringing: the calls layer rings the agent's registered phones when the
-// engine offers the call (and declines at once when none is registered); call.* events say the rest.
+// engine offers the call (and declines at once when none is registered). Answering the phone is the
+// accept; Accept on this page takes the call too and the phone, still ringing, connects it when answered
+// (a call accepted but not answered in time goes back to the queue); Decline cancels the ringing at once.
 function callText(item, call) {
   if (item.state === "offered") return "Your desk phone is ringing";
+  const connected = call && ["answered", "held", "ended"].includes(call.state);
+  if (item.state === "assigned" && !item.ended_at && !connected) return "Accepted: answer your desk phone";
   if (!call) return "";
   switch (call.state) {
     case "answered": return "Connected on your desk phone";
@@ -386,7 +399,7 @@ function tick() {
 function resolvePop(item) {
   if (state.pops.has(item.id)) return;
   const data = item.data || {};
-  const call = state.calls.get(item.id);
+  const call = state.calls.get(callIdOf(item));
   const number = numberOf(item);
   const entry = { status: "loading" };
   state.pops.set(item.id, entry);

@@ -3,9 +3,10 @@
 The server runs as a subprocess with a trunk (127.0.0.2) and a DID that queues calls. The agent is a store
 user with a web password and a SIP account; their desk phone is a sipp UAS registered with digest auth that
 rings for a few seconds before it answers. The page must show the voice offer (the calls layer rings the
-desk phone when the engine offers the call) with the caller's screen pop, the call connected after the
-phone answers and ended when the trunk hangs up (``call.*`` events on the /agent namespace), after-call
-work with its countdown, and save wrap-up notes on the call log.
+desk phone when the engine offers the call) with the caller's screen pop and Accept/Decline, the call
+connected after the phone answers and ended when the trunk hangs up (``call.*`` events on the /agent
+namespace), after-call work with its countdown, and save wrap-up notes on the call log. Accept on the page
+while the phone rings takes the call (the phone's answer connects it); Decline cancels the ringing phone.
 The page carries no audio itself (no WebRTC): the phone does.
 """
 
@@ -48,7 +49,7 @@ VOICE_TIMEOUT_MS = 15_000
 
 # A desk phone that rings for RING_MS before it answers (so the page can show it ringing), echoes the
 # audio back (-rtp_echo) and waits for the caller's BYE.
-PHONE_RINGS_THEN_ANSWERS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
+PHONE_RINGS_THEN_ANSWERS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="phone rings, then answers">
   <recv request="INVITE" crlf="true"/>
@@ -64,7 +65,7 @@ PHONE_RINGS_THEN_ANSWERS = f"""<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Length: 0
 
   ]]></send>
-  <pause milliseconds="{RING_MS}"/>
+  <pause milliseconds="{ring_ms}"/>
   <send retrans="500"><![CDATA[
 
       SIP/2.0 200 OK
@@ -174,10 +175,11 @@ class VoiceFloor:
         self.sipps.append(run)
         return run
 
-    def desk_phone(self) -> Sipp:
-        """Start the ringing-then-answering phone and register it (digest auth) at the server."""
-        scenario = self.directory / "phone_rings_then_answers.xml"
-        scenario.write_text(PHONE_RINGS_THEN_ANSWERS)
+    def desk_phone(self, ring_ms: int = RING_MS, scenario: Path | None = None) -> Sipp:
+        """Start the phone (by default: rings ``ring_ms``, then answers) and register it (digest auth)."""
+        if scenario is None:
+            scenario = self.directory / f"phone_rings_{ring_ms}_then_answers.xml"
+            scenario.write_text(PHONE_RINGS_THEN_ANSWERS.replace("{ring_ms}", str(ring_ms)))
         port = free_port()
         phone = self.sipp("phone", "-sf", str(scenario), "-p", str(port), "-mp", str(free_port()),
                           "-rtp_echo", "-m", "1")
@@ -187,12 +189,12 @@ class VoiceFloor:
                   "-inf", str(users), "-au", "[field0]", "-ap", "[field1]", "-m", "1", "-p", "0").ok()
         return phone
 
-    def trunk_call(self) -> Sipp:
-        """The carrier calls the queue DID; it hangs up TALK_MS after the answer it gets at once (the
-        caller waits with music), so after the ring and some talk with the agent."""
+    def trunk_call(self, ring_ms: int = RING_MS) -> Sipp:
+        """The carrier calls the queue DID; it hangs up TALK_MS after ``ring_ms`` past the answer it gets
+        at once (the caller waits with music), so after the ring and some talk with the agent."""
         return self.sipp("trunk", f"127.0.0.1:{self.sip_port}", "-sf", str(SCENARIOS / "trunk_call.xml"),
                          "-s", QUEUE_DID, "-m", "1", "-p", "0", "-mp", str(free_port()),
-                         "-d", str(RING_MS + TALK_MS), ip=TRUNK_IP)
+                         "-d", str(ring_ms + TALK_MS), ip=TRUNK_IP)
 
 
 @pytest.fixture(scope="module")
@@ -250,7 +252,8 @@ def test_queue_call_rings_the_desk_phone_connects_and_the_notes_land_on_the_call
     expect(offer.locator(".call-state")).to_have_text("Your desk phone is ringing")
     expect(offer.locator(".contact-name")).to_have_text("Ada Caller")
     expect(offer.locator(".pop")).to_contain_text(CALLER)
-    expect(offer.get_by_role("button", name="Accept")).to_have_count(0)  # the phone answers, not the page
+    expect(offer.get_by_role("button", name="Accept")).to_be_visible()  # or the phone's answer accepts
+    expect(offer.get_by_role("button", name="Decline")).to_be_visible()
     page.screenshot(path="/tmp/agent-page-voice-ringing.png", full_page=True)
     snapshot(page, "agent-voice-ringing")
 
@@ -282,4 +285,61 @@ def test_queue_call_rings_the_desk_phone_connects_and_the_notes_land_on_the_call
     assert (closed["state"], closed["agent"], [o["outcome"] for o in closed["offers"]]) == \
         ("closed", floor.agent_id, ["accepted"])
     phone.ok()
+    trunk.ok()
+
+
+def sign_in_again(page: Page, floor: VoiceFloor) -> None:
+    """A new shift on the module's server: the agent starts Offline, then signs in and is Available."""
+    floor.server.api("PUT", f"/api/v1/supervisor/agents/{floor.agent_id}/status", {"status": "Offline"},
+                     floor.admin)
+    sign_in_available(page, floor.username, floor.server.base_url)
+
+
+def test_accepting_on_the_page_while_the_desk_phone_rings_connects_when_it_answers(
+        page: Page, voice_floor: VoiceFloor) -> None:
+    floor = voice_floor
+    sign_in_again(page, floor)
+    ring_ms = 10_000  # time to press Accept before the phone answers, on a loaded machine
+    phone = floor.desk_phone(ring_ms)
+    trunk = floor.trunk_call(ring_ms)
+
+    offer = page.locator("#offers .card.offer")
+    expect(offer.locator(".call-state")).to_have_text("Your desk phone is ringing", timeout=VOICE_TIMEOUT_MS)
+    item_id = offer.get_attribute("data-id")
+    assert item_id is not None
+    offer.get_by_role("button", name="Accept").click()
+    expect(page.locator("#message")).to_have_text("Accepted the voice item.")
+    work = page.locator("#work .card")
+    expect(work.locator(".call-state")).to_have_text("Accepted: answer your desk phone")
+    page.screenshot(path="/tmp/agent-page-voice-accepted.png", full_page=True)
+    expect(work.locator(".call-state")).to_have_text("Connected on your desk phone",
+                                                     timeout=ring_ms + VOICE_TIMEOUT_MS)
+    expect(work.locator(".call-state")).to_have_text("Call ended", timeout=VOICE_TIMEOUT_MS)
+    expect(work.locator(".state")).to_have_text("After-call work")
+    work.get_by_role("button", name="Close").click()
+    expect(work).to_have_count(0)
+    item = floor.server.api("GET", f"/api/v1/work-items/{item_id}", token=floor.admin)
+    assert (item["state"], [o["outcome"] for o in item["offers"]]) == ("closed", ["accepted"])
+    phone.ok()  # answered, ACKed, then BYE when the trunk hung up: bridged, not released at once
+    trunk.ok()
+
+
+def test_declining_on_the_page_stops_the_desk_phone_ringing(page: Page, voice_floor: VoiceFloor) -> None:
+    floor = voice_floor
+    sign_in_again(page, floor)
+    phone = floor.desk_phone(scenario=SCENARIOS / "phone_ring_cancelled.xml")  # passes only on CANCEL
+    trunk = floor.trunk_call(ring_ms=10_000)
+
+    offer = page.locator("#offers .card.offer")
+    expect(offer.locator(".call-state")).to_have_text("Your desk phone is ringing", timeout=VOICE_TIMEOUT_MS)
+    item_id = offer.get_attribute("data-id")
+    assert item_id is not None
+    offer.get_by_label("Decline reason").fill("not my language")
+    offer.get_by_role("button", name="Decline").click()
+    expect(page.locator("#message")).to_have_text("Declined the voice item (not my language).")
+    phone.ok()  # the phone got CANCEL (200, 487, ACK) right after the decline, not at the push timeout
+    item = floor.server.api("GET", f"/api/v1/work-items/{item_id}", token=floor.admin)
+    # Alone on the floor, the agent is offered the call again (their phones ring again after a pause).
+    first = item["offers"][0]
+    assert (first["outcome"], first["reason"]) == ("declined", "not my language")
     trunk.ok()
