@@ -28,6 +28,7 @@ decisions it uses (routing, session timers, dialogs, the call model) are sans-IO
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
@@ -112,6 +113,7 @@ class B2bua:
         self.legs: dict[tuple[str, str], SipLeg] = {}
         self.stats: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._requests: set[asyncio.Future[SipResponse]] = set()  # BYEs sent without a Task (_bye)
         self.transfers = TransferControl(self)
         self.queue_calls: QueueCallControl | None = None
         self.watchdog: MediaWatchdog[SipLeg] = MediaWatchdog(config.media.rtp_timeout)
@@ -136,9 +138,9 @@ class B2bua:
             self._watch_handle = None
         for session in list(self.sessions.values()):
             await self._end(session, EndReason.SHUTDOWN, status=503)
-        if self._tasks:
+        if self._tasks or self._requests:
             # Give the BYEs and CANCELs a moment to be answered, then stop waiting.
-            await asyncio.wait(list(self._tasks), timeout=SHUTDOWN_GRACE)
+            await asyncio.wait([*self._tasks, *self._requests], timeout=SHUTDOWN_GRACE)
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -878,7 +880,18 @@ class B2bua:
             return
         request = leg.dialog.create_request("BYE")
         leg.dialog.terminate()
-        self._spawn(self._send(request, leg.destination))
+        sent = self.sip.send_request_now(request, leg.destination)
+        if sent is None:  # a name to resolve or a connection to open: that needs a Task
+            self._spawn(self._send(request, leg.destination))
+            return
+        self._requests.add(sent)
+        sent.add_done_callback(functools.partial(self._request_done, request))
+
+    def _request_done(self, request: SipRequest, future: asyncio.Future[SipResponse]) -> None:
+        self._requests.discard(future)
+        if not future.cancelled() and future.result().status >= 300:
+            log.info("in_dialog_request_failed", call_id=request.call_id, method=request.method,
+                     status=future.result().status)
 
     async def _drop_leg(self, leg: SipLeg) -> None:
         self._unindex(leg)

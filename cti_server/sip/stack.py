@@ -354,7 +354,6 @@ class SipComponent:
         and 503 when the transport fails (8.1.3.1). Provisional responses go to ``on_provisional``,
         further 2xx answers to an INVITE (forks, retransmits) to ``on_retransmitted_2xx``.
         """
-        loop = self._require_loop()
         transport, host, port = destination
         transport = transport.lower()
         try:
@@ -365,6 +364,33 @@ class SipComponent:
             self.stats["transport_errors"] += 1
             log.warning("sip_send_failed", call_id=request.call_id, destination=destination, error=str(exc))
             return self._synthesize(request, 503, "Service Unavailable")
+        return await self._start_client(request, flow, on_provisional, on_retransmitted_2xx)
+
+    def send_request_now(
+        self, request: SipRequest, destination: tuple[str, str, int]
+    ) -> asyncio.Future[SipResponse] | None:
+        """``send_request`` without a coroutine: over UDP to an IP address (no lookup, no connect) the
+        client transaction starts at once and its future gets the final response; None for any other
+        destination (use ``send_request``). A BYE per call no longer needs a Task of its own."""
+        transport, host, port = destination
+        transports = self._transports
+        if transport.lower() != "udp" or transports is None or transports.udp is None:
+            return None
+        literal = self._literal_hosts.get(host)
+        if literal is None:
+            literal = _ip_literal(host)
+        if not literal:
+            return None
+        return self._start_client(request, transports.udp_flow((literal, port)), None, None)
+
+    def _start_client(
+        self,
+        request: SipRequest,
+        flow: Flow,
+        on_provisional: ResponseCallback | None,
+        on_retransmitted_2xx: ResponseCallback | None,
+    ) -> asyncio.Future[SipResponse]:
+        loop = self._require_loop()
         self._prepare_via(request, flow)
         key = client_key(request)
         timers = self._timers_reliable if flow.reliable else self._timers_udp
@@ -378,7 +404,7 @@ class SipComponent:
         self.stats["client_transactions_created"] += 1
         self.stats["requests_out"] += 1
         self._client_outputs(entry, tx.start(loop.time()))
-        return await entry.future
+        return entry.future
 
     async def send_stateless(
         self, message: SipRequest | SipResponse, destination: tuple[str, str, int]
