@@ -6,6 +6,7 @@ a supervisor's withdrawal, and steps taken by another server process on a shared
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections import Counter
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
@@ -19,11 +20,13 @@ from cti_server.calls.model import Call, Direction, EndReason, Leg, LegRole
 from cti_server.calls.queue_calls import QueueCalls, QueuedCall
 from cti_server.calls.session import CallSession
 from cti_server.events import Event, EventBus
+from cti_server.routing.backend import RoutingBackend
 from cti_server.routing.clock import SimulatedClock
 from cti_server.routing.engine import RoutingEngine
 from cti_server.routing.memory import MemoryRoutingBackend
 from cti_server.routing.model import Agent, Queue, RoutingConfig, WorkItem
 from cti_server.sip.headers import Headers
+from tests.routing.conftest import drop_prefix, make_backend
 
 PHONES = {"a1": "1001", "a2": "1002"}  # routing agent -> SIP user
 
@@ -161,7 +164,7 @@ class Floor:
         return [e.data["target"]["ringing"] for e in self.events if e.topic == "call.ringing"]
 
 
-async def make_floor(backend: MemoryRoutingBackend | None = None, shared: bool = False) -> Floor:
+async def make_floor(backend: RoutingBackend | None = None, shared: bool = False) -> Floor:
     bus = EventBus()
     events: list[Event] = []
     bus.subscribe("*", events.append)
@@ -283,21 +286,31 @@ async def test_an_accepted_call_the_phone_does_not_take_is_queued_again(floor: F
     assert (await floor.engine.get_item("call1.1")).state == "assigned"
 
 
-async def test_steps_on_another_process_are_applied_when_the_item_is_read() -> None:
-    backend = MemoryRoutingBackend()
-    here = await make_floor(backend, shared=True)
-    await agents(here, "a1", "a2")
-    # Another server process: same backend, its own bus (we never hear its events).
-    elsewhere = RoutingEngine(backend, SimulatedClock(1000.0), EventBus().publish)
-    await here.call()
-    await elsewhere.decline("call1", "a1", "busy elsewhere")  # offers it to a2, over there
-    await here.settle()
-    assert here.b2bua.ringing() == ["1001"]  # not heard yet
-    await here.calls.reconcile()
-    await here.settle()
-    assert ("CANCEL", "1001") in here.b2bua.log and here.b2bua.ringing() == ["1002"]
-    await elsewhere.accept("call1", "a2")  # a2 pressed Accept on a page served by the other process
-    here.b2bua.phone("1002").answer.set_result(200)  # ... and the phone answered before we read it
-    await here.settle()
-    assert ("bridge", "1002") in here.b2bua.log and ("BYE", "1002") not in here.b2bua.log
-    await here.calls.stop()
+@pytest.mark.parametrize("kind", ["memory", "redis"])
+async def test_steps_on_another_process_are_applied_when_the_item_is_read(kind: str) -> None:
+    prefix = f"test:queue-calls:{uuid.uuid4().hex[:8]}:"
+    backend = await make_backend(kind, prefix)
+    # Another server process: the same routing state (for Redis its own connection), its own bus.
+    other = backend if kind == "memory" else await make_backend(kind, prefix)
+    try:
+        here = await make_floor(backend, shared=True)
+        await agents(here, "a1", "a2")
+        elsewhere = RoutingEngine(other, SimulatedClock(1000.0), EventBus().publish)
+        queued = await here.call()
+        await elsewhere.decline("call1", "a1", "busy elsewhere")  # offers it to a2, over there
+        await here.settle()
+        assert here.b2bua.ringing() == ["1001"]  # not heard
+        await here.calls.reconcile()
+        await here.settle()
+        assert ("CANCEL", "1001") in here.b2bua.log and here.b2bua.ringing() == ["1002"]
+        await elsewhere.accept("call1", "a2")  # a2 pressed Accept on a page served over there
+        here.b2bua.phone("1002").answer.set_result(200)  # ... and the phone answered before we read it
+        assert queued.ring_task is not None
+        await queued.ring_task  # the answer, the accept refused (taken over there), the bridge
+        assert ("bridge", "1002") in here.b2bua.log and ("BYE", "1002") not in here.b2bua.log
+        await here.calls.stop()
+    finally:
+        if kind == "redis":
+            await drop_prefix(prefix)
+            await other.aclose()
+        await backend.aclose()
