@@ -25,7 +25,9 @@ The path (docs: README "Calls", ARCHITECTURE "the path of one inbound call"):
      talked on by two agents at once.
 
    Everything is decided from the item's state (offered/assigned/queued/closed/withdrawn, ``offer_no``):
-   the engine's events are the fast path; ``_apply`` ignores a state older than one already acted on.
+   the engine's events are the fast path; ``apply`` ignores a state older than one already acted on.
+   (The socket.io forwarder maps voice item ids to calls by id, so the ``call.*`` events of a call queued
+   again as ``<call id>.<n>`` reach that item's agent only once answered, by ``target.agent``.)
 4. ``call.ended``: a caller who hangs up while queued or offered withdraws the item (``abandoned``); a
    call that was answered ends the conversation (after-call work, then closed).
 
@@ -112,11 +114,6 @@ class QueuedCall:
     item_args: dict[str, Any] = field(default_factory=dict)
     requeues: int = 0
     accept_guard: asyncio.TimerHandle | None = None
-
-    @property
-    def assigned(self) -> bool:
-        """Kept for readers of the old name: the call is bridged to an agent."""
-        return self.connected
 
 
 class QueueCalls:
