@@ -62,6 +62,9 @@ def compute_ha1(algorithm: str, username: str, realm: str, password: str) -> str
     return hash_hex(algorithm, f"{username}:{realm}:{password}")
 
 
+_ha2s: dict[tuple[str, str], str] = {}
+
+
 def compute_response(
     algorithm: str,
     ha1: str,
@@ -75,7 +78,13 @@ def compute_response(
 ) -> str:
     """The ``response`` value: ``KD(HA1, nonce:nc:cnonce:qop:HA2)`` with qop=auth (RFC 7616 section
     3.4.1), or ``KD(HA1, nonce:HA2)`` without qop (RFC 2069 / RFC 2617 section 3.2.2.1)."""
-    ha2 = hash_hex(algorithm, f"{method}:{uri}")
+    a2 = f"{method}:{uri}"
+    ha2 = _ha2s.get((algorithm, a2))
+    if ha2 is None:  # a phone registers with the same method and URI every time: hash it once
+        ha2 = hash_hex(algorithm, a2)
+        if len(_ha2s) >= 1024:
+            _ha2s.clear()
+        _ha2s[(algorithm, a2)] = ha2
     if qop is None:
         return hash_hex(algorithm, f"{ha1}:{nonce}:{ha2}")
     return hash_hex(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")

@@ -176,7 +176,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """The first value of header ``name`` (the first list element for list headers), or None."""
-        key = _key_of(name)
+        key = _keys.get(name) or _key_of(name)
         index = self._index
         values = (index if index is not None else self._lookup()).get(key)
         if values is None:
