@@ -306,3 +306,39 @@ async def test_declining_on_the_page_cancels_the_phone_and_rings_the_next_agent(
     assert ringing_agents(lab) == [{"agent": first, "user": "1001"}, {"agent": second, "user": "1002"}]
     assert ended.data["answered_by"] == "1002" and ended.data["target"]["agent"] == second
     assert [leg["role"] for leg in ended.data["legs"]] == ["a", "b"]  # a late answer never joined
+
+
+async def test_an_accepted_call_the_phone_rejects_is_queued_again_for_the_next_agent(lab: Any) -> None:
+    # Accepted on the page, then the desk phone says busy: the accepted item is closed and the caller,
+    # still on hold music, is queued again in its place and rung at the next agent: not lost.
+    lab = await lab(**queue_lab_config())
+    setup = await set_up(lab)
+    await setup.make_available("1001")
+    await setup.make_available("1002")
+    rejecting = await lab.phone("1001", "phone_ring_then_busy.xml")
+    answering = await lab.phone("1002", "phone_answer.xml")
+    rang = rings(lab)
+    closed_again = asyncio.Event()
+    lab.server.bus.subscribe("work_item.closed",
+                             lambda e: closed_again.set() if "." in e.data["item"]["id"] else None)
+    trunk = await lab.trunk_call("trunk_call.xml", "-d", "8000", service=QUEUE_DID)
+    first, token = setup.agents["1001"]
+    second = setup.agents["1002"][0]
+    offered = await setup.wait_item("work_item.offered")
+    call_id = offered.data["item"]["id"]
+    await asyncio.wait_for(rang.wait(), 10)
+    status, item = await setup.http("POST", f"/api/v1/work-items/{call_id}/accept", token)
+    assert status == 200 and item["state"] == "assigned", item
+    await rejecting.ok()
+    await answering.ok()
+    await trunk.ok()
+    ended = await lab.ended()
+    await asyncio.wait_for(closed_again.wait(), 10)
+    assert [(e.topic.removeprefix("work_item."), e.data["item"]["id"], e.data.get("agent"))
+            for e in setup.items] == [
+        ("queued", call_id, None), ("offered", call_id, first), ("accepted", call_id, first),
+        ("closed", call_id, first), ("queued", f"{call_id}.1", None), ("offered", f"{call_id}.1", second),
+        ("accepted", f"{call_id}.1", second), ("closed", f"{call_id}.1", second)]
+    status, old = await setup.http("GET", f"/api/v1/work-items/{call_id}", setup.admin)
+    assert status == 200 and old["close_reason"] == "phone_not_answered", old
+    assert ended.data["answered_by"] == "1002" and ended.data["target"]["agent"] == second
