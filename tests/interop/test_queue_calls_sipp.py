@@ -126,6 +126,17 @@ def queue_lab_config() -> dict[str, Any]:
                      {"number": f"+{USER_DID}", "call_center": "support", "users": ["1001"]}]}
 
 
+async def two_agents(start: Any, first_phone: str, second_phone: str = "phone_answer.xml",
+                     **calls: Any) -> tuple[Lab, CallCenterSetup, Any, Any]:
+    """A lab with agents 1001 and 1002 Available (least active, then longest available: 1001 is offered
+    a call first) and their phones running ``first_phone`` and ``second_phone``."""
+    lab: Lab = await start(**queue_lab_config())
+    setup = await set_up(lab, **calls)
+    await setup.make_available("1001")
+    await setup.make_available("1002")
+    return lab, setup, await lab.phone("1001", first_phone), await lab.phone("1002", second_phone)
+
+
 async def test_screen_pop_rides_on_a_direct_call_and_its_log_lands_on_the_contact(lab: Any) -> None:
     lab = await lab(**queue_lab_config())
     setup = await set_up(lab)
@@ -173,13 +184,7 @@ async def test_queue_call_rings_the_available_agent_and_is_bridged(lab: Any) -> 
 
 
 async def test_busy_agent_phone_declines_and_the_next_agent_gets_the_call(lab: Any) -> None:
-    lab = await lab(**queue_lab_config())
-    setup = await set_up(lab)
-    # Least active first, then longest available: 1001 is offered the call first.
-    await setup.make_available("1001")
-    await setup.make_available("1002")
-    busy = await lab.phone("1001", "phone_busy.xml")
-    answering = await lab.phone("1002", "phone_answer.xml")
+    lab, setup, busy, answering = await two_agents(lab, "phone_busy.xml")
     trunk = await lab.trunk_call("trunk_call.xml", "-d", "2500", service=QUEUE_DID)
     declined = await setup.wait_item("work_item.declined")
     await busy.ok()
@@ -213,12 +218,7 @@ async def test_caller_hanging_up_while_queued_abandons_the_item(lab: Any) -> Non
 
 
 async def test_agent_phone_not_answering_in_the_push_timeout_goes_to_the_next_agent(lab: Any) -> None:
-    lab = await lab(**queue_lab_config())
-    setup = await set_up(lab, push_timeout_s=1.5)
-    await setup.make_available("1001")
-    await setup.make_available("1002")
-    ringing = await lab.phone("1001", "phone_ring_cancelled.xml")
-    answering = await lab.phone("1002", "phone_answer.xml")
+    lab, setup, ringing, answering = await two_agents(lab, "phone_ring_cancelled.xml", push_timeout_s=1.5)
     trunk = await lab.trunk_call("trunk_call.xml", "-d", "5000", service=QUEUE_DID)
     await ringing.ok()  # its INVITE was cancelled when the offer timed out
     await trunk.ok()
@@ -279,12 +279,7 @@ async def test_accepting_on_the_page_while_the_phone_rings_connects_when_it_answ
 ])
 async def test_declining_on_the_page_cancels_the_phone_and_rings_the_next_agent(
         lab: Any, first_phone: str) -> None:
-    lab = await lab(**queue_lab_config())
-    setup = await set_up(lab)
-    await setup.make_available("1001")
-    await setup.make_available("1002")
-    declining = await lab.phone("1001", first_phone)
-    answering = await lab.phone("1002", "phone_answer.xml")
+    lab, setup, declining, answering = await two_agents(lab, first_phone)
     rang = rings(lab)
     trunk = await lab.trunk_call("trunk_call.xml", "-d", "4000", service=QUEUE_DID)
     first, token = setup.agents["1001"]
@@ -311,12 +306,7 @@ async def test_declining_on_the_page_cancels_the_phone_and_rings_the_next_agent(
 async def test_an_accepted_call_the_phone_rejects_is_queued_again_for_the_next_agent(lab: Any) -> None:
     # Accepted on the page, then the desk phone says busy: the accepted item is closed and the caller,
     # still on hold music, is queued again in its place and rung at the next agent: not lost.
-    lab = await lab(**queue_lab_config())
-    setup = await set_up(lab)
-    await setup.make_available("1001")
-    await setup.make_available("1002")
-    rejecting = await lab.phone("1001", "phone_ring_then_busy.xml")
-    answering = await lab.phone("1002", "phone_answer.xml")
+    lab, setup, rejecting, answering = await two_agents(lab, "phone_ring_then_busy.xml")
     rang = rings(lab)
     closed_again = asyncio.Event()
     lab.server.bus.subscribe("work_item.closed",
