@@ -247,8 +247,12 @@ class QueueCalls:
         if not isinstance(item, dict) or item.get("channel") != "voice":
             return
         queued = self.by_item.get(str(item.get("id")))
-        if queued is not None:
-            self.apply(queued, item, str(event.data.get("reason") or event.topic.removeprefix("work_item.")))
+        if queued is None:
+            return
+        agent = event.data.get("agent")
+        if event.topic in ("work_item.declined", "work_item.timed_out") and isinstance(agent, str):
+            queued.rejected_by.add(agent)  # offered again (nobody else fits): their phone rings after a pause
+        self.apply(queued, item, str(event.data.get("reason") or event.topic.removeprefix("work_item.")))
 
     def apply(self, queued: QueuedCall, item: dict[str, Any], why: str = "") -> None:
         """Bring the phones in line with the item's state (``WorkItem.summary()`` form); synchronous, so

@@ -59,6 +59,7 @@ class FakeB2bua:
         self.log: list[tuple[str, str]] = []
         self.ended: list[EndReason] = []
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.rang = asyncio.Event()
 
     def clock(self) -> float:
         return 100.0
@@ -69,6 +70,7 @@ class FakeB2bua:
     async def _run_branch(self, session: CallSession, target: Any, responded: Any, purpose: str) -> int:
         phone = Phone(target.label, session, purpose, leg_id=f"b{len(self.phones)}")
         self.phones.append(phone)
+        self.rang.set()
         session.branches.append(phone)  # type: ignore[arg-type]
         assert self.queue_calls is not None
         self.queue_calls.on_agent_ringing(session, phone, None)  # type: ignore[arg-type]  # 180
@@ -314,3 +316,21 @@ async def test_steps_on_another_process_are_applied_when_the_item_is_read(kind: 
             await drop_prefix(prefix)
             await other.aclose()
         await backend.aclose()
+
+
+async def test_an_agent_alone_who_declined_is_rung_again_only_after_a_pause(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("cti_server.calls.queue_calls.RING_AGAIN_AFTER_S", 0.01)
+    floor = await make_floor()
+    await agents(floor, "a1")
+    queued = await floor.call()
+    await floor.engine.decline("call1", "a1", "in a hurry")  # nobody else fits: offered to a1 again
+    await floor.settle()
+    assert floor.trail()[-2:] == [("declined", "a1"), ("offered", "a1")]
+    assert ("CANCEL", "1001") in floor.b2bua.log and floor.b2bua.ringing() == []  # not at once
+    floor.b2bua.rang.clear()
+    await asyncio.wait_for(floor.b2bua.rang.wait(), 5)  # the round after the pause rings it
+    assert floor.b2bua.ringing() == ["1001"] and queued.agent == "a1"
+    floor.b2bua.phone("1001").answer.set_result(200)
+    await floor.settle()
+    assert ("bridge", "1001") in floor.b2bua.log
