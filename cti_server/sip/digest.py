@@ -449,6 +449,9 @@ class AuthResult:
         return self.outcome is AuthOutcome.OK
 
 
+_NO_CREDENTIALS = AuthResult(AuthOutcome.MISSING, reason="no credentials for our realm")
+
+
 class DigestAuthenticator:
     """Server side of RFC 8760 digest: challenges and verification for one realm.
 
@@ -532,7 +535,7 @@ class DigestAuthenticator:
                 return AuthResult(AuthOutcome.MALFORMED, reason=exc.reason)
             if creds.realm == self.realm:
                 return creds
-        return AuthResult(AuthOutcome.MISSING, reason="no credentials for our realm")
+        return _NO_CREDENTIALS
 
     def _verify_credentials(
         self, method: str, creds: DigestCredentials, now: float, user: DigestUser | None

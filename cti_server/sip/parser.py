@@ -30,7 +30,7 @@ from cti_server.sip.message import (
     parse_max_forwards,
     reason_phrase,
 )
-from cti_server.sip.uri import SipUri, parse_uri
+from cti_server.sip.uri import MAX_URI_LENGTH, SipUri, parse_uri
 from cti_server.sip.via import parse_via
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
@@ -56,6 +56,7 @@ _STREAM_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[L
 _SINGLE_HEADERS: Final = frozenset(
     {"from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"})
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
+_TAG_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 
 SipMessage = SipRequest | SipResponse
 _V = TypeVar("_V")
@@ -255,11 +256,15 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     # the accessors to build the objects from when read; any other form is parsed at once so that a bad
     # one raises here.
     raw = index["from"][0]
-    match = _common_name_addr(raw)
-    if match is not None:
-        cache["from_common"] = (raw, match)
-    else:
-        cache["from"] = (raw, parse_name_addr(raw, "From"))
+    if not _is_known_with_tag(raw):  # else valid, and parsed only if read (a REGISTER's never is)
+        match = _common_name_addr(raw)
+        if match is not None:
+            cache["from_common"] = (raw, match)
+            address, tag_separator, _tag = raw.rpartition(";tag=")
+            if tag_separator:
+                _common_name_addr(address)  # remembered: this address's next From skips the match
+        else:
+            cache["from"] = (raw, parse_name_addr(raw, "From"))
     raw = index["to"][0]
     match = _common_name_addr(raw)
     if match is not None:
@@ -303,6 +308,14 @@ def _common_name_addr(value: str) -> re.Match[str] | None:
         if match is not None:
             _remember(_name_addrs, value, match)
     return match
+
+
+def _is_known_with_tag(value: str) -> bool:
+    """True for ``<common form seen before>;tag=token``: a From whose address a phone repeats with a
+    new tag per call. Appending a token-valued parameter keeps a common form common, so it is valid."""
+    address, tag_separator, tag = value.rpartition(";tag=")
+    return (bool(tag_separator) and address in _name_addrs and len(value) <= MAX_URI_LENGTH
+            and _TAG_RE.fullmatch(tag) is not None)
 
 
 def _is_common_name_addr(value: str) -> bool:

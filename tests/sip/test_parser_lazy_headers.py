@@ -91,3 +91,18 @@ def test_values_remembered_across_messages_are_not_shared_mutable_state() -> Non
     assert second.to_tag is None
     assert second.contacts[0].uri.host == "10.0.0.1"
     assert (second.cseq.number, second.expires, second.max_forwards) == (1, None, None)
+
+
+@pytest.mark.parametrize("from_", ["<sip:a@example.com>;tag=2", "<sip:a@example.com>;tag=3;x=1",
+                                   "<sip:a@example.com>;TAG=4", "<sip:a@example.com:5060>;tag=5"])
+def test_a_from_whose_address_was_seen_is_read_like_any_other(from_: str) -> None:
+    parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+    message = parse_message(register(from_, "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+    assert message.from_addr == parse_name_addr(from_, "From")
+
+
+@pytest.mark.parametrize("tag", ["", "a b", "x\u00e9", "a,b"])
+def test_a_from_with_a_bad_tag_on_a_seen_address_still_raises(tag: str) -> None:
+    parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+    with pytest.raises(SipParseError):
+        parse_message(register(f"<sip:a@example.com>;tag={tag}", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
