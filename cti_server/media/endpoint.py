@@ -57,6 +57,8 @@ log = structlog.get_logger(__name__)
 
 Address = tuple[str, int]
 _MAX_DATAGRAM = 2048
+_DRAIN_AFTER_LATCH = 256
+"""At most this many datagrams queued before a latch are served at once (a flood cannot hold the thread)."""
 _REUSE_PORT: int = getattr(socket, "SO_REUSEPORT", 0)
 
 
@@ -470,28 +472,42 @@ class RtpEndpoint:
             self.counters.send_dropped += 1
 
     def _on_rtp_readable(self) -> None:
+        # One datagram per round, except right after latching: what is queued here then came before the
+        # connected socket existed, so it is older than anything that socket will get and is served now,
+        # in order, before the poller reads the connected socket (no reordering at the latch).
+        if self._serve_rtp_datagram():
+            for _ in range(_DRAIN_AFTER_LATCH):
+                if self._serve_rtp_datagram() is None:
+                    break
+
+    def _serve_rtp_datagram(self) -> bool | None:
+        """Read and handle one datagram of the RTP socket: None when there was none, True when it
+        latched onto a new source, else False."""
         try:
             data, source = self._rtp_sock.recvfrom(_MAX_DATAGRAM)
         except OSError:
-            return  # nothing queued after all, or an ICMP error report for something we sent
+            return None  # nothing queued after all, or an ICMP error report for something we sent
         counters = self.counters
         if len(data) < 12 or data[0] >> 6 != RTP_VERSION:
             counters.invalid_packets += 1
-            return
+            return False
         latch = self.latch
+        latched = False
         if source != latch.source:
             was_latched = latch.source
             if not latch.accept(source, data[1] & 0x7F, int.from_bytes(data[8:12], "big")):
                 counters.rejected_source += 1
-                return
+                return False
             if latch.source is not None and latch.source != was_latched:
                 self._log.info("rtp_latched", source=source, previous=was_latched)
                 self._open_peer_socket(latch.source)
+                latched = self._peer_sock is not None
         counters.packets_received += 1
         counters.bytes_received += len(data)
         handler = self.on_rtp
         if handler is not None:
             handler(data)
+        return latched
 
     def _on_peer_readable(self) -> None:
         # The connected socket only ever gets datagrams from the latched source: no latch check needed.

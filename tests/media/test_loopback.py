@@ -109,6 +109,18 @@ async def test_audio_is_transcoded_both_ways_and_latched(call: Call) -> None:
     assert stats["a"]["forwarded"] == 10 and stats["b"]["transcoded"] == 5
 
 
+async def test_packets_queued_before_the_latch_keep_their_order(call: Call) -> None:
+    ulaw = b"\xff" * 160
+    for seq in range(5):  # queued on the RTP socket, mostly before the first one latches leg a
+        call.caller.send(audio(seq, 0xCA11, 0, ulaw), call.a.local_address)
+    (first,) = await call.callee.receive(1)
+    assert first.sequence_number == 0
+    for seq in range(5, 10):  # after the latch: these reach leg a's connected socket
+        call.caller.send(audio(seq, 0xCA11, 0, ulaw), call.a.local_address)
+    received = await call.callee.receive(9)
+    assert [p.sequence_number for p in received] == list(range(1, 10))
+
+
 async def test_dtmf_digit_delivered_once_and_relayed_with_mapped_type(call: Call) -> None:
     frames = telephone_event_frames("5", duration_ms=60)
     for seq, frame in enumerate(frames):
