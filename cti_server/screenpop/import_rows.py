@@ -9,14 +9,15 @@ with writing; this module imports no database code, so that process starts quick
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import pickle
 import random
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 from cti_server.screenpop.phone import PhoneNumberError, normalize_number
 
@@ -39,6 +40,7 @@ MAX_ATTRIBUTES = 50
 YIELD_EVERY = 256
 """Records checked between two yields to the event loop (a few milliseconds of work)."""
 
+T = TypeVar("T")
 Record = tuple[int, Mapping[str, Any]]
 """(line number, the record's fields) as read from the file."""
 
@@ -412,10 +414,31 @@ def check_chunk(call_center_id: str, region: str, records: list[Record]) -> Chec
     return CheckedChunk(contacts, phones, rejected)
 
 
+def without_gc(task: Callable[[], T]) -> T:
+    """``task()`` with the cyclic garbage collector paused (and restored as it was).
+
+    Checking and (un)pickling a batch allocate a few tuples, strings and dicts per record and make no
+    reference cycles, yet the allocations start collections that walk every tracked object of the
+    process (in the forked worker: everything it inherited). Paused, a batch is checked in about a
+    fifth less CPU.
+    """
+    if not gc.isenabled():
+        return task()
+    gc.disable()
+    try:
+        return task()
+    finally:
+        gc.enable()
+
+
 def check_pickled(call_center_id: str, region: str, records: bytes) -> bytes:
     """``check_chunk`` from and to pickles: the checking worker's task."""
-    found = check_chunk(call_center_id, region, pickle.loads(records))
-    return pickle.dumps(found, pickle.HIGHEST_PROTOCOL)
+
+    def check() -> bytes:
+        found = check_chunk(call_center_id, region, pickle.loads(records))
+        return pickle.dumps(found, pickle.HIGHEST_PROTOCOL)
+
+    return without_gc(check)
 
 
 def check_csv_pickled(
@@ -423,5 +446,11 @@ def check_csv_pickled(
 ) -> bytes:
     """``check_pickled`` of ``CsvRecords.rows`` under the header ``columns``."""
     names, every_column_named = columns
-    records = [(line, record_of(names, every_column_named, values)) for line, values in pickle.loads(rows)]
-    return pickle.dumps(check_chunk(call_center_id, region, records), pickle.HIGHEST_PROTOCOL)
+
+    def check() -> bytes:
+        records = [
+            (line, record_of(names, every_column_named, values)) for line, values in pickle.loads(rows)
+        ]
+        return pickle.dumps(check_chunk(call_center_id, region, records), pickle.HIGHEST_PROTOCOL)
+
+    return without_gc(check)

@@ -22,6 +22,7 @@ Columns (CSV header names or JSON keys):
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import multiprocessing
 import os
@@ -61,6 +62,7 @@ from cti_server.screenpop.import_rows import (
     read_records,
     record_of,
     time_ordered_id,
+    without_gc,
 )
 from cti_server.store import Store
 from cti_server.store.models import Account, Contact, ContactPhone
@@ -266,7 +268,8 @@ class ContactImporter:
                 if isinstance(item, BaseException):
                     raise item  # after the batches read before it
                 received, checking = item
-                yield received, pickle.loads(await checking)
+                payload = await checking
+                yield received, cast(CheckedChunk, without_gc(functools.partial(pickle.loads, payload)))
             await asyncio.to_thread(executor.shutdown)  # the worker is joined (its CPU time counted)
         finally:
             reader.cancel()
