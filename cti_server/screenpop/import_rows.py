@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import gc
 import io
+import itertools
 import json
 import pickle
 import random
@@ -124,7 +125,33 @@ class CsvRecords:
 
     def rows(self) -> Iterator[tuple[int, list[str]]]:
         """(line, values) of each row that is not blank, after the header."""
-        reader = csv.reader(self._lines)
+        lines = iter(self._lines)
+        reader = csv.reader(lines)
+        self._read_header(reader)
+        yield from _rows_of(reader, 0)
+
+    def rows_or_lines(self) -> Iterator[tuple[int, list[str] | str]]:
+        """``rows``, but while the file has no quote a row comes as its line's text.
+
+        A line without a quote is one record, so its text can be sent to a worker as it is: the worker
+        parses it (``records_of``), and this process neither parses it nor pickles its values. From the
+        first line with a quote (a field may span lines), a NUL or more than the field size limit,
+        rows are parsed here as in ``rows``, with the same line numbers and errors.
+        """
+        lines = iter(self._lines)
+        reader = csv.reader(lines)
+        self._read_header(reader)
+        line = reader.line_num
+        limit = csv.field_size_limit()
+        for text in lines:
+            line += 1
+            if '"' in text or "\0" in text or len(text) > limit:
+                yield from _rows_of(csv.reader(itertools.chain((text,), lines)), line - 1)
+                return
+            if text.replace(",", "").strip():  # not a blank row
+                yield line, text
+
+    def _read_header(self, reader: Any) -> None:
         try:
             header = next(reader)
         except StopIteration:
@@ -140,19 +167,34 @@ class CsvRecords:
                 raise ImportFormatError(1, f"column {name!r} appears twice")
             seen.add(name)
         self.columns = (names, all(names))
-        line = reader.line_num
-        while True:
-            start = line + 1
-            try:
-                values = next(reader)
-            except StopIteration:
-                return
-            except csv.Error as exc:
-                raise ImportFormatError(start, f"not CSV: {exc}") from None
-            line = reader.line_num
-            if not values or not "".join(values).strip():  # a blank row
-                continue
-            yield start, values
+
+
+def _rows_of(reader: Any, before: int) -> Iterator[tuple[int, list[str]]]:
+    """(line, values) of the rows ``reader`` reads that are not blank; ``before`` lines precede its
+    first line in the file."""
+    line = before + reader.line_num
+    while True:
+        start = line + 1
+        try:
+            values = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise ImportFormatError(start, f"not CSV: {exc}") from None
+        line = before + reader.line_num
+        if not values or not "".join(values).strip():  # a blank row
+            continue
+        yield start, values
+
+
+def records_of(columns: tuple[list[str], bool], rows: list[tuple[int, list[str] | str]]) -> list[Record]:
+    """The records of ``CsvRecords.rows_or_lines`` items under the header ``columns``."""
+    names, every_column_named = columns
+    parsed = csv.reader([row for _, row in rows if isinstance(row, str)])
+    return [
+        (line, record_of(names, every_column_named, next(parsed) if isinstance(row, str) else row))
+        for line, row in rows
+    ]
 
 
 def record_of(names: list[str], every_column_named: bool, values: list[str]) -> Mapping[str, Any]:
@@ -444,13 +486,10 @@ def check_pickled(call_center_id: str, region: str, records: bytes) -> bytes:
 def check_csv_pickled(
     call_center_id: str, region: str, columns: tuple[list[str], bool], rows: bytes
 ) -> bytes:
-    """``check_pickled`` of ``CsvRecords.rows`` under the header ``columns``."""
-    names, every_column_named = columns
+    """``check_pickled`` of ``CsvRecords.rows_or_lines`` items under the header ``columns``."""
 
     def check() -> bytes:
-        records = [
-            (line, record_of(names, every_column_named, values)) for line, values in pickle.loads(rows)
-        ]
+        records = records_of(columns, pickle.loads(rows))
         return pickle.dumps(check_chunk(call_center_id, region, records), pickle.HIGHEST_PROTOCOL)
 
     return without_gc(check)

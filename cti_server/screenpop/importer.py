@@ -60,7 +60,7 @@ from cti_server.screenpop.import_rows import (
     read_csv,
     read_json,
     read_records,
-    record_of,
+    records_of,
     time_ordered_id,
     without_gc,
 )
@@ -245,15 +245,15 @@ class ContactImporter:
 
     async def _checked(self, records: Iterable[Record]) -> AsyncGenerator[tuple[int, CheckedChunk], None]:
         """(records read, what checking them found) a batch at a time, in file order."""
-        # A CSV file's rows go to the worker as lists of values (cheaper to read and send than dicts).
+        # A CSV file's rows go to the worker as their lines' text or lists of values (cheaper to read and
+        # send than dicts).
         csv_rows = records if isinstance(records, CsvRecords) and self.check_in_worker else None
-        source: Iterator[tuple[int, Any]] = iter(records) if csv_rows is None else csv_rows.rows()
+        source: Iterator[tuple[int, Any]] = iter(records) if csv_rows is None else csv_rows.rows_or_lines()
         batch = await self._read_batch(source)
         if not self.check_in_worker or len(batch) < self.batch_size:
             while batch:
                 if csv_rows is not None:
-                    names, every_column_named = csv_rows.columns
-                    batch = [(line, record_of(names, every_column_named, row)) for line, row in batch]
+                    batch = records_of(csv_rows.columns, batch)
                 yield len(batch), await self._check_here(batch)
                 batch = await self._read_batch(source)
             return
