@@ -3,6 +3,7 @@ errors; a PostgreSQL import checks its foreign keys once per batch where the rol
 
 from __future__ import annotations
 
+import io
 import json
 from typing import Any
 
@@ -126,3 +127,37 @@ async def test_foreign_keys_are_checked_once_per_batch_on_postgresql(store: Stor
     orphan = ContactImporter(store, gone.id, "US", batch_size=4)
     with pytest.raises(ImportConflict, match="call center"):
         await orphan.run(read_records(mixed_csv(3).encode(), "text/csv"))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a,b\n1,2\n\n,\n3,4\r\n5,6\r7,8",
+        'first_name,last_name\nx,y\n,,\n  ,\nq"r,s\nt,u\n"multi\nline",v\nw,x\n',
+        "a,b\n1,2\n3\x004\n5,6\n",
+        "a,b\n1,2,3\nx,\n",
+        "a,,b\n1,2,3\n4,5,6\n",
+        "a,b\n" + "x" * 200_000 + ",y\n1,2\n",
+        "\ufeffA,B\r\n1,2\r\n\r\n3,4",
+        'a,b\n1,2\n"open\n',
+    ],
+)
+def test_csv_lines_sent_as_text_make_the_same_records(text: str) -> None:
+    """Rows handed to the worker as their line's text (until the first quote) read as the file does:
+    the same records, line numbers and format errors."""
+    from cti_server.screenpop.import_rows import read_csv, records_of
+
+    def as_read(records: Any) -> Any:
+        return [(line, dict(record)) for line, record in records]
+
+    try:
+        expected: Any = as_read(read_csv(io.StringIO(text, newline="")))
+    except ImportFormatError as exc:
+        expected = (exc.line, exc.reason)
+    reader = read_csv(io.StringIO(text, newline=""))
+    try:
+        rows = list(reader.rows_or_lines())  # reads the header first
+        found: Any = as_read(records_of(reader.columns, rows))
+    except ImportFormatError as exc:
+        found = (exc.line, exc.reason)
+    assert found == expected
