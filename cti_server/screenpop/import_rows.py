@@ -13,6 +13,7 @@ import gc
 import io
 import itertools
 import json
+import os
 import pickle
 import random
 import time
@@ -99,6 +100,21 @@ def time_ordered_id() -> str:
     )
     text = f"{value:032x}"
     return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def time_ordered_ids(count: int) -> Iterator[str]:
+    """``count`` UUIDv7 like ``time_ordered_id``, with the millisecond of the call (a batch's ids).
+
+    The 74 random bits of each come from one ``os.urandom`` call for all of them; the id costs a few
+    string slices instead of the integer arithmetic and formatting of ``time_ordered_id``.
+    """
+    millis = f"{time.time_ns() // 1_000_000:012x}"
+    head = f"{millis[:8]}-{millis[8:]}-7"
+    random_hex = os.urandom(10 * count).hex()  # 20 hex digits (80 bits) per id, 74 used
+    variant = "89ab" * 4  # the variant 0b10 and two random bits, by one random hex digit
+    for start in range(0, 20 * count, 20):
+        r = random_hex[start : start + 20]
+        yield f"{head}{r[:3]}-{variant[int(r[3], 16)]}{r[4:7]}-{r[7:19]}"
 
 
 # --- reading ----------------------------------------------------------------------------------------
@@ -440,7 +456,7 @@ def check_chunk(call_center_id: str, region: str, records: list[Record]) -> Chec
     contacts: list[CheckedContact] = []
     phones: list[PhoneTuple] = []
     rejected: list[list[RowError]] = []
-    new_id = time_ordered_id
+    new_id = time_ordered_ids(len(records)).__next__
     for line, record in records:
         row = check_record(line, record, region)
         if not isinstance(row, ContactRow):
