@@ -6,6 +6,8 @@ that need start-up hooks); this factory is the only place that lists them.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from aiohttp import web
 
 from cti_server import realtime
@@ -15,6 +17,9 @@ from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
 from cti_server.config import Config
 from cti_server.events import EventBus
 from cti_server.store import Store
+
+COMMON_PAGE_DIR = Path(__file__).resolve().parents[2] / "softphone_web" / "common"
+"""softphone_web/common: the script every page loads before its own (``/common/static/page.js``)."""
 
 
 def create_app(config: Config, bus: EventBus | None = None, store: Store | None = None) -> web.Application:
@@ -35,6 +40,7 @@ def create_app(config: Config, bus: EventBus | None = None, store: Store | None 
     app.add_routes(sip_stats.routes)
     work_items.setup(app)
     agent_page.setup(app)
+    app.router.add_static("/common/static/", COMMON_PAGE_DIR, name="common_static")
     realtime.setup(app)
     setup_crm_api(app)
     return app

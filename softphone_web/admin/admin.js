@@ -1,33 +1,11 @@
 // The admin page: lists call centers and their members, assigns users by picking them.
-// Talks only to the server's REST API (/api/v1/...), signed in with the session cookie.
+// Talks only to the server's REST API (/api/v1/...), signed in with the session cookie, through
+// api() of /common/static/page.js (loaded first).
 "use strict";
 
 // selected: the call center picked in the list; shown: the one whose members the detail shows now
 // (they differ while its data is on the way).
 const state = { callCenters: [], users: [], selected: null, shown: null };
-const $ = (selector) => document.querySelector(selector);
-
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(data.field ? `${data.field}: ${data.error}` : data.error || response.statusText);
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
-
-function say(text, ok = false) {
-  const message = $("#message");
-  message.textContent = text;
-  message.className = ok ? "ok" : "";
-}
 
 function cell(row, text) {
   const td = document.createElement("td");

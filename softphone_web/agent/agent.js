@@ -1,10 +1,10 @@
 // The agent's page: presence, offers with their screen pop, current work and wrap-up notes.
 // Talks only to the server: its REST API (/api/v1/..., signed in with the session cookie) and its
 // socket.io /agent namespace, spoken by the small client below (Engine.IO 4 over a WebSocket), so
-// nothing is fetched from elsewhere and there is no build step.
+// nothing is fetched from elsewhere and there is no build step. $, api() and say() come from
+// /common/static/page.js (loaded first).
 "use strict";
 
-const $ = (selector, root = document) => root.querySelector(selector);
 const NUMBER_FIELDS = ["caller", "phone", "from_number", "number"];  // where an item's data names the caller
 const HIDDEN_DATA = new Set([...NUMBER_FIELDS, "screenpop", "call_id", "called"]);
 const NOTES_ATTEMPTS = 5;  // looks for the call log, a second apart, before saying it is not there yet
@@ -20,28 +20,6 @@ const state = {
   cards: new Map(),   // item id -> its card element
   live: null,
 };
-
-async function api(method, path, body) {
-  const response = await fetch(path, {
-    method,
-    credentials: "same-origin",
-    headers: body === undefined ? {} : { "Content-Type": "application/json" },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(data.field ? `${data.field}: ${data.error}` : data.error || response.statusText);
-    error.status = response.status;
-    throw error;
-  }
-  return data;
-}
-
-function say(text, ok = false) {
-  const message = $("#message");
-  message.textContent = text;
-  message.className = ok ? "ok" : "";
-}
 
 function element(tag, text, className) {
   const made = document.createElement(tag);
