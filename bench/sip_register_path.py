@@ -25,6 +25,7 @@ from cti_server.event_loop import tune_garbage_collector
 from cti_server.events import EventBus
 from cti_server.logs import configure_logging
 from cti_server.sip.digest import compute_response
+from cti_server.sip.memory_transport import MemoryFlow, MemoryTransports
 from cti_server.sip.registrar import RegistrarComponent
 from cti_server.sip.stack import SipComponent
 
@@ -32,36 +33,6 @@ USERS = 500
 BATCH = 250
 _NONCE_RE = re.compile(r'nonce="([^"]+)"')
 _OPAQUE_RE = re.compile(r'opaque="([^"]+)"')
-
-
-class ListFlow:
-    """A UDP flow that keeps what the stack sends."""
-
-    transport = "udp"
-    reliable = False
-    remote = ("127.0.0.1", 5061)
-    local = ("127.0.0.1", 5060)
-    is_closed = False
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes) -> None:
-        self.sent.append(data)
-
-
-class ListTransports:
-    def __init__(self, flow: ListFlow) -> None:
-        self.flow = flow
-
-    def udp_flow(self, remote: tuple[str, int]) -> ListFlow:
-        return self.flow
-
-    def local_address(self, transport: str) -> tuple[str, int]:
-        return ("127.0.0.1", 5060)
-
-    async def stop(self) -> None:
-        return None
 
 
 def register(i: int, cseq: int, authorization: str = "") -> bytes:
@@ -89,7 +60,7 @@ def authorization(i: int, challenge: str, nc: int = 1) -> str:
             f'nc={nc:08x}' + (f',opaque="{opaque.group(1)}"' if opaque else "") + "\r\n")
 
 
-async def timed(stack: SipComponent, flow: ListFlow, messages: list[bytes]) -> float:
+async def timed(stack: SipComponent, flow: MemoryFlow, messages: list[bytes]) -> float:
     """Lowest CPU seconds per message over batches of BATCH."""
     best = float("inf")
     for start in range(0, len(messages), BATCH):
@@ -114,8 +85,8 @@ async def run(registrations: int, profile: bool, with_refresh: bool = True) -> N
     bus = EventBus()
     stack = SipComponent(config, bus)
     stack._loop = asyncio.get_running_loop()
-    flow = ListFlow()
-    stack._transports = ListTransports(flow)  # type: ignore[assignment]
+    flow = MemoryFlow()
+    stack._transports = MemoryTransports(flow)  # type: ignore[assignment]
     RegistrarComponent.attach(stack, config.sip, bus)
     tune_garbage_collector()  # as `cti-server run` does once started
     first = await timed(stack, flow, [register(i, 1) for i in range(registrations)])

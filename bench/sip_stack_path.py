@@ -19,33 +19,10 @@ import time
 
 from cti_server.config import config_from_mapping
 from cti_server.events import EventBus
+from cti_server.sip.memory_transport import MemoryFlow, MemoryTransports
 from cti_server.sip.message import make_response
 from cti_server.sip.parser import parse_message
 from cti_server.sip.stack import IncomingRequest, SipComponent
-
-
-class NullFlow:
-    """A UDP flow whose send does nothing (the stack's view of a peer)."""
-
-    transport = "udp"
-    reliable = False
-    remote = ("127.0.0.1", 5061)
-    local = ("127.0.0.1", 5060)
-    is_closed = False
-
-    def send(self, data: bytes) -> None:
-        return None
-
-
-class NullTransports:
-    def udp_flow(self, remote: tuple[str, int]) -> NullFlow:
-        return NullFlow()
-
-    def local_address(self, transport: str) -> tuple[str, int]:
-        return ("127.0.0.1", 5060)
-
-    async def stop(self) -> None:
-        return None
 
 
 def request(method: str, i: int) -> bytes:
@@ -65,10 +42,10 @@ async def run(messages: int, rounds: int, method: str) -> None:
     config = config_from_mapping({"sip": {"udp_port": 0, "tcp_port": 0}, "log": {"level": "warning"}})
     stack = SipComponent(config, EventBus())
     stack._loop = asyncio.get_running_loop()
-    stack._transports = NullTransports()  # type: ignore[assignment]
+    flow = MemoryFlow(keep=False)
+    stack._transports = MemoryTransports(flow)  # type: ignore[assignment]
     if method == "REGISTER":
         stack.register_handler("REGISTER", lambda incoming: answer_200(incoming))
-    flow = NullFlow()
     for round_number in range(rounds):
         data = [request(method, round_number * messages + i) for i in range(messages)]
         start = time.process_time()

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from cti_server.events import EventBus
+from cti_server.sip.memory_transport import MemoryFlow, MemoryTransports
 from cti_server.sip.message import SipResponse, make_response
 from cti_server.sip.parser import parse_message
 from cti_server.sip.stack import IncomingRequest, SipComponent
@@ -19,42 +20,14 @@ from tests.conftest import make_config
 marker: contextvars.ContextVar[str] = contextvars.ContextVar("marker", default="outside")
 
 
-class RecordingFlow:
-    """A UDP flow that keeps what the stack sends."""
-
-    transport = "udp"
-    reliable = False
-    remote = ("127.0.0.1", 5061)
-    local = ("127.0.0.1", 5060)
-    is_closed = False
-
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def statuses(self) -> list[int]:
-        out = []
-        for data in self.sent:
-            message = parse_message(data)
-            assert isinstance(message, SipResponse)
-            out.append(message.status)
-        return out
-
-
-class RecordingTransports:
-    def __init__(self, flow: RecordingFlow) -> None:
-        self.flow = flow
-
-    def udp_flow(self, remote: tuple[str, int]) -> RecordingFlow:
-        return self.flow
-
-    def local_address(self, transport: str) -> tuple[str, int]:
-        return ("127.0.0.1", 5060)
-
-    async def stop(self) -> None:
-        return None
+def statuses(flow: MemoryFlow) -> list[int]:
+    """The status codes of what the stack sent, in order."""
+    out = []
+    for data in flow.sent:
+        message = parse_message(data)
+        assert isinstance(message, SipResponse)
+        out.append(message.status)
+    return out
 
 
 def request(method: str, branch: str) -> bytes:
@@ -65,17 +38,17 @@ def request(method: str, branch: str) -> bytes:
 
 
 @pytest.fixture
-async def wired() -> AsyncIterator[tuple[SipComponent, RecordingFlow]]:
+async def wired() -> AsyncIterator[tuple[SipComponent, MemoryFlow]]:
     stack = SipComponent(make_config(), EventBus())
-    flow = RecordingFlow()
+    flow = MemoryFlow()
     stack._loop = asyncio.get_running_loop()
-    stack._transports = RecordingTransports(flow)  # type: ignore[assignment]
+    stack._transports = MemoryTransports(flow)  # type: ignore[assignment]
     yield stack, flow
     await stack.stop()
 
 
 async def test_handler_without_suspension_answers_within_the_receive_call(
-    wired: tuple[SipComponent, RecordingFlow],
+    wired: tuple[SipComponent, MemoryFlow],
 ) -> None:
     stack, flow = wired
 
@@ -85,12 +58,12 @@ async def test_handler_without_suspension_answers_within_the_receive_call(
 
     stack.register_handler("REGISTER", handler)
     stack._on_message(request("REGISTER", "1"), flow)
-    assert flow.statuses() == [200]
+    assert statuses(flow) == [200]
     assert not stack._tasks
     assert marker.get() == "outside"  # the handler ran in its own copy of the context
 
 
-async def test_handler_that_suspends_goes_on_in_a_task(wired: tuple[SipComponent, RecordingFlow]) -> None:
+async def test_handler_that_suspends_goes_on_in_a_task(wired: tuple[SipComponent, MemoryFlow]) -> None:
     stack, flow = wired
     gate: asyncio.Future[str] = asyncio.get_running_loop().create_future()
 
@@ -107,13 +80,13 @@ async def test_handler_that_suspends_goes_on_in_a_task(wired: tuple[SipComponent
     gate.set_result("Later")
     for _ in range(5):
         await asyncio.sleep(0)
-    assert flow.statuses() == [202]
+    assert statuses(flow) == [202]
     assert marker.get() == "outside"
 
 
 @pytest.mark.parametrize("suspend_first", [False, True])
 async def test_failing_async_handler_is_answered_500(
-    wired: tuple[SipComponent, RecordingFlow], suspend_first: bool
+    wired: tuple[SipComponent, MemoryFlow], suspend_first: bool
 ) -> None:
     stack, flow = wired
 
@@ -126,11 +99,11 @@ async def test_failing_async_handler_is_answered_500(
     stack._on_message(request("MESSAGE", "3"), flow)
     for _ in range(5):
         await asyncio.sleep(0)
-    assert flow.statuses() == [500]
+    assert statuses(flow) == [500]
     assert stack.stats["handler_errors"] == 1
 
 
-async def test_suspended_handler_is_cancelled_on_stop(wired: tuple[SipComponent, RecordingFlow]) -> None:
+async def test_suspended_handler_is_cancelled_on_stop(wired: tuple[SipComponent, MemoryFlow]) -> None:
     stack, flow = wired
     cancelled: list[bool] = []
 
