@@ -98,12 +98,20 @@ class SupervisorNamespace(_AuthenticatedNamespace):
         return [f"cc:{principal.call_center_id}"]
 
 
+def _call_id_of(item: dict[str, Any]) -> str | None:
+    """The call a voice item's summary names (``call_id``: a call queued again after its agent's phone
+    did not answer has item id ``<call id>.<n>``), else the item id."""
+    call_id = item.get("call_id", item.get("id"))
+    return call_id if isinstance(call_id, str) else None
+
+
 class BusForwarder:
     """Subscribes to the bus and emits each routing event to the rooms it concerns.
 
-    ``call.*`` events name no agent: the forwarder keeps which agent each voice item (id = call id) is
-    offered to or held by, from the ``work_item.*`` events, and sends the call's events to that agent
-    (after the answer the call's ``target.agent`` says it too). The entry goes with ``call.ended``.
+    ``call.*`` events name no agent: the forwarder keeps which agent each voice item's call (the ``call_id``
+    of its summary) is offered to or held by, from the ``work_item.*`` events, and sends the call's
+    events to that agent (after the answer the call's ``target.agent`` says it too). The entry goes with
+    ``call.ended``.
     """
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
@@ -139,13 +147,14 @@ class BusForwarder:
         item = data.get("item")
         if not isinstance(item, dict) or item.get("channel") != "voice":
             return
-        if not isinstance(item.get("id"), str):
+        call_id = _call_id_of(item)
+        if call_id is None:
             return
         agent = data.get("agent")
         if topic in ("work_item.offered", "work_item.accepted") and isinstance(agent, str):
-            self.voice_agents[item["id"]] = agent
-        elif topic in _VOICE_OFFER_OVER and self.voice_agents.get(item["id"]) == agent:
-            del self.voice_agents[item["id"]]
+            self.voice_agents[call_id] = agent
+        elif topic in _VOICE_OFFER_OVER and self.voice_agents.get(call_id) == agent:
+            del self.voice_agents[call_id]
 
     async def forward_call(self, event: Event) -> None:
         """A ``call.*`` event to the agent its voice item is with (nobody when it is with nobody)."""

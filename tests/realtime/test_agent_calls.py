@@ -29,6 +29,16 @@ def call_event(topic: str, call_id: str, call_center: str, **data: Any) -> Event
     return Event(topic, snapshot, call_center=call_center)
 
 
+async def available_agent(api_client: Client, tenants: Tenants) -> tuple[str, Any, Any]:
+    """Call center alpha set up, its agent connected to ``/agent`` and Available: (agent id, socket.io
+    client, its event queue)."""
+    agent_id = await setup_alpha(api_client, tenants)
+    agent_sio, agent_events = await connected(api_client, "/agent", tenants.token("agent"))
+    await api_client.put("/api/v1/agents/me/status", json={"status": "Available"},
+                         headers=tenants.headers("agent"))
+    return agent_id, agent_sio, agent_events
+
+
 async def test_call_events_of_a_voice_offer_reach_that_agent_only(
         api_app: web.Application, api_client: Client, tenants: Tenants) -> None:
     agent_id = await setup_alpha(api_client, tenants)
@@ -73,12 +83,9 @@ async def test_call_events_of_a_voice_offer_reach_that_agent_only(
 
 async def test_a_withdrawn_voice_offer_stops_forwarding_its_call(
         api_app: web.Application, api_client: Client, tenants: Tenants) -> None:
-    await setup_alpha(api_client, tenants)
+    _agent_id, agent_sio, agent_events = await available_agent(api_client, tenants)
     alpha = tenants.alpha.id
-    agent_sio, agent_events = await connected(api_client, "/agent", tenants.token("agent"))
     try:
-        await api_client.put("/api/v1/agents/me/status", json={"status": "Available"},
-                             headers=tenants.headers("agent"))
         engine = api_app[ROUTING_KEY].engine
         await engine.enqueue(WorkItem(id="call-2", channel="voice", queue="support", call_center=alpha))
         await next_topic(agent_events, "work_item.offered")
@@ -89,5 +96,24 @@ async def test_a_withdrawn_voice_offer_stops_forwarding_its_call(
                              headers=tenants.headers("agent"))
         _, before = await next_topic(agent_events, "agent.status_changed")
         assert "call.ringing" not in before
+    finally:
+        await agent_sio.disconnect()
+
+
+async def test_a_requeued_call_rings_the_next_agents_page(
+        api_app: web.Application, api_client: Client, tenants: Tenants) -> None:
+    """A call queued again after an accepting agent's phone did not answer is item ``<call>.<n>``; its
+    ``call.*`` events (named by call id) still reach the agent the new item is offered to."""
+    agent_id, agent_sio, agent_events = await available_agent(api_client, tenants)
+    alpha = tenants.alpha.id
+    try:
+        engine = api_app[ROUTING_KEY].engine
+        await engine.enqueue(WorkItem(id="call-3.1", channel="voice", queue="support", call_center=alpha,
+                                      data={"call_id": "call-3", "caller": "+14155550101"}))
+        offered, _ = await next_topic(agent_events, "work_item.offered")
+        assert offered["data"]["agent"] == agent_id
+        api_app[BUS_KEY].publish(call_event("call.ringing", "call-3", alpha))
+        ringing, before = await next_topic(agent_events, "call.ringing")
+        assert before == [] and ringing["data"]["call_id"] == "call-3"
     finally:
         await agent_sio.disconnect()
