@@ -248,8 +248,10 @@ class CallsConfig:
     """B2BUA call control: trunks, the DID plan and the call timers.
 
     ``no_answer_timeout``: seconds a call rings before 480. ``trunk_timeout``: seconds without any
-    response from a trunk before failing over to the next. ``session_expires`` / ``min_se``: RFC 4028
-    session timer interval we ask for and the smallest we accept (>= 90).
+    response from a trunk before failing over to the next. ``ring_again_after``: seconds before a queued
+    call rings again the phones of an agent who rejected it and is offered it again (nobody else fits).
+    ``session_expires`` / ``min_se``: RFC 4028 session timer interval we ask for and the smallest we
+    accept (>= 90).
     """
 
     trunks: tuple[TrunkConfig, ...] = ()
@@ -259,6 +261,7 @@ class CallsConfig:
     session_expires: int = 1800
     min_se: int = 90
     max_calls: int = 10000
+    ring_again_after: float = 5.0
 
     def __post_init__(self) -> None:
         names = [t.name for t in self.trunks]
@@ -279,6 +282,8 @@ class CallsConfig:
             raise ConfigError("session_expires", "must be >= min_se")
         if self.max_calls < 1:
             raise ConfigError("max_calls", "must be >= 1")
+        if self.ring_again_after < 0:
+            raise ConfigError("ring_again_after", "must be >= 0 seconds")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ def test_shipped_config_is_valid() -> None:
     assert config.http.port == 8080
     assert config.sip.timers.t1 == 0.5
     assert [u.username for u in config.sip.users] == ["1001", "1002"]
+    assert config.calls.ring_again_after == 5.0
 
 
 def test_env_overrides_nested_keys() -> None:
@@ -39,6 +40,7 @@ def test_env_overrides_nested_keys() -> None:
         ({"sip": {"users": [{"password": "x"}]}}, "sip.users[0].username"),
         ({"nosuchsection": {}}, "nosuchsection"),
         ({"sip": {"min_expires": 7200}}, "sip.min_expires"),
+        ({"calls": {"ring_again_after": -1}}, "calls.ring_again_after"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, key: str) -> None:

@@ -76,10 +76,6 @@ SipUserOf = Callable[[str], Awaitable[str | None]]
 CallCenterIdOf = Callable[[str], Awaitable[str]]
 """A DID's call center (name or id) -> the id routing knows the call center by."""
 
-RING_AGAIN_AFTER_S = 5.0
-"""An agent whose phones rejected the call may be offered it again when nobody else fits (the engine
-never drops an item); their phones ring again only after this pause, not in a tight loop."""
-
 RECONCILE_S = 1.0
 """With a shared routing backend: how often the state of each waiting call's item is read (see above)."""
 
@@ -317,7 +313,10 @@ class QueueCalls:
     def _start_round(self, queued: QueuedCall, agent: str, offer_no: int, *, accepted: bool) -> None:
         queued.round += 1
         queued.agent, queued.offer_no, queued.accepted = agent, offer_no, accepted
-        pause = RING_AGAIN_AFTER_S if agent in queued.rejected_by and not accepted else 0.0
+        # An agent whose phones rejected the call may be offered it again when nobody else fits (the
+        # engine never drops an item): their phones ring again only after a pause, not in a tight loop.
+        again = agent in queued.rejected_by and not accepted
+        pause = self.b2bua.calls_config.ring_again_after if again else 0.0
         queued.ring_task = self.b2bua._spawn(self._ring_agent(queued, queued.round, agent, pause))
         if accepted:
             self._guard_accepted(queued)

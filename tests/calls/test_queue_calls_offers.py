@@ -49,7 +49,8 @@ class FakeB2bua:
     """What QueueCalls uses of the B2BUA, recording CANCEL, ACK, BYE and bridges."""
 
     def __init__(self) -> None:
-        self.calls_config = SimpleNamespace(no_answer_timeout=30.0, session_expires=1800)
+        self.calls_config = SimpleNamespace(no_answer_timeout=30.0, session_expires=1800,
+                                            ring_again_after=5.0)
         self.router = SimpleNamespace(user_targets=self.user_targets)
         self.media = SimpleNamespace(accept_answer=lambda *a: None, resume=lambda *a: None,
                                      bridge=self.bridge, close_leg=self.close_leg)
@@ -318,10 +319,9 @@ async def test_steps_on_another_process_are_applied_when_the_item_is_read(kind: 
         await backend.aclose()
 
 
-async def test_an_agent_alone_who_declined_is_rung_again_only_after_a_pause(
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("cti_server.calls.queue_calls.RING_AGAIN_AFTER_S", 0.01)
+async def test_an_agent_alone_who_declined_is_rung_again_only_after_a_pause() -> None:
     floor = await make_floor()
+    floor.b2bua.calls_config.ring_again_after = 0.01
     await agents(floor, "a1")
     queued = await floor.call()
     await floor.engine.decline("call1", "a1", "in a hurry")  # nobody else fits: offered to a1 again
