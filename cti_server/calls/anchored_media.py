@@ -36,6 +36,7 @@ class _AnchoredLeg:
     relay: RtpRelay | None = None
     side: str = "a"
     peer: _AnchoredLeg | None = None
+    peer_sends: bool = True  # the peer's last offer or answer was sendrecv/sendonly with an address
 
 
 class AnchoredMedia:
@@ -81,6 +82,10 @@ class AnchoredMedia:
         leg = self.legs.get(leg_id)
         return None if leg is None else leg.endpoint.counters.packets_received
 
+    def peer_sends(self, leg_id: str) -> bool:
+        leg = self.legs.get(leg_id)
+        return True if leg is None else leg.peer_sends
+
     # --- offer / answer (cti_server.media.offer_answer) ---------------------------------------------------
 
     def offer(self, leg_id: str) -> bytes:
@@ -110,6 +115,9 @@ class AnchoredMedia:
         self._apply(leg, negotiated)
 
     def _apply(self, leg: _AnchoredLeg, negotiated: NegotiatedMedia) -> None:
+        # A peer that gives no address (the old c=0.0.0.0 hold) is taken as inactive (RFC 3264 8.4).
+        leg.peer_sends = negotiated.remote_address is not None \
+            and Direction(negotiated.remote_direction).peer_sends
         media = negotiated.leg_media
         if negotiated.remote_address is not None:
             leg.endpoint.set_remote(negotiated.remote_address, negotiated.payload_types)

@@ -227,7 +227,6 @@ class B2bua:
             if request.body:
                 answer = self.media.answer(a.leg_id, request.body)
                 a.local_sdp = answer.sdp
-                a.peer_sends = answer.offered.peer_sends
             else:
                 a.pending_offer = True
                 a.local_sdp = self.media.offer(a.leg_id)
@@ -644,7 +643,6 @@ class B2bua:
                 return
             body = answer.sdp
             leg.local_sdp = answer.sdp
-            leg.peer_sends = answer.offered.peer_sends
             self._direction_changed(session, leg, answer.offered)
         elif request.method == "INVITE":
             body = self.media.offer(leg.leg_id)  # offer in the 2xx, answer comes in the ACK
@@ -821,13 +819,13 @@ class B2bua:
     def _media_counts(self) -> list[tuple[SipLeg, int | None, bool]]:
         """(leg, RTP packets received, media expected) for the bridged legs of every call: media is
         expected once the call is answered, not while it is held (RFC 3264 section 8.4) and not from a
-        peer whose last offer said it sends nothing (recvonly/inactive)."""
+        peer whose last offer or answer said it sends nothing (recvonly/inactive)."""
         counts: list[tuple[SipLeg, int | None, bool]] = []
         for session in self.sessions.values():
             talking = session.call.state == "answered" and session.held_by is None and not session.ending
             for leg in (session.a, session.b):
                 if leg is not None:
-                    expected = talking and leg.peer_sends and not leg.transferring
+                    expected = talking and not leg.transferring and self.media.peer_sends(leg.leg_id)
                     counts.append((leg, self.media.packets_received(leg.leg_id), expected))
         return counts
 

@@ -87,3 +87,8 @@ class MediaAnchor(Protocol):
     def packets_received(self, leg_id: str) -> int | None:
         """RTP packets the leg's endpoint received so far (None: no such leg), for the media watchdog."""
         ...
+
+    def peer_sends(self, leg_id: str) -> bool:
+        """Whether the leg's peer said it sends RTP (sendrecv/sendonly) in its last offer or answer;
+        True before any negotiation and for unknown legs."""
+        ...

@@ -54,7 +54,6 @@ class SipLeg:
     transfer_done: bool = False
     reinvite_pending: bool = False  # our re-INVITE with an offer awaits its final response (glare: 491)
     profile: TrunkProfile | None = None  # a trunk's interop profile (header rewrites both ways)
-    peer_sends: bool = True  # False while the peer's last offer was recvonly/inactive (no RTP to expect)
 
     @property
     def leg_id(self) -> str:

@@ -63,6 +63,23 @@ async def test_answer_picks_our_preferred_common_codec_and_mirrors_direction(med
     assert old_style.offered is Direction.INACTIVE
 
 
+async def test_whether_the_peer_sends_follows_its_last_offer_or_answer(media: AnchoredMedia) -> None:
+    """The media watchdog expects RTP only from a peer that said it sends: a recvonly or inactive
+    answer to our offer (an announcement or recording service) exempts the leg, as such an offer does."""
+    await media.open_leg("b1", "call")
+    assert media.peer_sends("b1") and media.peer_sends("no-such-leg")  # nothing negotiated yet
+    media.offer("b1")
+    media.accept_answer("b1", offer_sdp(4000, "0", "recvonly"))
+    assert not media.peer_sends("b1")
+    media.answer("b1", offer_sdp(4000, "0"))  # the peer's re-INVITE: sendrecv
+    assert media.peer_sends("b1")
+    media.answer("b1", offer_sdp(4000, "0", address="0.0.0.0"))  # the old hold: no address
+    assert not media.peer_sends("b1")
+    media.offer("b1")
+    media.accept_answer("b1", offer_sdp(4000, "0", "sendonly"))
+    assert media.peer_sends("b1")
+
+
 async def test_other_streams_are_rejected_and_bad_offers_raise(media: AnchoredMedia) -> None:
     await media.open_leg("a1", "call")
     answer = media.answer("a1", offer_sdp(4000, "8", extra="m=video 5000 RTP/AVP 96\r\n"))
