@@ -251,7 +251,9 @@ class CallsConfig:
     response from a trunk before failing over to the next. ``ring_again_after``: seconds before a queued
     call rings again the phones of an agent who rejected it and is offered it again (nobody else fits).
     ``session_expires`` / ``min_se``: RFC 4028 session timer interval we ask for and the smallest we
-    accept (>= 90).
+    accept (>= 90). Overload shedding (``cti_server.calls.admission``): a new call beyond
+    ``max_calls_per_second``, or while ``max_calls_in_setup`` calls still wait for their final answer,
+    gets 503 with ``Retry-After: overload_retry_after``; 0 turns a limit off.
     """
 
     trunks: tuple[TrunkConfig, ...] = ()
@@ -261,6 +263,9 @@ class CallsConfig:
     session_expires: int = 1800
     min_se: int = 90
     max_calls: int = 10000
+    max_calls_per_second: float = 0.0
+    max_calls_in_setup: int = 0
+    overload_retry_after: int = 5
     ring_again_after: float = 5.0
 
     def __post_init__(self) -> None:
@@ -282,6 +287,12 @@ class CallsConfig:
             raise ConfigError("session_expires", "must be >= min_se")
         if self.max_calls < 1:
             raise ConfigError("max_calls", "must be >= 1")
+        if self.max_calls_per_second < 0:
+            raise ConfigError("max_calls_per_second", "must be >= 0 (0 = no limit)")
+        if self.max_calls_in_setup < 0:
+            raise ConfigError("max_calls_in_setup", "must be >= 0 (0 = no limit)")
+        if self.overload_retry_after < 0:
+            raise ConfigError("overload_retry_after", "must be >= 0 seconds")
         if self.ring_again_after < 0:
             raise ConfigError("ring_again_after", "must be >= 0 seconds")
 

@@ -36,6 +36,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from cti_server.calls.admission import CallAdmission
 from cti_server.calls.failures import best_failure, end_reason_for
 from cti_server.calls.media_session import Direction, MediaAnchor, MediaError
 from cti_server.calls.media_watchdog import MediaWatchdog
@@ -118,6 +119,11 @@ class B2bua:
         self.queue_calls: QueueCallControl | None = None
         self.watchdog: MediaWatchdog[SipLeg] = MediaWatchdog(config.media.rtp_timeout)
         self._watch_handle: asyncio.TimerHandle | None = None
+        cc = config.calls
+        self.admission = CallAdmission(cc.max_calls_per_second, cc.max_calls_in_setup)
+        self._retry_after = [("Retry-After", str(cc.overload_retry_after))]
+        # Calls ringing their callee (the caller has no final answer yet): the admission's in-flight count.
+        self.in_setup: set[CallSession] = set()
 
     # --- wiring ---------------------------------------------------------------------------------------
 
@@ -169,6 +175,12 @@ class B2bua:
         if len(self.sessions) >= self.calls_config.max_calls:
             self._reply(incoming, 503, "Service Unavailable", [("Retry-After", "5")])
             return
+        if self.admission.max_rate or self.admission.max_in_setup:
+            shed = self.admission.admit(time.monotonic(), self._calls_in_setup())
+            if shed is not None:
+                self.stats[f"shed_{shed}"] += 1
+                self._reply(incoming, 503, "Service Unavailable", self._retry_after)
+                return
         try:
             decision = await self.router.route(request, incoming.source)
         except SipParseError as exc:
@@ -246,10 +258,19 @@ class B2bua:
             return
         loop = asyncio.get_running_loop()
         session.no_answer = loop.call_later(cc.no_answer_timeout, self._on_no_answer, session)
+        self.in_setup.add(session)
         if route.forking is Forking.PARALLEL:
             self._spawn(self._ring_parallel(session, route.targets))
         else:
             self._spawn(self._ring_failover(session, route.targets))
+
+    def _calls_in_setup(self) -> int:
+        in_setup = self.in_setup
+        if self.admission.max_in_setup and len(in_setup) >= self.admission.max_in_setup:
+            # At the limit: make sure every call counted is really still waiting for its answer.
+            in_setup.difference_update([s for s in in_setup if s.ending or s.a is None or s.a.incoming is None
+                                        or s.a.incoming.answered])
+        return len(in_setup)
 
     def _a_destination(self, incoming: IncomingRequest, route: CallRoute) -> Destination:
         """Where requests to the caller go: where its INVITE came from (phones behind NAT, trunks)."""
@@ -472,6 +493,7 @@ class B2bua:
             if a.timer.refresher == "uac":
                 ok.headers.set("Require", "timer")
         a.incoming.respond(ok)
+        self.in_setup.discard(session)
         call.answered(self.clock(), answered_by=leg.label)
         self.stats["answered"] += 1
         log.info("call_answered", call_id=a.call_id, call=call.call_id, answered_by=leg.label)
@@ -837,6 +859,7 @@ class B2bua:
         if session.ending and session.call.state == "ended":
             return
         session.ending = True
+        self.in_setup.discard(session)
         if session.no_answer is not None:
             session.no_answer.cancel()
         a = session.a

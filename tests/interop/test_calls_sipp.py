@@ -9,6 +9,7 @@ call.ended event carries the relay's packet counters per leg.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,7 @@ import pytest
 from cti_server.calls.component import CallsComponent
 from cti_server.events import Event
 from tests.conftest import free_port
-from tests.interop.calls.lab import DID, SCENARIOS, calls_lab
+from tests.interop.calls.lab import DID, SCENARIOS, TRUNK_IP, calls_lab
 
 pytestmark = pytest.mark.interop
 
@@ -175,3 +176,33 @@ async def test_unknown_did_is_404_and_no_call(lab: Any) -> None:
     assert lab.events == []
     calls = next(c for c in lab.server.components if isinstance(c, CallsComponent))
     assert calls.b2bua.stats["rejected_404"] == 1
+
+
+async def test_calls_beyond_the_rate_limit_get_503_with_retry_after(lab: Any) -> None:
+    # One call per 100 s: the first INVITE takes the token (and is routed: 404), the next one is shed.
+    lab = await lab(max_calls_per_second=0.01, overload_retry_after=7)
+    first = await lab.trunk_call("trunk_call_refused.xml", service="15559999")
+    await first.ok()
+    shed = await lab.trunk_call("trunk_call_shed.xml")
+    await shed.ok()
+    assert lab.events == []
+    calls = next(c for c in lab.server.components if isinstance(c, CallsComponent))
+    assert calls.b2bua.stats["rejected_404"] == 1 and calls.b2bua.stats["shed_rate"] == 1
+
+
+async def test_a_call_while_the_setup_limit_rings_gets_503_and_the_answer_frees_it(lab: Any) -> None:
+    lab = await lab(max_calls_in_setup=1, overload_retry_after=7)
+    ringing = asyncio.Event()
+    lab.server.bus.subscribe("call.ringing", lambda _event: ringing.set())
+    phone = await lab.phone("1001", "phone_ring_then_answer.xml")  # rings 4 s, then answers
+    first = await lab.trunk_call("trunk_call.xml", "-d", "500")
+    calls = next(c for c in lab.server.components if isinstance(c, CallsComponent))
+    await asyncio.wait_for(ringing.wait(), 10)
+    shed = await lab.sipp("trunk2", f"127.0.0.1:{lab.sip_port}", "-sf",
+                          str(SCENARIOS / "trunk_call_shed.xml"), "-s", DID, "-m", "1", "-p", "0",
+                          "-mp", str(free_port()), ip=TRUNK_IP)
+    await shed.ok()
+    assert calls.b2bua.stats["shed_in_setup"] == 1 and len(calls.b2bua.in_setup) == 1
+    await first.ok()
+    await phone.ok()
+    assert calls.b2bua.in_setup == set() and calls.b2bua.stats["answered"] == 1
