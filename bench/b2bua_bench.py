@@ -190,7 +190,7 @@ async def start_core(config_path: Path) -> tuple[SipComponent, RegistrarComponen
     loggers, GC tuning; no store, web edge or call-event subscribers)."""
     from cti_server.calls.component import CallsComponent
     from cti_server.config import load_config
-    from cti_server.event_loop import tune_garbage_collector
+    from cti_server.event_loop import tune_garbage_collector, tune_switch_interval
     from cti_server.events import EventBus
     from cti_server.logs import configure_logging
     from cti_server.sip.registrar import RegistrarComponent
@@ -206,6 +206,7 @@ async def start_core(config_path: Path) -> tuple[SipComponent, RegistrarComponen
     await registrar.start()
     await calls.start()
     tune_garbage_collector()
+    tune_switch_interval(config.media.relay_thread)
     return sip, registrar, calls
 
 

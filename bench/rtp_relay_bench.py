@@ -55,10 +55,15 @@ def emit(line: str) -> None:
 # ----------------------------------------------------------------------------------------------- relay
 async def run_relay(use_uvloop: bool, transcode: bool, relay_on_loop: bool = False) -> None:
     """Read the phones' addresses on stdin, build the calls, print their ports, relay until 'stop'."""
-    from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint
+    from cti_server.config import MediaConfig
+    from cti_server.event_loop import tune_switch_interval
+    from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint, receive_buffer_size
     from cti_server.media.ports import RtpPortAllocator
 
     MediaSocketPoller.threaded = not relay_on_loop
+    tune_switch_interval(MediaSocketPoller.threaded)  # as the server does at start-up
+    defaults = MediaConfig()
+    receive_buffer = receive_buffer_size(defaults.receive_buffer_ms, defaults.ptime)
     from cti_server.media.relay import LegMedia, RtpRelay
 
     request = json.loads(sys.stdin.readline())
@@ -69,8 +74,10 @@ async def run_relay(use_uvloop: bool, transcode: bool, relay_on_loop: bool = Fal
     media_a = LegMedia("PCMU", 0, 101)
     media_b = LegMedia("PCMA", 8, 101) if transcode else media_a
     for caller, callee in request["calls"]:
-        a = await RtpEndpoint.open("127.0.0.1", allocator, call_id="bench", leg="a")
-        b = await RtpEndpoint.open("127.0.0.1", allocator, call_id="bench", leg="b")
+        a = await RtpEndpoint.open("127.0.0.1", allocator, call_id="bench", leg="a",
+                                   receive_buffer=receive_buffer)
+        b = await RtpEndpoint.open("127.0.0.1", allocator, call_id="bench", leg="b",
+                                   receive_buffer=receive_buffer)
         a.set_remote(tuple(caller), frozenset({0, 101}))
         b.set_remote(tuple(callee), frozenset({media_b.payload_type, 101}))
         relays.append(RtpRelay(a, media_a, b, media_b, call_id="bench"))

@@ -139,6 +139,7 @@ class MediaConfig:
     rtcp_interval: float = 5.0
     moh_file: str = ""
     relay_thread: bool = True
+    receive_buffer_ms: int = 100
 
     def __post_init__(self) -> None:
         check_port("rtp_port_min", self.rtp_port_min)
@@ -160,6 +161,8 @@ class MediaConfig:
             raise ConfigError("rtp_timeout", "must be >= 0 (0 turns the timeout off)")
         if self.rtcp_interval < 0:
             raise ConfigError("rtcp_interval", "must be >= 0 (0 sends no RTCP reports)")
+        if self.receive_buffer_ms < 0:
+            raise ConfigError("receive_buffer_ms", "must be >= 0 (0 keeps the kernel's default buffer)")
 
 
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import importlib.util
+import sys
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
@@ -53,6 +54,19 @@ def tune_garbage_collector() -> None:
     gc.freeze()
     _gen0, gen1, gen2 = gc.get_threshold()
     gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)
+
+
+MEDIA_SWITCH_INTERVAL = 0.001
+"""Seconds a thread holds the GIL while another waits for it, with the media thread on (CPython's
+default is 0.005): the media thread serves its sockets every millisecond under load
+(``MediaSocketPoller.batch_interval``) and must not wait 5 ms behind SIP work on the event loop."""
+
+
+def tune_switch_interval(media_thread: bool) -> None:
+    """Shorten the GIL switch interval to ``MEDIA_SWITCH_INTERVAL`` when RTP is relayed on the media
+    thread (``media.relay_thread``). Called once at start-up: it is a setting of the whole process."""
+    if media_thread:
+        sys.setswitchinterval(min(sys.getswitchinterval(), MEDIA_SWITCH_INTERVAL))
 
 
 def run_on_event_loop(choice: str, main: Coroutine[Any, Any, _T]) -> _T:

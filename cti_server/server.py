@@ -15,7 +15,7 @@ from aiohttp import web
 
 from cti_server.api import create_app
 from cti_server.config import Config
-from cti_server.event_loop import tune_garbage_collector
+from cti_server.event_loop import tune_garbage_collector, tune_switch_interval
 from cti_server.events import EventBus
 
 log = structlog.get_logger(__name__)
@@ -119,6 +119,7 @@ async def run_until_signalled(config: Config) -> None:
         loop.add_signal_handler(sig, stop.set)
     await server.start()
     tune_garbage_collector()
+    tune_switch_interval(config.media.relay_thread)
     log.info("server_started", http_port=server.web.port, sip_udp_port=config.sip.udp_port)
     try:
         await stop.wait()

@@ -16,7 +16,7 @@ import structlog
 
 from cti_server.calls.media_session import Answer, Direction, MediaError
 from cti_server.config import MediaConfig
-from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint
+from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint, receive_buffer_size
 from cti_server.media.moh import MusicOnHold
 from cti_server.media.offer_answer import LocalSdp, MediaPolicy, NegotiatedMedia, OfferAnswerError
 from cti_server.media.ports import PortsExhausted, RtpPortAllocator
@@ -45,6 +45,7 @@ class AnchoredMedia:
     def __init__(self, config: MediaConfig, moh: MusicOnHold | None = None) -> None:
         self.config = config
         MediaSocketPoller.threaded = config.relay_thread
+        self.receive_buffer = receive_buffer_size(config.receive_buffer_ms, config.ptime)
         self.allocator = RtpPortAllocator(config.rtp_port_min, config.rtp_port_max, start_at_random=True)
         self.legs: dict[str, _AnchoredLeg] = {}
         self._moh = moh
@@ -57,7 +58,8 @@ class AnchoredMedia:
         try:
             endpoint = await RtpEndpoint.open(self.config.host, self.allocator,
                                               symmetric=self.config.symmetric_rtp, rtp_timeout=0.0,
-                                              call_id=call_id, leg=leg_id)
+                                              call_id=call_id, leg=leg_id,
+                                              receive_buffer=self.receive_buffer)
         except (PortsExhausted, OSError) as exc:
             raise RuntimeError(f"no RTP port: {exc}") from exc
         sdp = LocalSdp(self.address, endpoint.port, self.policy)

@@ -24,11 +24,11 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import os
 import random
 import select
 import socket
-import sys
 import threading
 import time
 import weakref
@@ -60,6 +60,23 @@ _MAX_DATAGRAM = 2048
 _DRAIN_AFTER_LATCH = 256
 """At most this many datagrams queued before a latch are served at once (a flood cannot hold the thread)."""
 _REUSE_PORT: int = getattr(socket, "SO_REUSEPORT", 0)
+_KERNEL_BYTES_PER_DATAGRAM = 1024
+"""What Linux charges a socket's receive buffer for one queued G.711 RTP datagram (the sk_buff's
+truesize: 830-910 bytes for a 172-byte datagram on loopback; NIC drivers may charge more)."""
+
+
+def receive_buffer_size(milliseconds: int, ptime: int) -> int:
+    """The ``SO_RCVBUF`` value that lets a media socket queue about ``milliseconds`` of audio in packets of
+    ``ptime`` ms (0: leave the kernel default, about 256 such packets, i.e. seconds of audio).
+
+    A relay that falls behind should drop what it cannot serve, not queue seconds of audio that comes too
+    late to be played (bench/README.md, "RTP relay"). Linux doubles the value set for its bookkeeping
+    (socket(7)), hence half the kernel's charge per datagram; it also enforces a minimum of about two
+    datagrams.
+    """
+    if milliseconds <= 0:
+        return 0
+    return math.ceil(milliseconds / ptime) * _KERNEL_BYTES_PER_DATAGRAM // 2
 
 
 class MediaSocketPoller:
@@ -103,9 +120,8 @@ class MediaSocketPoller:
         if self.threaded:
             self._wake = os.pipe()
             self._epoll.register(self._wake[0], select.EPOLLIN)
-            # A thread waiting for the GIL takes it after the switch interval (5 ms by default): the media
-            # thread must not wait that long behind SIP work.
-            sys.setswitchinterval(min(sys.getswitchinterval(), self.batch_interval))
+            # The server shortens the GIL switch interval at start-up (event_loop.tune_switch_interval)
+            # so that this thread does not wait 5 ms for the GIL behind SIP work.
             self._thread = threading.Thread(target=self._run_thread, args=(self._epoll, self._wake[0]),
                                             name="media", daemon=True)
             self._thread.start()
@@ -339,8 +355,11 @@ class RtpEndpoint:
 
     def __init__(self, rtp_sock: socket.socket, rtcp_sock: socket.socket, *, symmetric: bool,
                  rtp_timeout: float, call_id: str, leg: str,
-                 release: Callable[[], None] | None = None, rtcp_interval: float = 0.0) -> None:
+                 release: Callable[[], None] | None = None, rtcp_interval: float = 0.0,
+                 receive_buffer: int = 0) -> None:
         self._rtp_sock = rtp_sock
+        self.receive_buffer = receive_buffer
+        """SO_RCVBUF of the RTP sockets (``receive_buffer_size``; 0: the kernel default)."""
         self._rtcp_sock = rtcp_sock
         self.local_address: Address = rtp_sock.getsockname()[:2]
         self.latch = SymmetricRtpLatch(enabled=symmetric)
@@ -383,22 +402,24 @@ class RtpEndpoint:
     @classmethod
     async def open(cls, host: str, allocator: RtpPortAllocator, *, symmetric: bool = True,
                    rtp_timeout: float = 0.0, call_id: str = "", leg: str = "",
-                   rtcp_interval: float = 5.0, attempts: int = 16) -> RtpEndpoint:
+                   rtcp_interval: float = 5.0, attempts: int = 16,
+                   receive_buffer: int = 0) -> RtpEndpoint:
         """Bind an RTP/RTCP pair from ``allocator`` on ``host``; a pair some other process holds is
         given back and the next one tried (up to ``attempts``). Every ``rtcp_interval`` seconds (0 = never)
-        the endpoint sends an RTCP sender report about what it sent."""
+        the endpoint sends an RTCP sender report about what it sent. ``receive_buffer`` is the RTP
+        sockets' SO_RCVBUF (``receive_buffer_size``; 0 keeps the kernel default)."""
         last_error: OSError | None = None
         for _ in range(attempts):
             port = allocator.allocate()
             try:
-                rtp_sock, rtcp_sock = _bind_pair(host, port)
+                rtp_sock, rtcp_sock = _bind_pair(host, port, receive_buffer)
             except OSError as exc:
                 allocator.release(port)
                 last_error = exc
                 continue
             return cls(rtp_sock, rtcp_sock, symmetric=symmetric, rtp_timeout=rtp_timeout,
                        call_id=call_id, leg=leg, release=functools.partial(allocator.release, port),
-                       rtcp_interval=rtcp_interval)
+                       rtcp_interval=rtcp_interval, receive_buffer=receive_buffer)
         raise OSError(f"no bindable RTP port pair on {host} after {attempts} attempts: {last_error}")
 
     @property
@@ -557,6 +578,8 @@ class RtpEndpoint:
         sock = socket.socket(self._rtp_sock.family, socket.SOCK_DGRAM)
         try:
             sock.setsockopt(socket.SOL_SOCKET, _REUSE_PORT, 1)
+            if self.receive_buffer:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
             sock.setblocking(False)
             sock.bind(self._rtp_sock.getsockname())
             sock.connect(source)
@@ -664,7 +687,7 @@ class RtpEndpoint:
         self._log.debug("rtp_endpoint_closed", **self.counters.as_dict())
 
 
-def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+def _bind_pair(host: str, port: int, receive_buffer: int = 0) -> tuple[socket.socket, socket.socket]:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     rtp = socket.socket(family, socket.SOCK_DGRAM)
     rtcp = socket.socket(family, socket.SOCK_DGRAM)
@@ -672,6 +695,8 @@ def _bind_pair(host: str, port: int) -> tuple[socket.socket, socket.socket]:
         if _REUSE_PORT:
             # Lets the connected per-peer socket share the port (see RtpEndpoint._open_peer_socket).
             rtp.setsockopt(socket.SOL_SOCKET, _REUSE_PORT, 1)
+        if receive_buffer:
+            rtp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
         rtp.setblocking(False)
         rtcp.setblocking(False)
         rtp.bind((host, port))

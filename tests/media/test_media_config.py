@@ -17,6 +17,7 @@ def test_shipped_media_section_is_valid() -> None:
     assert media.dtmf_payload_type == 101
     assert media.symmetric_rtp is True
     assert media.rtcp_interval == 5.0
+    assert media.receive_buffer_ms == 100
 
 
 @pytest.mark.parametrize(
@@ -31,6 +32,7 @@ def test_shipped_media_section_is_valid() -> None:
         ({"dtmf_payload_type": 8}, "media.dtmf_payload_type"),
         ({"rtp_timeout": -1}, "media.rtp_timeout"),
         ({"rtcp_interval": -5}, "media.rtcp_interval"),
+        ({"receive_buffer_ms": -1}, "media.receive_buffer_ms"),
         ({"symmetric_rtp": "yes"}, "media.symmetric_rtp"),
     ],
 )
