@@ -129,18 +129,13 @@ async function unassign(centerId, userId) {
 }
 
 async function showSignedIn() {
-  let me;
-  try {
-    me = await api("GET", "/api/v1/me");
-  } catch (error) {
+  const me = await signedInUser();
+  if (me === null) {
     $("#login-section").hidden = false;
     $("#admin").hidden = true;
     $("#logout").hidden = true;
     return;
   }
-  $("#who").textContent = `${me.name} (${me.role})`;
-  $("#logout").hidden = false;
-  $("#login-section").hidden = true;
   $("#admin").hidden = false;
   const isAdmin = me.role === "admin";
   $("#workspace").hidden = !isAdmin;
@@ -158,26 +153,11 @@ function formData(form) {
   return Object.fromEntries(new FormData(form).entries());
 }
 
-$("#login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("#login-message").textContent = "";
-  try {
-    await api("POST", "/api/v1/login", formData(event.target));
-  } catch (error) {
-    $("#login-message").textContent = error.message;
-    return;
-  }
-  event.target.reset();
-  await showSignedIn();
-});
-
-$("#logout").addEventListener("click", async () => {
-  await api("POST", "/api/v1/logout").catch(() => {});
+wireSignIn(showSignedIn, () => {
   state.selected = null;
   state.shown = null;
   $("#who").textContent = "";
   say("");
-  await showSignedIn();
 });
 
 $("#new-call-center").addEventListener("submit", async (event) => {

@@ -566,17 +566,12 @@ function failed(error) {
 }
 
 async function showSignedIn() {
-  let me;
-  try {
-    me = await api("GET", "/api/v1/me");
-  } catch (error) {
+  const me = await signedInUser();
+  if (me === null) {
     showLogin();
     return;
   }
   state.me = me;
-  $("#who").textContent = `${me.name} (${me.role})`;
-  $("#logout").hidden = false;
-  $("#login-section").hidden = true;
   $("#agent").hidden = false;
   if (me.role !== "agent" && me.role !== "supervisor") {
     say("This page is for agents. Sign out and sign in with an agent's credentials.");
@@ -595,23 +590,9 @@ async function showSignedIn() {
   await refresh().catch(failed);
 }
 
-$("#login-form").addEventListener("submit", async (event) => {
-  event.preventDefault();
-  $("#login-message").textContent = "";
-  try {
-    await api("POST", "/api/v1/login", Object.fromEntries(new FormData(event.target).entries()));
-  } catch (error) {
-    $("#login-message").textContent = error.message;
-    return;
-  }
-  event.target.reset();
-  await showSignedIn();
-});
-
-$("#logout").addEventListener("click", async () => {
+wireSignIn(showSignedIn, () => {
   if (state.live) state.live.close();
-  await api("POST", "/api/v1/logout").catch(() => {});
-  showLogin();
+  state.live = null;
 });
 
 setInterval(tick, 1000);

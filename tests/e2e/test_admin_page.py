@@ -117,6 +117,12 @@ def test_agent_credentials_get_the_refusal_and_no_admin_data(
     snapshot(page, "agent-refused")
     # Nothing changed hands: the agent is still in North and only there.
     assert member_usernames(cti_server, admin_token, directory.north_id) == [directory.agent]
+    # Sign out: the form is back, nobody is named, and the session is gone on the server too.
+    page.locator("#logout").click()
+    expect(page.locator("#login-form")).to_be_visible()
+    expect(page.locator("#who")).to_have_text("")
+    expect(page.locator("#logout")).to_be_hidden()
+    assert page.evaluate("fetch('/api/v1/me').then((r) => r.status)") == 401
 
 
 def test_wrong_password_is_said_on_the_page(page: Page, cti_server: RunningServer) -> None:
