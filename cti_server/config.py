@@ -69,6 +69,29 @@ class SipUserConfig:
             raise ConfigError("password", f"user {self.username!r} needs password, ha1_md5 or ha1_sha256")
 
 
+REGISTRAR_BINDINGS = ("memory", "redis")
+
+
+@dataclass(frozen=True)
+class SipRegistrarConfig:
+    """Where the registrar keeps its bindings (``[sip.registrar]``).
+
+    ``bindings``: ``memory`` (one process) or ``redis`` (every server process on that Redis sees every
+    registered phone, so a call arriving at one process rings a phone registered with another).
+    ``redis_url``: "" reuses ``routing.redis_url``. ``redis_prefix``: the keys' prefix.
+    """
+
+    bindings: str = "memory"
+    redis_url: str = ""
+    redis_prefix: str = "cti:sip:bindings:"
+
+    def __post_init__(self) -> None:
+        check_choice("bindings", self.bindings, REGISTRAR_BINDINGS)
+        check_redis_url("redis_url", self.redis_url, allow_empty=True)
+        if not self.redis_prefix:
+            raise ConfigError("redis_prefix", "must not be empty")
+
+
 @dataclass(frozen=True)
 class SipConfig:
     """SIP listeners, limits and the registrar's realm and users."""
@@ -91,6 +114,7 @@ class SipConfig:
     max_contacts_per_user: int = 10
     user_agent: str = "cti-server"
     timers: SipTimersConfig = field(default_factory=SipTimersConfig)
+    registrar: SipRegistrarConfig = field(default_factory=SipRegistrarConfig)
     users: tuple[SipUserConfig, ...] = ()
 
     def __post_init__(self) -> None:
@@ -451,8 +475,7 @@ class RoutingEngineConfig:
 
     def __post_init__(self) -> None:
         check_choice("backend", self.backend, ("memory", "redis"))
-        if not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("redis_url", f"expected redis://, rediss:// or unix://, got {self.redis_url!r}")
+        check_redis_url("redis_url", self.redis_url)
         if not self.redis_prefix:
             raise ConfigError("redis_prefix", "must not be empty")
         for name in ("default_push_timeout_s", "default_service_level_threshold_s", "figures_interval_s"):
@@ -572,6 +595,14 @@ def check_port(name: str, value: int) -> None:
     """Raise ConfigError unless ``value`` is a TCP/UDP port (0 means 'pick a free one')."""
     if not 0 <= value <= 65535:
         raise ConfigError(name, f"expected a port 0-65535, got {value}")
+
+
+def check_redis_url(name: str, value: str, *, allow_empty: bool = False) -> None:
+    """Raise ConfigError unless ``value`` is a Redis URL (or "" when ``allow_empty``)."""
+    if allow_empty and not value:
+        return
+    if not value.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(name, f"expected redis://, rediss:// or unix://, got {value!r}")
 
 
 def check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

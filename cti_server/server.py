@@ -17,6 +17,7 @@ from cti_server.api import create_app
 from cti_server.config import Config
 from cti_server.event_loop import tune_garbage_collector, tune_switch_interval
 from cti_server.events import EventBus
+from cti_server.sip.bindings import InMemoryBindings, RegistrarBindings
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +99,8 @@ def build_components(server: CtiServer) -> list[Component]:
     server.app[SIP_STACK_KEY] = sip
     # Desk phones of users kept in the store register with their own SIP credentials (RFC 8760 HA1s).
     sip_users = sip_credentials_lookup(server.app[STORE_KEY], server.config.sip.realm)
-    registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus, credentials=sip_users)
+    bindings, bindings_component = build_bindings(server.config)
+    registrar = RegistrarComponent.attach(sip, server.config.sip, server.bus, bindings, sip_users)
     server.app[BINDINGS_KEY] = registrar.registrar.bindings
     calls = CallsComponent.attach(sip, registrar.registrar, server.config, server.bus)
     from cti_server.screenpop.component import component_for_app
@@ -107,7 +109,20 @@ def build_components(server: CtiServer) -> list[Component]:
     from cti_server.calls.queue_component import InboundCallPath
 
     inbound = InboundCallPath.attach(calls.b2bua, server.app)
-    return [StoreComponent(server.app[STORE_KEY], server.config), screenpop, sip, registrar, calls, inbound]
+    store = StoreComponent(server.app[STORE_KEY], server.config)
+    return [store, *bindings_component, screenpop, sip, registrar, calls, inbound]
+
+
+def build_bindings(config: Config) -> tuple[RegistrarBindings, list[Component]]:
+    """The registrar's bindings store of ``sip.registrar.bindings``, and the component that opens and
+    closes it (none for the in-memory one)."""
+    settings = config.sip.registrar
+    if settings.bindings == "memory":
+        return InMemoryBindings(), []
+    from cti_server.sip.redis_bindings import RedisBindings
+
+    store = RedisBindings.from_url(settings.redis_url or config.routing.redis_url, settings.redis_prefix)
+    return store, [store]
 
 
 async def run_until_signalled(config: Config) -> None:

@@ -41,6 +41,9 @@ def test_env_overrides_nested_keys() -> None:
         ({"nosuchsection": {}}, "nosuchsection"),
         ({"sip": {"min_expires": 7200}}, "sip.min_expires"),
         ({"calls": {"ring_again_after": -1}}, "calls.ring_again_after"),
+        ({"sip": {"registrar": {"bindings": "postgres"}}}, "sip.registrar.bindings"),
+        ({"sip": {"registrar": {"redis_url": "127.0.0.1:6379"}}}, "sip.registrar.redis_url"),
+        ({"sip": {"registrar": {"redis_prefix": ""}}}, "sip.registrar.redis_prefix"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, key: str) -> None:
@@ -74,3 +77,17 @@ def test_cli_reports_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture
         assert main(["run", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "cannot start" in err and str(port) in err
+
+
+def test_cli_reports_unreachable_registrar_redis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from cti_server.cli import main
+
+    config = tmp_path / "redis.toml"
+    config.write_text(
+        '[http]\nport = 0\n[sip]\nudp_port = 0\ntcp_port = 0\n'
+        '[sip.registrar]\nbindings = "redis"\nredis_url = "redis://127.0.0.1:1/0"\n'
+        f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path}/cti.db"\n[log]\nlevel = "error"\n'
+    )
+    assert main(["run", "--config", str(config)]) == 1
+    err = capsys.readouterr().err
+    assert "cannot start" in err and "sip.registrar" in err and "127.0.0.1:1" in err

@@ -11,7 +11,7 @@ from cti_server.api import create_app
 from cti_server.api.registrations import BINDINGS_KEY
 from cti_server.config import Config, SipConfig, SipUserConfig
 from cti_server.events import Event, EventBus
-from cti_server.sip.bindings import InMemoryBindings
+from cti_server.sip.bindings import InMemoryBindings, RegistrarBindings
 from cti_server.sip.digest import (
     DigestAuthenticator,
     compute_ha1,
@@ -27,13 +27,14 @@ from cti_server.store.passwords import PasswordHashing
 from cti_server.store.tenancy import User
 from tests.api.conftest import Tenants, api_config, make_tenants
 from tests.conftest import make_config
+from tests.sip.conftest import RedisBindingsFactory
 from tests.store.backends import sqlite_store, sqlite_template
 
 __all__ = ["sqlite_store", "sqlite_template"]  # fixtures used here
 
 
 async def api_client_with_bindings(
-    aiohttp_client: Any, store: Store, bindings: InMemoryBindings | None
+    aiohttp_client: Any, store: Store, bindings: RegistrarBindings | None
 ) -> tuple[TestClient, Tenants]:
     """The full app on ``store`` with the registrar's ``bindings``, and credentials of every role."""
     app = create_app(api_config(), store=store)
@@ -109,12 +110,13 @@ def sip_config(**overrides: Any) -> SipConfig:
     return SipConfig(**values)
 
 
-def make_registrar(bus: EventBus | None = None, **overrides: Any) -> Registrar:
+def make_registrar(bus: EventBus | None = None, bindings: RegistrarBindings | None = None,
+                   **overrides: Any) -> Registrar:
     config = sip_config(**overrides)
     auth = DigestAuthenticator(REALM, users_from_config(config.users, REALM),
                                algorithms=config.digest_algorithms, nonce_lifetime=config.nonce_lifetime,
                                secret=b"test-secret" * 3)
-    return Registrar(config, InMemoryBindings(), auth, bus)
+    return Registrar(config, bindings if bindings is not None else InMemoryBindings(), auth, bus)
 
 
 async def send(registrar: Registrar, request: SipRequest, now: float = NOW) -> SipResponse:
@@ -151,8 +153,10 @@ async def test_register_without_credentials_is_challenged_with_both_algorithms()
     assert response.to_tag is not None
 
 
-async def test_register_with_credentials_binds_and_lists_contacts_with_date() -> None:
-    registrar = make_registrar()
+async def test_register_with_credentials_binds_and_lists_contacts_with_date(
+    bindings: RegistrarBindings,
+) -> None:
+    registrar = make_registrar(bindings=bindings)
     response = await register(registrar, Phone(), expires=300)
     assert response.status == 200
     assert contact_expires(response) == {"sip:1001@192.168.1.20:5060": 300}
@@ -169,8 +173,8 @@ async def test_wrong_password_is_challenged_again() -> None:
     assert response.status == 401
 
 
-async def test_to_must_be_the_authenticated_user() -> None:
-    registrar = make_registrar()
+async def test_to_must_be_the_authenticated_user(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     phone.learn(await send(registrar, phone.request()))
     response = await send(registrar, phone.request(to_user="1002"))
@@ -202,8 +206,8 @@ async def test_unsupported_require_is_420() -> None:
     assert response.headers.get("Unsupported") == "100rel"
 
 
-async def test_path_is_stored_and_reflected_when_supported() -> None:
-    registrar = make_registrar()
+async def test_path_is_stored_and_reflected_when_supported(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     path = [("Path", "<sip:edge1.example;lr>"), ("Path", "<sip:edge2.example;lr>"),
             ("Supported", "path"), ("Require", "path")]
     phone = Phone()
@@ -220,8 +224,10 @@ async def test_path_is_stored_and_reflected_when_supported() -> None:
     assert binding.path == ("<sip:edge3.example;lr>",)
 
 
-async def test_outbound_flow_gets_require_outbound_and_edge_without_ob_gets_439() -> None:
-    registrar = make_registrar()
+async def test_outbound_flow_gets_require_outbound_and_edge_without_ob_gets_439(
+    bindings: RegistrarBindings,
+) -> None:
+    registrar = make_registrar(bindings=bindings)
     flow = ';+sip.instance="<urn:uuid:00000000-0000-0000-0000-0000000000aa>";reg-id=1'
     phone = Phone()
     ok = await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>" + flow],
@@ -241,8 +247,10 @@ async def test_outbound_flow_gets_require_outbound_and_edge_without_ob_gets_439(
 # --- expiry -------------------------------------------------------------------------------------
 
 
-async def test_contact_expires_param_wins_over_header_and_default_applies() -> None:
-    registrar = make_registrar()
+async def test_contact_expires_param_wins_over_header_and_default_applies(
+    bindings: RegistrarBindings,
+) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     response = await register(registrar, phone, expires=900, contacts=[
         "<sip:1001@10.0.0.1:5060>;expires=120", "<sip:1001@10.0.0.2:5060>"])
@@ -251,8 +259,8 @@ async def test_contact_expires_param_wins_over_header_and_default_applies() -> N
     assert contact_expires(other) == {"sip:1002@10.0.0.3": 600}
 
 
-async def test_too_brief_is_423_with_min_expires_and_long_is_capped() -> None:
-    registrar = make_registrar()
+async def test_too_brief_is_423_with_min_expires_and_long_is_capped(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     response = await register(registrar, phone, expires=30)
     assert response.status == 423
@@ -272,11 +280,11 @@ async def test_bad_expires_values_are_400() -> None:
     assert response.status == 400
 
 
-async def test_sweep_expires_bindings_and_publishes() -> None:
+async def test_sweep_expires_bindings_and_publishes(bindings: RegistrarBindings) -> None:
     bus = EventBus()
     seen: list[Event] = []
     bus.subscribe("registration.*", seen.append)
-    registrar = make_registrar(bus)
+    registrar = make_registrar(bus, bindings)
     await register(registrar, Phone(), expires=60)
     assert [e.topic for e in seen] == ["registration.added"]
     assert await registrar.sweep(NOW + 59) == []
@@ -286,14 +294,36 @@ async def test_sweep_expires_bindings_and_publishes() -> None:
     assert seen[-1].data["aor"] == "sip:1001@cti.local"
 
 
+@pytest.mark.redis
+async def test_two_registrars_on_one_redis_announce_each_expiry_once(
+    redis_bindings: RedisBindingsFactory,
+) -> None:
+    """Two server processes sweep the same Redis bindings at once: each expiry is announced by one."""
+    import asyncio
+
+    seen: list[Event] = []
+    registrars = []
+    for _ in range(2):
+        bus = EventBus()
+        bus.subscribe("registration.expired", seen.append)
+        registrars.append(make_registrar(bus, await redis_bindings()))
+    a, b = registrars
+    await register(a, Phone(), expires=60)
+    await register(b, Phone("1002", "secret1002", "c2"), expires=60)
+    assert {x.aor for x in await a.bindings.all()} == {"sip:1001@cti.local", "sip:1002@cti.local"}
+    await asyncio.gather(*(r.sweep(NOW + 61) for r in (a, b, a, b)))
+    assert sorted(e.data["aor"] for e in seen) == ["sip:1001@cti.local", "sip:1002@cti.local"]
+    assert await b.bindings.all() == []
+
+
 # --- several contacts, refresh, removal ----------------------------------------------------------
 
 
-async def test_refresh_then_unregister_one_contact_publishes_events() -> None:
+async def test_refresh_then_unregister_one_contact_publishes_events(bindings: RegistrarBindings) -> None:
     bus = EventBus()
     seen: list[Event] = []
     bus.subscribe("registration.*", seen.append)
-    registrar = make_registrar(bus)
+    registrar = make_registrar(bus, bindings)
     phone = Phone()
     await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>", "<sip:1001@10.0.0.2>"], expires=300)
     response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.1>"], expires=300), NOW + 100)
@@ -306,8 +336,8 @@ async def test_refresh_then_unregister_one_contact_publishes_events() -> None:
     assert seen[-1].data["contact"] == "sip:1001@10.0.0.2"
 
 
-async def test_query_without_contact_lists_bindings_without_change() -> None:
-    registrar = make_registrar()
+async def test_query_without_contact_lists_bindings_without_change(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     await register(registrar, phone, expires=300)
     response = await send(registrar, phone.request(contacts=[]), NOW + 10)
@@ -315,8 +345,8 @@ async def test_query_without_contact_lists_bindings_without_change() -> None:
     assert contact_expires(response) == {"sip:1001@192.168.1.20:5060": 290}
 
 
-async def test_star_unregisters_everything_only_with_expires_zero() -> None:
-    registrar = make_registrar()
+async def test_star_unregisters_everything_only_with_expires_zero(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>", "<sip:1001@10.0.0.2>"])
     bad = await send(registrar, phone.request(contacts=["*"], expires=60))
@@ -329,8 +359,8 @@ async def test_star_unregisters_everything_only_with_expires_zero() -> None:
     assert await registrar.bindings.all() == []
 
 
-async def test_contact_cap_is_503_and_leaves_bindings_unchanged() -> None:
-    registrar = make_registrar()
+async def test_contact_cap_is_503_and_leaves_bindings_unchanged(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     await register(registrar, phone, contacts=[f"<sip:1001@10.0.0.{i}>" for i in range(3)])
     response = await send(registrar, phone.request(contacts=["<sip:1001@10.0.0.9>"]))
@@ -343,8 +373,10 @@ async def test_contact_cap_is_503_and_leaves_bindings_unchanged() -> None:
     assert len(contact_expires(response)) == 3
 
 
-async def test_same_call_id_with_old_cseq_is_refused_and_new_call_id_replaces() -> None:
-    registrar = make_registrar()
+async def test_same_call_id_with_old_cseq_is_refused_and_new_call_id_replaces(
+    bindings: RegistrarBindings,
+) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     await register(registrar, phone, expires=300)  # CSeq 2 stored
     old = await send(registrar, phone.request(expires=300, cseq=2))
@@ -368,8 +400,8 @@ def test_contact_key_follows_uri_comparison_and_outbound_instance() -> None:
     assert (key, instance, reg_id) == ('"<urn:uuid:1>"|1', '"<urn:uuid:1>"', 1)
 
 
-async def test_outbound_instance_rebinds_a_moved_phone() -> None:
-    registrar = make_registrar()
+async def test_outbound_instance_rebinds_a_moved_phone(bindings: RegistrarBindings) -> None:
+    registrar = make_registrar(bindings=bindings)
     phone = Phone()
     outbound = ';+sip.instance="<urn:uuid:00000000-0000-0000-0000-000000000001>";reg-id=1'
     await register(registrar, phone, contacts=["<sip:1001@10.0.0.1>" + outbound])
@@ -416,10 +448,12 @@ async def test_component_handler_responds_and_route_lists_bindings(
     assert body["registrations"][0]["transport"] == "tcp"
 
 
-async def test_route_lists_current_bindings_by_user(aiohttp_client: Any, sqlite_store: Store) -> None:
+async def test_route_lists_current_bindings_by_user(
+    bindings: RegistrarBindings, aiohttp_client: Any, sqlite_store: Store,
+) -> None:
     import time
 
-    registrar = make_registrar()
+    registrar = make_registrar(bindings=bindings)
     now = time.time()
     await register(registrar, Phone(), now=now, expires=300)
     await register(registrar, Phone("1002", "secret1002", "c2"), now=now, expires=300)
@@ -474,13 +508,13 @@ async def test_single_algorithm_configs(algorithms: tuple[str, ...]) -> None:
     assert (await send(registrar, phone.request())).status == 200
 
 
-async def test_component_sweeps_expired_bindings_in_the_background() -> None:
+async def test_component_sweeps_expired_bindings_in_the_background(bindings: RegistrarBindings) -> None:
     import asyncio
 
     bus = EventBus()
     expired = asyncio.Event()
     bus.subscribe("registration.expired", lambda _event: expired.set())
-    registrar = make_registrar(bus)
+    registrar = make_registrar(bus, bindings)
     clock = [NOW]
     component = RegistrarComponent(registrar, sweep_interval=0.01, clock=lambda: clock[0])
     await register(registrar, Phone(), expires=60)

@@ -1,0 +1,179 @@
+"""Registrar bindings in Redis (RFC 3261 section 10.3), shared by every server process on that Redis.
+
+A phone registered with one process can then be rung by a call that arrives at another. Keys, under
+``prefix``: ``aor:<aor>`` is a hash per address-of-record (field = binding key, value = the binding as
+JSON); ``expiry`` is a sorted set of ``<aor>\\n<key>`` scored by ``expires_at`` (wall-clock seconds,
+``time.time()``: every process compares the same clock). A newline separates the two because neither an
+AOR nor a binding key can hold one (they come from SIP header values).
+
+Every change is one Lua script, which Redis runs atomically: ``add`` and ``remove`` return the binding
+they replaced or removed, and ``expire`` removes each due binding from both keys in one step, so when
+several processes sweep at once each expired binding goes to exactly one of them (and its
+``registration.expired`` event is published once). The registrar's read-check-write of one REGISTER
+(CSeq order, ``sip.max_contacts_per_user``) is serialised per AOR within a process only: a phone sends
+its REGISTERs one at a time to one server, so two processes updating one AOR at once is not expected.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, cast
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from cti_server.sip.bindings import Binding
+
+_SEPARATOR = "\n"
+EXPIRE_BATCH = 500
+"""Bindings one ``expire`` script call removes at most; the sweep loops until fewer come back, so one
+call never blocks Redis for long."""
+
+# KEYS: hash, expiry; ARGV: field, json, expires_at, member. Returns the replaced JSON or nil.
+_ADD = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+return old
+"""
+
+# KEYS: hash, expiry; ARGV: field, member. Returns the removed JSON or nil.
+_REMOVE = """
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if old then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return old
+"""
+
+# KEYS: hash, expiry; ARGV: aor. Returns the removed JSON values.
+_REMOVE_ALL = """
+local flat = redis.call('HGETALL', KEYS[1])
+local values = {}
+for i = 1, #flat, 2 do
+  redis.call('ZREM', KEYS[2], ARGV[1] .. '\\n' .. flat[i])
+  values[#values + 1] = flat[i + 1]
+end
+redis.call('DEL', KEYS[1])
+return values
+"""
+
+# KEYS: expiry; ARGV: now, hash key prefix, batch. Removes and returns the JSON of due bindings.
+_EXPIRE = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local values = {}
+for _, member in ipairs(due) do
+  redis.call('ZREM', KEYS[1], member)
+  local cut = string.find(member, '\\n', 1, true)
+  if cut then
+    local hash = ARGV[2] .. string.sub(member, 1, cut - 1)
+    local field = string.sub(member, cut + 1)
+    local value = redis.call('HGET', hash, field)
+    if value then
+      redis.call('HDEL', hash, field)
+      values[#values + 1] = value
+    end
+  end
+end
+return values
+"""
+
+
+def binding_to_record(binding: Binding) -> str:
+    """The JSON a binding is stored as (every field, ``expires_at`` exact)."""
+    return json.dumps({
+        "aor": binding.aor, "key": binding.key, "contact": binding.contact, "expires_at": binding.expires_at,
+        "call_id": binding.call_id, "cseq": binding.cseq, "source": list(binding.source),
+        "transport": binding.transport, "q": binding.q, "instance_id": binding.instance_id,
+        "reg_id": binding.reg_id, "user_agent": binding.user_agent, "registered_at": binding.registered_at,
+        "path": list(binding.path),
+    }, separators=(",", ":"))
+
+
+def binding_from_record(record: str) -> Binding:
+    """The binding stored as ``record`` by :func:`binding_to_record`."""
+    data: dict[str, Any] = json.loads(record)
+    host, port = data.pop("source")
+    path = data.pop("path")
+    return Binding(source=(str(host), int(port)), path=tuple(path), **data)
+
+
+class RedisBindings:
+    """``RegistrarBindings`` in Redis under ``prefix``; build it with :meth:`from_url`.
+
+    It is also a server component: ``start`` checks the connection (a wrong ``redis_url`` fails the start
+    with the reason) and ``stop`` closes the client it owns.
+    """
+
+    def __init__(self, client: redis.Redis, prefix: str, *, owns_client: bool = True) -> None:
+        self.client = client
+        self.prefix = prefix
+        self._expiry = f"{prefix}expiry"
+        self._owns_client = owns_client
+        self._add = client.register_script(_ADD)
+        self._remove = client.register_script(_REMOVE)
+        self._remove_all = client.register_script(_REMOVE_ALL)
+        self._expire = client.register_script(_EXPIRE)
+
+    @classmethod
+    def from_url(cls, url: str, prefix: str = "cti:sip:bindings:") -> RedisBindings:
+        """Bindings at the Redis of ``url`` (``redis://``, ``rediss://``, ``unix://``); connects lazily."""
+        return cls(redis.from_url(url, decode_responses=True), prefix)
+
+    def _hash(self, aor: str) -> str:
+        return f"{self.prefix}aor:{aor}"
+
+    async def add(self, binding: Binding) -> Binding | None:
+        member = f"{binding.aor}{_SEPARATOR}{binding.key}"
+        record = binding_to_record(binding)
+        old = await self._add(keys=[self._hash(binding.aor), self._expiry],
+                              args=[binding.key, record, repr(binding.expires_at), member])
+        return binding_from_record(old) if old is not None else None
+
+    async def remove(self, aor: str, key: str) -> Binding | None:
+        old = await self._remove(keys=[self._hash(aor), self._expiry], args=[key, f"{aor}{_SEPARATOR}{key}"])
+        return binding_from_record(old) if old is not None else None
+
+    async def remove_all(self, aor: str) -> list[Binding]:
+        values = await self._remove_all(keys=[self._hash(aor), self._expiry], args=[aor])
+        return [binding_from_record(v) for v in values]
+
+    async def lookup(self, aor: str) -> list[Binding]:
+        values = cast(list[str], await self.client.hvals(self._hash(aor)))  # decode_responses: str
+        return [binding_from_record(v) for v in values]
+
+    async def expire(self, now: float) -> list[Binding]:
+        expired: list[Binding] = []
+        while True:
+            args: list[str | int] = [repr(now), f"{self.prefix}aor:", EXPIRE_BATCH]
+            values = await self._expire(keys=[self._expiry], args=args)
+            expired += [binding_from_record(v) for v in values]
+            if len(values) < EXPIRE_BATCH:
+                return expired
+
+    async def all(self) -> list[Binding]:
+        members = cast(list[str], await self.client.zrange(self._expiry, 0, -1))
+        aors = list(dict.fromkeys(m.partition(_SEPARATOR)[0] for m in members))
+        async with self.client.pipeline(transaction=False) as pipe:
+            for aor in aors:
+                pipe.hvals(self._hash(aor))
+            results = await pipe.execute()
+        return [binding_from_record(v) for values in results for v in values]
+
+    async def start(self) -> None:
+        try:
+            await self.client.ping()
+        except RedisError as exc:
+            # An OSError: the CLI reports it as an operator's problem ("cannot start: ..."), no traceback.
+            kwargs = self.client.connection_pool.connection_kwargs
+            where = kwargs.get("path") or f"{kwargs.get('host')}:{kwargs.get('port')}"
+            raise ConnectionError(f"sip.registrar bindings: Redis at {where} unreachable ({exc})") from exc
+
+    async def stop(self) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the Redis client when this store made it."""
+        if self._owns_client:
+            await self.client.aclose()
