@@ -145,6 +145,7 @@ class LogConfig:
 
 
 MEDIA_CODECS = ("PCMU", "PCMA")
+RINGBACK_TONE_NAMES = ("north_america", "uk", "europe")  # cti_server.media.tones.RINGBACK_TONES
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class MediaConfig:
     rtp_timeout: float = 60.0
     rtcp_interval: float = 5.0
     moh_file: str = ""
+    ringback_tone: str = "north_america"
     relay_thread: bool = True
     receive_buffer_ms: int = 100
 
@@ -185,11 +187,13 @@ class MediaConfig:
             raise ConfigError("rtp_timeout", "must be >= 0 (0 turns the timeout off)")
         if self.rtcp_interval < 0:
             raise ConfigError("rtcp_interval", "must be >= 0 (0 sends no RTCP reports)")
+        check_choice("ringback_tone", self.ringback_tone, RINGBACK_TONE_NAMES)
         if self.receive_buffer_ms < 0:
             raise ConfigError("receive_buffer_ms", "must be >= 0 (0 keeps the kernel's default buffer)")
 
 
 TRUNK_TRANSPORTS = ("udp", "tcp", "tls")
+WAITING_SOUNDS = ("music", "ringback")
 
 #: RFC 4028 section 4: Min-SE is never below 90 s. Tests lower this (monkeypatch) to run session timers
 #: in seconds; nothing else should.
@@ -247,7 +251,8 @@ class DidConfig:
     ``number`` is matched on its digits (a leading ``+`` and separators are ignored). ``users`` are SIP
     usernames rung in parallel (their registered contacts, RFC 3261 section 16.6 forking); ``queue`` names a
     routing queue instead (``calls.queue_calls``: the call becomes a voice work item with ``priority`` and
-    the minimum ``skills`` levels given here).
+    the minimum ``skills`` levels given here); ``waiting`` is what its callers hear while they wait:
+    ``music`` (``media.moh_file``) or ``ringback`` (``media.ringback_tone``).
     """
 
     number: str
@@ -256,6 +261,7 @@ class DidConfig:
     queue: str = ""
     priority: int = 0
     skills: dict[str, int] = field(default_factory=dict)
+    waiting: str = "music"
 
     def __post_init__(self) -> None:
         if not any(c.isdigit() for c in self.number):
@@ -268,6 +274,7 @@ class DidConfig:
             raise ConfigError("priority", f"DID {self.number!r}: expected 0 or more, got {self.priority}")
         if any(level < 0 for level in self.skills.values()):
             raise ConfigError("skills", f"DID {self.number!r}: skill levels are 0 or more")
+        check_choice("waiting", self.waiting, WAITING_SOUNDS)
 
 
 @dataclass(frozen=True)

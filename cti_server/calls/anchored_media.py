@@ -17,7 +17,7 @@ import structlog
 from cti_server.calls.media_session import Answer, Direction, MediaError
 from cti_server.config import MediaConfig
 from cti_server.media.endpoint import MediaSocketPoller, RtpEndpoint, receive_buffer_size
-from cti_server.media.moh import MusicOnHold
+from cti_server.media.moh import LoopedSound, MusicOnHold, ringback_from_config
 from cti_server.media.offer_answer import LocalSdp, MediaPolicy, NegotiatedMedia, OfferAnswerError
 from cti_server.media.ports import PortsExhausted, RtpPortAllocator
 from cti_server.media.relay import LegMedia, RtpRelay
@@ -49,6 +49,7 @@ class AnchoredMedia:
         self.allocator = RtpPortAllocator(config.rtp_port_min, config.rtp_port_max, start_at_random=True)
         self.legs: dict[str, _AnchoredLeg] = {}
         self._moh = moh
+        self._ringback: LoopedSound | None = None
         self.address = config.advertised_host or config.host
         self.policy = MediaPolicy.from_config(config)
 
@@ -142,14 +143,24 @@ class AnchoredMedia:
         a.relay, a.side, a.peer = relay, "a", b
         b.relay, b.side, b.peer = relay, "b", a
 
-    def hold(self, held_leg: str) -> None:
+    def hold(self, held_leg: str, sound: str = "music") -> None:
         leg = self._leg(held_leg)
         if leg.relay is None:
             return
+        codec = (leg.media or LegMedia()).codec
+        leg.relay.start_player(leg.side, self._sound(sound).frames(codec))
+
+    def _sound(self, name: str) -> LoopedSound:
+        """``music`` (media.moh_file) or ``ringback`` (media.ringback_tone), loaded on first use."""
+        if name == "ringback":
+            if self._ringback is None:
+                self._ringback = ringback_from_config(self.config)
+            return self._ringback
+        if name != "music":
+            raise MediaError(f"no such sound to play: {name!r}")
         if self._moh is None:
             self._moh = MusicOnHold.from_config(self.config)
-        codec = (leg.media or LegMedia()).codec
-        leg.relay.start_player(leg.side, self._moh.frames(codec))
+        return self._moh
 
     def resume(self, held_leg: str) -> None:
         leg = self._leg(held_leg)

@@ -68,8 +68,9 @@ class MediaAnchor(Protocol):
         and music on hold of either leg."""
         ...
 
-    def hold(self, held_leg: str) -> None:
-        """Stop relaying to ``held_leg`` and play music on hold to it."""
+    def hold(self, held_leg: str, sound: str = "music") -> None:
+        """Stop relaying to ``held_leg`` and play ``sound`` to it: ``music`` (on hold, media.moh_file)
+        or ``ringback`` (a queued caller's wait, media.ringback_tone)."""
         ...
 
     def resume(self, held_leg: str) -> None:

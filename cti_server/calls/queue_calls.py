@@ -185,7 +185,7 @@ class QueueCalls:
                 ok.headers.set("Require", "timer")
         a.incoming.respond(ok)
         b2bua._arm_session_timer(a)
-        await self._play_waiting_music(queued)
+        await self._play_waiting_music(queued, did.waiting if did is not None else "music")
         pop = await self.pops.wait_for_pop(call, self.pop_wait_s) if self.pops is not None else None
         record = pop.get("contact_id") if isinstance(pop, dict) else None
         try:
@@ -215,7 +215,7 @@ class QueueCalls:
             self._forget(queued)
             await self._finish_item(queued.item_id)
 
-    async def _play_waiting_music(self, queued: QueuedCall) -> None:
+    async def _play_waiting_music(self, queued: QueuedCall, sound: str) -> None:
         session = queued.session
         assert session.a is not None
         media = self.b2bua.media
@@ -224,7 +224,7 @@ class QueueCalls:
             await media.open_leg(waiting, session.call.call_id)
             queued.waiting_leg = waiting
             media.bridge(session.a.leg_id, waiting)
-            media.hold(session.a.leg_id)
+            media.hold(session.a.leg_id, sound)
         except (MediaError, RuntimeError, KeyError) as exc:
             # No port for the music: the caller waits in silence rather than not at all.
             log.warning("queue_music_unavailable", call=session.call.call_id, reason=str(exc))

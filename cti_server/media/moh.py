@@ -1,4 +1,5 @@
-"""Music on hold: a WAV file as looping G.711 frames, and a player that paces them every ptime.
+"""Music on hold: a WAV file (or a tone, ``ringback_from_config``) as looping G.711 frames, and a player
+that paces them every ptime.
 
 ``PacedPlayer`` schedules frame n at ``start + n * ptime`` on the event loop's monotonic clock with
 ``loop.call_at``, so late wake-ups do not add up to drift; after a long stall (the loop was blocked) it
@@ -15,6 +16,7 @@ import structlog
 
 from cti_server.config import MediaConfig
 from cti_server.media.g711 import CODECS
+from cti_server.media.tones import RINGBACK_TONES
 from cti_server.media.wav import pcm_to_frames, read_wav_pcm
 
 log = structlog.get_logger(__name__)
@@ -25,19 +27,13 @@ DEFAULT_MOH_FILE = Path(__file__).resolve().parent / "assets" / "moh.wav"
 _MAX_LATENESS_FRAMES = 5
 
 
-class MusicOnHold:
-    """The hold music of the server: the WAV decoded once, encoded per codec on first use."""
+class LoopedSound:
+    """A sound played in a loop: 8 kHz 16-bit PCM kept once, encoded per codec on first use."""
 
-    def __init__(self, path: Path | str = DEFAULT_MOH_FILE, ptime_ms: int = 20) -> None:
-        self.path = Path(path)
+    def __init__(self, pcm: bytes, ptime_ms: int = 20) -> None:
         self.ptime_ms = ptime_ms
-        self.pcm = read_wav_pcm(self.path)
+        self.pcm = pcm
         self._frames: dict[tuple[str, int], list[bytes]] = {}
-
-    @classmethod
-    def from_config(cls, config: MediaConfig) -> MusicOnHold:
-        """``media.moh_file`` ("" = the shipped melody) at ``media.ptime``."""
-        return cls(config.moh_file or DEFAULT_MOH_FILE, config.ptime)
 
     @property
     def duration(self) -> float:
@@ -51,6 +47,24 @@ class MusicOnHold:
         if key not in self._frames:
             self._frames[key] = pcm_to_frames(self.pcm, CODECS[codec], key[1])
         return self._frames[key]
+
+
+class MusicOnHold(LoopedSound):
+    """The hold music of the server: a WAV file, decoded once."""
+
+    def __init__(self, path: Path | str = DEFAULT_MOH_FILE, ptime_ms: int = 20) -> None:
+        self.path = Path(path)
+        super().__init__(read_wav_pcm(self.path), ptime_ms)
+
+    @classmethod
+    def from_config(cls, config: MediaConfig) -> MusicOnHold:
+        """``media.moh_file`` ("" = the shipped melody) at ``media.ptime``."""
+        return cls(config.moh_file or DEFAULT_MOH_FILE, config.ptime)
+
+
+def ringback_from_config(config: MediaConfig) -> LoopedSound:
+    """The ringback tone of ``media.ringback_tone`` at ``media.ptime``."""
+    return LoopedSound(RINGBACK_TONES[config.ringback_tone].pcm(), config.ptime)
 
 
 class PacedPlayer:

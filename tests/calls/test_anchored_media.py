@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import socket
 
@@ -11,7 +12,8 @@ import pytest
 from cti_server.calls.anchored_media import AnchoredMedia
 from cti_server.calls.media_session import Direction, MediaError
 from cti_server.config import MediaConfig
-from cti_server.media.g711 import alaw_decode_sample, ulaw_encode_sample
+from cti_server.media.g711 import ULAW_TO_LINEAR, alaw_decode_sample, ulaw_encode_sample
+from cti_server.media.inband_dtmf import goertzel_power
 from cti_server.media.rtp import RtpPacket
 from cti_server.sip.sdp import parse_sdp
 
@@ -121,3 +123,32 @@ async def test_relay_transcodes_between_bridged_legs(media: AnchoredMedia) -> No
     finally:
         trunk.close()
         phone.close()
+
+
+async def test_a_held_leg_hears_ringback_when_asked_for_it(media: AnchoredMedia) -> None:
+    """A queue DID with ``waiting = "ringback"``: the caller hears 440 + 480 Hz (media.ringback_tone
+    north_america), not the hold music; an unknown sound is refused."""
+    caller = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    caller.bind(("127.0.0.1", 0))
+    caller.setblocking(False)
+    try:
+        await media.open_leg("a", "call")
+        await media.open_leg("wait", "call")
+        media.answer("a", offer_sdp(caller.getsockname()[1], "0 101"))
+        media.bridge("a", "wait")
+        with pytest.raises(MediaError):
+            media.hold("a", "silence")
+        media.hold("a", "ringback")
+        loop = asyncio.get_running_loop()
+        samples: list[int] = []
+        while len(samples) < 800:  # 100 ms of the first, "on" part of the cadence
+            packet = RtpPacket.parse(await asyncio.wait_for(loop.sock_recv(caller, 2048), 5))
+            assert packet.payload_type == 0
+            samples.extend(ULAW_TO_LINEAR[code] for code in packet.payload)
+
+        def power(frequency: float) -> float:
+            return goertzel_power(samples[:800], 2 * math.cos(2 * math.pi * frequency / 8000))
+
+        assert min(power(440), power(480)) > 100 * max(power(350), power(620), power(1000))
+    finally:
+        caller.close()
