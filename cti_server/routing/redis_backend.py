@@ -38,7 +38,7 @@ from cti_server.routing.model import (
     Skill,
     WorkItem,
 )
-from cti_server.routing.resp import PipelinedConnection
+from cti_server.routing.resp import PipelinedConnection, StepBatcher, deliver
 
 _LUA = resources.files("cti_server.routing").joinpath("routing.lua").read_text(encoding="utf-8")
 _ITEM_LISTS = ("offers", "declined_by")
@@ -55,13 +55,15 @@ class RedisRoutingBackend:
         self.scan_depth = scan_depth
         self._owner = share_with is None
         self._fast: PipelinedConnection | None = None
+        self._steps: StepBatcher | None = None
         self._batch: _FcallBatcher | None = None
         if share_with is not None:
-            self._fast, self._batch = share_with._fast, share_with._batch
+            self._fast, self._steps, self._batch = share_with._fast, share_with._steps, share_with._batch
             return
         pool = client.connection_pool
         if pool.connection_class in (redis.Connection, redis.UnixDomainSocketConnection):
             self._fast = PipelinedConnection.from_kwargs(pool.connection_kwargs)
+            self._steps = StepBatcher(self._fast, "cti_routing")
         else:  # TLS and other transports: redis-py's own pipeline
             self._batch = _FcallBatcher(client)
 
@@ -91,8 +93,8 @@ class RedisRoutingBackend:
 
     async def _call(self, op: str, *args: Any) -> Any:
         try:
-            if self._fast is not None:
-                return await self._fast.call("FCALL", "cti_routing", 0, op, self.prefix, *args)
+            if self._steps is not None:
+                return await self._steps.call(op, self.prefix, *args)
             assert self._batch is not None
             return await self._batch.call(op, self.prefix, *args)
         except ResponseError as exc:
@@ -163,6 +165,8 @@ class RedisRoutingBackend:
     async def add_item(self, item: WorkItem, now: float) -> tuple[WorkItem, Offer | None]:
         body = item.to_dict()
         data = body.pop("data")
+        # Fields without a value stay out of the stored JSON (the Lua library leaves them out too).
+        body = {name: value for name, value in body.items() if value is not None}
         raw = await self._call("add_item", json.dumps(body), json.dumps(data), repr(now), self.scan_depth)
         result = json.loads(raw)
         offer = result.get("offer")
@@ -315,13 +319,7 @@ class _FcallBatcher:
                     if not isinstance(exc, Exception):
                         raise
                     continue
-                for (_args, future), reply in zip(batch, replies, strict=True):
-                    if future.done():
-                        continue
-                    if isinstance(reply, Exception):
-                        future.set_exception(reply)
-                    else:
-                        future.set_result(reply)
+                deliver([future for _args, future in batch], replies)
         finally:
             self._flusher = None
             if self._pending:  # left by a cancelled flush: start again for them

@@ -7,7 +7,10 @@
 -- a single Redis, not a cluster.
 
 local P = ''
-local NULL = nil  -- cjson.null, bound at call time (cjson is not loaded while the library loads)
+-- cjson.null, bound at call time (cjson is not loaded while the library loads). Fields without a
+-- value are left out of stored items (nil, not NULL: less JSON to encode and decode); items stored
+-- before, with nulls, read the same through isnull.
+local NULL = nil
 local SEQ_SCALE = 4294967296
 
 local function isnull(v) return v == nil or v == NULL end
@@ -27,7 +30,21 @@ local function jput(hash, id, obj)
   encoded[obj] = raw
   redis.call('HSET', P .. hash, id, raw)
 end
-local function J(obj) return encoded[obj] or cjson.encode(obj) end
+
+-- Agents changed in this step: stored once, when a reply needs their JSON or at the end of the step
+-- (a churn step frees an agent and offers them the next item: one encode instead of two).
+local dirty = {}
+local function store_agent(agent)
+  dirty[agent] = nil
+  jput('agent', agent.id, agent)
+end
+local function store_dirty()
+  for agent in pairs(dirty) do store_agent(agent) end
+end
+local function J(obj)
+  if dirty[obj] then store_agent(obj) end
+  return encoded[obj] or cjson.encode(obj)
+end
 
 -- Agents read in this call, by id (a step often frees an agent and then fills them).
 local agents = {}
@@ -76,6 +93,15 @@ local function cached(kind, id)
     cache[kind][id] = v
   end
   return v or nil
+end
+-- 'retention' and 'keep' are written by connect() before it writes a new 'cver'.
+local function setting(name, default)
+  local v = cache[name]
+  if v == nil then
+    v = tonumber(redis.call('GET', P .. name) or default)
+    cache[name] = v
+  end
+  return v
 end
 local function cfg_of(queue_id) return cached('cfg', cached('queue', queue_id).routing_config) end
 
@@ -203,21 +229,22 @@ end
 local function record(now, rec)
   rec.time = now
   redis.call('ZADD', P .. 'hist', fmt(now), cjson.encode(rec))
-  local retention = tonumber(redis.call('GET', P .. 'retention') or '86400')
+  local retention = setting('retention', 86400)
   redis.call('ZREMRANGEBYSCORE', P .. 'hist', '-inf', '(' .. fmt(now - retention))
 end
 
 local function save_item(item) jput('item', item.id, item) end
 local function save_agent(agent)
   agents[agent.id] = agent
-  jput('agent', agent.id, agent)
+  encoded[agent] = nil
+  dirty[agent] = true
 end
 
 local function finish(item)
   redis.call('HDEL', P .. 'item', item.id)
   jput('done', item.id, item)
   redis.call('ZADD', P .. 'done:order', fmt(item.closed_at), item.id)
-  local keep = tonumber(redis.call('GET', P .. 'keep') or '10000')
+  local keep = setting('keep', 10000)
   local extra = redis.call('ZCARD', P .. 'done:order') - keep
   if extra > 0 then
     local old = redis.call('ZRANGE', P .. 'done:order', 0, extra - 1)
@@ -244,7 +271,7 @@ local function do_offer(item, agent, now, from_queue)
   item.state = 'offered'
   item.agent = agent.id
   item.offer_no = item.offer_no + 1
-  table.insert(item.offers, {agent = agent.id, offered_at = now, outcome = '', reason = '', ended_at = NULL})
+  table.insert(item.offers, {agent = agent.id, offered_at = now, outcome = '', reason = ''})
   table.insert(agent.items, item.id)
   agent.used = agent.used + item.size
   agent.used_by_channel[item.channel] = (agent.used_by_channel[item.channel] or 0) + item.size
@@ -252,7 +279,7 @@ local function do_offer(item, agent, now, from_queue)
   save_agent(agent)
   redis.call('SADD', P .. 'o:' .. item.queue, item.id)
   local timeout = cfg_of(item.queue).push_timeout_s
-  local deadline = NULL
+  local deadline = nil
   if timeout > 0 then
     deadline = now + timeout
     add_timer(offer_timer(item), deadline)
@@ -269,7 +296,7 @@ local function end_offer(item, now, outcome, reason)
   rec.reason = reason
   rec.ended_at = now
   release(item, item.agent)
-  item.agent = NULL
+  item.agent = nil
 end
 
 local function requeue(item, now, outcome, reason)
@@ -288,7 +315,7 @@ end
 local function stop_hold(item, now)
   if not isnull(item.hold_since) then
     item.hold_s = item.hold_s + now - item.hold_since
-    item.hold_since = NULL
+    item.hold_since = nil
   end
 end
 
@@ -316,7 +343,8 @@ local function open_item(id)
   return nil, fail('NOTFOUND', 'no work item ' .. id)
 end
 
--- Members of a sorted set in order, fetched a page at a time (most scans stop at the first entry).
+-- Members of a sorted set in order, fetched a page at a time. Most scans stop at the first entry, so
+-- the first page is that entry alone (Redis formats every score it returns, ~1 us each).
 local PAGE = 16
 local function scan(key, depth, with_scores)
   local start, buffer, i = 0, {}, 0
@@ -325,7 +353,7 @@ local function scan(key, depth, with_scores)
     i = i + step
     if i > #buffer then
       if start >= depth then return nil end
-      local stop = math.min(start + PAGE, depth) - 1
+      local stop = math.min(start == 0 and 1 or start + PAGE, depth) - 1
       if with_scores then
         buffer = redis.call('ZRANGE', key, start, stop, 'WITHSCORES')
       else
@@ -480,6 +508,7 @@ local function item_offers_json(item, offers)
 end
 
 local function all_agents()
+  store_dirty()
   local out = {}
   for _, raw in ipairs(redis.call('HVALS', P .. 'agent')) do table.insert(out, cjson.decode(raw)) end
   return out
@@ -492,12 +521,8 @@ local function rebuild_queue(qid)
 end
 
 -- ------------------------------------------------------------------------------------------------
-local function dispatch(_keys, ARGV)
+local function step(ARGV)
   local op = ARGV[1]
-  P = ARGV[2]
-  NULL = cjson.null
-  encoded, agents = {}, {}
-  open_cache()
   if op == 'put_cfg' then
     local cfg = cjson.decode(ARGV[3])
     jput('cfg', cfg.id, cfg)
@@ -766,6 +791,47 @@ local function dispatch(_keys, ARGV)
     return cjson.encode(out)
   end
   return fail('INPUT', 'op unknown routing operation ' .. tostring(op))
+end
+
+-- One step: its reply, or nil and the error it raised.
+local function run_step(ARGV)
+  P = ARGV[2]
+  NULL = cjson.null
+  encoded, agents, dirty = {}, {}, {}
+  open_cache()
+  local reply = step(ARGV)
+  store_dirty()
+  return reply
+end
+local function guarded(ARGV)
+  local ok, reply = pcall(run_step, ARGV)
+  if ok then return reply end
+  return nil, reply
+end
+
+-- FCALL cti_routing 0 <op> <prefix> <args...>: one step.
+-- FCALL cti_routing 0 batch <n1> <op> <prefix> <args...> <n2> ...: several steps (n = the step's
+-- argument count), each atomic on its own, run in order; the reply is the array of their replies,
+-- an error reply in place of a step that failed.
+local function dispatch(_keys, ARGV)
+  if ARGV[1] ~= 'batch' then
+    local reply, err = guarded(ARGV)
+    if err ~= nil then error(err, 0) end
+    return reply
+  end
+  local replies, pos, last = {}, 2, #ARGV
+  while pos <= last do
+    local count = tonumber(ARGV[pos])
+    local args = {}
+    for i = 1, count do args[i] = ARGV[pos + i] end
+    pos = pos + count + 1
+    local reply, err = guarded(args)
+    if err ~= nil then
+      if type(err) == 'table' and err.err then reply = err else reply = redis.error_reply(tostring(err)) end
+    end
+    replies[#replies + 1] = reply
+  end
+  return replies
 end
 
 redis.register_function('cti_routing', dispatch)
