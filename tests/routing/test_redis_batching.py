@@ -53,14 +53,14 @@ async def test_steps_of_one_turn_share_one_fcall_and_each_caller_gets_its_own_re
         await backend.add_item(item, 2.0)
     sent = record_commands(backend)
 
-    results = await asyncio.gather(
+    results: list[Any] = await asyncio.gather(
         *(backend.set_agent_status(f"a{n}", "Available", 3.0) for n in range(3)),
         backend.accept("no-such-item", "a0", 3.0),
         return_exceptions=True)
 
     assert [args[:4] for args in sent] == [("FCALL", "cti_routing", 0, "batch")]
     offered = {}
-    for agent, offers in results[:3]:  # type: ignore[misc]
+    for agent, offers in results[:3]:
         assert agent.status == "Available" and len(offers) == 1 and offers[0].agent.id == agent.id
         offered[offers[0].item.id] = agent.id
     assert sorted(offered) == ["i0", "i1", "i2"] and len(set(offered.values())) == 3
@@ -81,8 +81,9 @@ async def test_a_step_that_fails_inside_a_batch_leaves_the_other_steps_whole(
         assert backend._steps is not None
         return await backend._steps.call("fire", backend.prefix, "5.0", "not-a-number")
 
-    broken, (agent, offers) = await asyncio.gather(
+    replies: list[Any] = await asyncio.gather(
         broken_step(), backend.set_agent_status("a0", "Available", 3.0), return_exceptions=True)
+    broken, (agent, offers) = replies
 
     assert len(sent) == 1 and sent[0][3] == "batch"
     assert isinstance(broken, ResponseError)
@@ -93,7 +94,9 @@ async def test_items_stored_with_null_fields_still_route(backend: RedisRoutingBa
     await backend.put_agent(Agent(id="a0", call_center="cc", queues=["q"]), 1.0)
     item, offer = await backend.add_item(WorkItem(id="i0", channel="chat", queue="q", call_center="cc"), 2.0)
     assert offer is None and item.accepted_at is None
-    stored = json.loads(await backend.client.hget(backend.prefix + "item", "i0"))
+    raw = await backend.client.hget(backend.prefix + "item", "i0")
+    assert isinstance(raw, str)
+    stored = json.loads(raw)
     assert "accepted_at" not in stored and "record" not in stored  # no value, no field
 
     # An item as an earlier version stored it: every field, null where unset.
