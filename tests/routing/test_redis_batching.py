@@ -81,7 +81,7 @@ async def test_a_step_that_fails_inside_a_batch_leaves_the_other_steps_whole(
         assert backend._steps is not None
         return await backend._steps.call("fire", backend.prefix, "5.0", "not-a-number")
 
-    replies: list[Any] = await asyncio.gather(
+    replies: Any = await asyncio.gather(
         broken_step(), backend.set_agent_status("a0", "Available", 3.0), return_exceptions=True)
     broken, (agent, offers) = replies
 
