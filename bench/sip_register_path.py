@@ -20,7 +20,7 @@ import re
 import sys
 import time
 
-from cti_server.config import config_from_mapping
+from cti_server.config import Config, config_from_mapping
 from cti_server.event_loop import tune_garbage_collector
 from cti_server.events import EventBus
 from cti_server.logs import configure_logging
@@ -73,14 +73,19 @@ async def timed(stack: SipComponent, flow: MemoryFlow, messages: list[bytes]) ->
     return best
 
 
-async def run(registrations: int, profile: bool, with_refresh: bool = True) -> None:
+def bench_config() -> Config:
+    """Realm ``cti`` with USERS accounts (MD5 HA1s) that ``register``/``authorization`` speak for."""
     users = [{"username": f"u{2000 + i}",
               "ha1_md5": hashlib.md5(f"u{2000 + i}:cti:pwu{2000 + i}".encode()).hexdigest()}
              for i in range(USERS)]
-    config = config_from_mapping({
+    return config_from_mapping({
         "sip": {"udp_port": 0, "tcp_port": 0, "realm": "cti", "users": users, "digest_algorithms": ["MD5"]},
         "log": {"level": "warning"},
     })
+
+
+async def run(registrations: int, profile: bool, with_refresh: bool = True) -> None:
+    config = bench_config()
     configure_logging(config.log, cache_loggers=True)  # as `cti-server run` does
     bus = EventBus()
     stack = SipComponent(config, bus)

@@ -291,6 +291,7 @@ class Registrar:
         for contact in wanted:
             if contact.expires == 0:
                 removed = await self.bindings.remove(aor, contact.key)
+                existing.pop(contact.key, None)
                 if removed is not None:
                     self._publish("registration.removed", removed, now)
                 continue
@@ -311,9 +312,12 @@ class Registrar:
                 path=path,
             )
             previous = await self.bindings.add(binding)
+            existing[contact.key] = binding
             fresh = previous is None or previous.expires_at <= now
             self._publish("registration.added" if fresh else "registration.refreshed", binding, now)
-        return [b for b in await self.bindings.lookup(aor) if b.expires_at > now]
+        # What the store now holds for this AOR, without reading it again (one round trip less on Redis):
+        # the lookup above plus these changes, as REGISTERs of one AOR are serialised (``_lock``).
+        return [b for b in existing.values() if b.expires_at > now]
 
     def _contact_request(self, contact: NameAddr, header_expires: int | None) -> ContactRequest:
         param = contact.params.get("expires")

@@ -121,3 +121,13 @@ async def test_racing_expiry_gives_each_binding_to_exactly_one_store(
     assert len(keys_a) + len(keys_b) == count
     assert set(keys_a) | set(keys_b) == {f"sip:{i}@h" for i in range(count)}
     assert [x.key for x in await b.all()] == ["sip:late@h"]
+
+
+@pytest.mark.redis
+async def test_scripts_are_loaded_again_after_redis_forgot_them(redis_bindings: RedisBindingsFactory) -> None:
+    store = await redis_bindings()
+    first = make_binding("sip:a@h")
+    await store.add(first)
+    await store.client.script_flush()  # as after a Redis restart: EVALSHA answers NOSCRIPT
+    assert await store.add(replace(first, cseq=2)) == first
+    assert await store.expire(1000.0) == [replace(first, cseq=2)]
