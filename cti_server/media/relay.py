@@ -125,6 +125,13 @@ class RelayDirection:
         if self.muted:
             return None
         stream = self.stream
+        if stream.passthrough == ssrc and table is None and out_type == payload_type:
+            # The usual case (same codec and payload type, first source): the datagram itself.
+            stream.last_seq = seq
+            stream.last_ts = ts
+            stream.last_time = stream.clock()
+            self.forwarded += 1
+            return data
         if stream.source != ssrc:
             stream.switch_source(ssrc, seq, ts, ssrc)
         out_seq = (seq + stream.seq_offset) & 0xFFFF

@@ -36,6 +36,10 @@ class OutgoingStream:
         self.last_time = 0.0
         self.marker_pending = False
         self.source_changes = 0
+        self.passthrough: int | None = None
+        """The SSRC whose packets go out unchanged (the first source, forwarded with its own SSRC, no
+        offsets and no marker to set); None once another source took over. The relay's hot path
+        checks this one attribute instead of the offsets, SSRC and marker."""
 
     def switch_source(self, source: object, first_seq: int, first_ts: int, ssrc: int | None) -> None:
         """``source`` now feeds the stream, starting with a packet of ``first_seq`` / ``first_ts``."""
@@ -43,7 +47,9 @@ class OutgoingStream:
             self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
             self.seq_offset = (0 if ssrc is not None else random.getrandbits(16))
             self.ts_offset = (0 if ssrc is not None else random.getrandbits(32))
+            self.passthrough = ssrc
         else:
+            self.passthrough = None
             elapsed = round((self.clock() - self.last_time) * self.clock_rate)
             self.seq_offset = (self.last_seq + 1 - first_seq) & 0xFFFF
             self.ts_offset = (self.last_ts + max(self.frame_samples, elapsed) - first_ts) & 0xFFFFFFFF

@@ -124,6 +124,25 @@ def test_new_far_end_ssrc_keeps_the_outgoing_stream_continuous() -> None:
     assert (following.sequence_number, following.timestamp, following.marker) == (1004, 5000 + 8480, False)
 
 
+def test_first_source_back_after_hold_music_is_renumbered_not_passed_through() -> None:
+    clock = FakeClock()
+    relay = direction(PCMU_TE, LegMedia("PCMU", 0), clock)
+    data = rtp(1000, 5000)
+    assert relay.process(data) is data  # the first source goes out as it came
+    stream = relay.stream
+    stream.switch_source("player", 0, 0, None)  # music on hold takes the stream over for two frames
+    stream.sent(1001, 5160)
+    stream.sent(1002, 5320)
+    clock.now += 0.04
+    back = relay.process(rtp(1001, 5160))  # the far end again, with its own numbering
+    assert back is not None
+    packet = RtpPacket.parse(back)
+    assert (packet.ssrc, packet.sequence_number, packet.marker) == (0x1111, 1003, True)
+    assert packet.timestamp == 5320 + 320
+    following = RtpPacket.parse(relay.process(rtp(1002, 5320)) or b"")
+    assert (following.sequence_number, following.timestamp, following.marker) == (1004, 5800, False)
+
+
 def test_muted_direction_still_detects_digits_but_forwards_nothing() -> None:
     digits: list[tuple[str, DtmfDigit]] = []
     relay = direction(PCMU_TE, PCMA_TE, digits=digits)
