@@ -159,7 +159,8 @@ class RedisRoutingBackend:
 
     async def set_agent_status(self, agent_id: str, status: str, now: float) -> tuple[Agent, list[Offer]]:
         result = json.loads(await self._call("set_status", agent_id, status, repr(now), self.scan_depth))
-        return _agent_from(result["agent"]), _offers(result)
+        agent = _agent_from(result["agent"])
+        return agent, _offers(result, agent)
 
     # --- items -----------------------------------------------------------------------------------
     async def add_item(self, item: WorkItem, now: float) -> tuple[WorkItem, Offer | None]:
@@ -196,7 +197,7 @@ class RedisRoutingBackend:
 
     async def offer_to_agent(self, agent_id: str, now: float) -> list[Offer]:
         raw = await self._call("offer_agent", agent_id, repr(now), self.scan_depth)
-        return [_offer(o) for o in json.loads(raw) or []]
+        return _offer_list(json.loads(raw) or [], {})
 
     async def offer_to(self, item_id: str, agent_id: str, now: float) -> Offer:
         return _offer(json.loads(await self._call("offer_to", item_id, agent_id, repr(now))))
@@ -367,8 +368,21 @@ def _queue_shape(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _offers(result: dict[str, Any]) -> list[Offer]:
-    return [_offer(o) for o in result.get("offers") or []]
+def _offers(result: dict[str, Any], agent: Agent | None = None) -> list[Offer]:
+    return _offer_list(result.get("offers") or [], {} if agent is None else {agent.id: agent})
+
+
+def _offer_list(offers: list[dict[str, Any]], agents: dict[str, Agent]) -> list[Offer]:
+    """Offers of one reply: an agent already given in it comes again as its id alone (routing.lua)."""
+    out = []
+    for data in offers:
+        raw = data["agent"]
+        if isinstance(raw, str):
+            agent = agents[raw]
+        else:
+            agent = agents[raw["id"]] = _agent_from(raw)
+        out.append(Offer(_item(data["item"]), agent, data.get("deadline")))
+    return out
 
 
 def _offer(data: dict[str, Any]) -> Offer:

@@ -492,15 +492,25 @@ local function fill_agent(agent_or_id, now, depth)
   return offers
 end
 
--- Replies, built from the stored JSON instead of encoding the same objects again.
-local function offer_json(offer)
+-- Replies, built from the stored JSON instead of encoding the same objects again. An agent already
+-- written out in the same reply (``sent``) is given by id alone ("agent":"<id>"): the client reuses
+-- the agent it has just read (a status change's reply carries the agent, then its offers).
+local function offer_json(offer, sent)
   local deadline = 'null'
   if not isnull(offer.deadline) then deadline = fmt(offer.deadline) end
-  return '{"item":' .. J(offer.item) .. ',"agent":' .. J(offer.agent) .. ',"deadline":' .. deadline .. '}'
+  local agent
+  if sent and sent[offer.agent] then
+    agent = cjson.encode(offer.agent.id)
+  else
+    agent = J(offer.agent)
+    if sent then sent[offer.agent] = true end
+  end
+  return '{"item":' .. J(offer.item) .. ',"agent":' .. agent .. ',"deadline":' .. deadline .. '}'
 end
-local function offers_json(offers)
+local function offers_json(offers, sent)
+  sent = sent or {}
   local parts = {}
-  for i, offer in ipairs(offers) do parts[i] = offer_json(offer) end
+  for i, offer in ipairs(offers) do parts[i] = offer_json(offer, sent) end
   return '[' .. table.concat(parts, ',') .. ']'
 end
 local function item_offers_json(item, offers)
@@ -628,7 +638,7 @@ local function step(ARGV)
       refresh(agent)
       save_agent(agent)
     end
-    return '{"agent":' .. J(agent) .. ',"offers":' .. offers_json(offers) .. '}'
+    return '{"agent":' .. J(agent) .. ',"offers":' .. offers_json(offers, {[agent] = true}) .. '}'
   elseif op == 'add_item' then
     local item = cjson.decode(ARGV[3])
     local now = tonumber(ARGV[5])

@@ -12,7 +12,15 @@ from typing import Any
 import pytest
 from redis.exceptions import ResponseError
 
-from cti_server.routing.model import Agent, ItemState, NotFound, Queue, RoutingConfig, WorkItem
+from cti_server.routing.model import (
+    Agent,
+    ItemState,
+    NotFound,
+    PresenceStatus,
+    Queue,
+    RoutingConfig,
+    WorkItem,
+)
 from cti_server.routing.redis_backend import RedisRoutingBackend
 from tests.routing.conftest import REDIS_URL
 
@@ -113,3 +121,21 @@ async def test_items_stored_with_null_fields_still_route(backend: RedisRoutingBa
     assert closed.state is ItemState.CLOSED and closed.hold_s == 1.0 and closed.ended_at == 7.0
     assert closed.offers[0].outcome == "accepted" and closed.offers[0].ended_at == 4.0
     assert (await backend.get_agent("a0")).used == 0
+
+
+async def test_offers_to_one_agent_in_one_reply_all_name_that_agent(backend: RedisRoutingBackend) -> None:
+    # The reply writes the agent out once and then refers to them by id (routing.lua, offers_json).
+    await backend.put_agent(Agent(id="a0", call_center="cc", queues=["q"], capacity=3), 1.0)
+    for n in range(5):
+        await backend.add_item(WorkItem(id=f"i{n}", channel="chat", queue="q", call_center="cc", created=n),
+                               2.0)
+    agent, offers = await backend.set_agent_status("a0", "Available", 3.0)
+    assert [o.item.id for o in offers] == ["i0", "i1", "i2"]
+    assert all(o.agent.id == "a0" and o.agent.used == 3 for o in offers) and agent.used == 3
+
+    await backend.put_agent(Agent(id="a1", call_center="cc", queues=["q"], capacity=2), 4.0)
+    await backend.set_agent_status("a1", "Break", 4.0)
+    await backend.put_status(PresenceStatus("Break", ["*"]))  # a1 may now take work, not offered yet
+    offers = await backend.offer_to_agent("a1", 5.0)
+    assert [(o.item.id, o.agent.id, o.agent.items) for o in offers] == [
+        ("i3", "a1", ["i3", "i4"]), ("i4", "a1", ["i3", "i4"])]
