@@ -12,7 +12,7 @@ from aiohttp import web
 from sqlalchemy import select
 
 from cti_server.api.auth import db_session, principal_of, requires
-from cti_server.sip.bindings import RegistrarBindings
+from cti_server.sip.bindings import BindingsUnavailable, RegistrarBindings
 from cti_server.store.tenancy import Membership, User
 
 BINDINGS_KEY = web.AppKey("sip_bindings", RegistrarBindings)
@@ -39,7 +39,7 @@ async def _visible_sip_users(request: web.Request) -> set[str] | None:
 async def list_registrations(request: web.Request) -> web.Response:
     """Every current binding, optionally only those of ``?aor=sip:1001@realm`` or ``?user=1001``.
 
-    503 when no registrar runs in this process.
+    503 when no registrar runs in this process or its bindings store (Redis) cannot be reached.
     """
     bindings = request.app.get(BINDINGS_KEY)
     if bindings is None:
@@ -47,7 +47,11 @@ async def list_registrations(request: web.Request) -> web.Response:
     now = time.time()
     aor = request.query.get("aor")
     user = request.query.get("user")
-    items = await bindings.lookup(aor) if aor else await bindings.all()
+    try:
+        items = await bindings.lookup(aor) if aor else await bindings.all()
+    except BindingsUnavailable as exc:
+        unreachable = f"the registrar's bindings store is unreachable: {exc}"
+        raise web.HTTPServiceUnavailable(text=unreachable) from exc
     if user:
         items = [b for b in items if b.aor.startswith(f"sip:{user}@")]
     visible = await _visible_sip_users(request)

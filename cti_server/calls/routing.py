@@ -22,7 +22,7 @@ from cti_server.calls.did_plan import DidPlan
 from cti_server.calls.model import Direction
 from cti_server.calls.trunks import TrunkDirectory, trunk_destination
 from cti_server.config import Config, TrunkConfig
-from cti_server.sip.bindings import Binding, RegistrarBindings
+from cti_server.sip.bindings import Binding, BindingsUnavailable, RegistrarBindings
 from cti_server.sip.digest import AuthOutcome, DigestAuthenticator
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.message import SipRequest
@@ -162,13 +162,19 @@ class CallRouter:
 
     async def user_targets(self, users: list[str] | tuple[str, ...]) -> list[Target]:
         """The registered contacts of ``users`` (RFC 3261 section 10.3 bindings), reached where they
-        registered from."""
+        registered from. A store that cannot be reached (Redis down) counts as no phone registered: the
+        call gets 480, a queued call goes to the next agent."""
         now = self.clock()
         realm = self.config.sip.realm
         targets: list[Target] = []
         for user in users:
             aor = aor_for(user, realm)
-            for binding in await self.bindings.lookup(aor):
+            try:
+                bindings = await self.bindings.lookup(aor)
+            except BindingsUnavailable as exc:
+                log.warning("bindings_unavailable", aor=aor, reason=str(exc))
+                continue
+            for binding in bindings:
                 if binding.expires_at <= now:
                     continue
                 try:

@@ -50,6 +50,11 @@ class Binding:
         return data
 
 
+class BindingsUnavailable(Exception):
+    """The bindings store cannot be reached now (Redis down or restarting): a REGISTER gets 503 with
+    Retry-After (RFC 3261 section 21.5.4) instead of a 500, and the phone tries again later."""
+
+
 class RegistrarBindings(Protocol):
     """Storage of registrar bindings: add/refresh, remove, remove_all, lookup, expire."""
 

@@ -16,15 +16,19 @@ its REGISTERs one at a time to one server, so two processes updating one AOR at 
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from typing import Any, cast
 
 import redis.asyncio as redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cti_server.routing.resp import PipelinedConnection
-from cti_server.sip.bindings import Binding
+from cti_server.sip.bindings import Binding, BindingsUnavailable
 
 _SEPARATOR = "\n"
 EXPIRE_BATCH = 500
@@ -101,6 +105,15 @@ def binding_from_record(record: str) -> Binding:
     return Binding(source=(str(host), int(port)), path=tuple(path), **data)
 
 
+@contextlib.contextmanager
+def _reachable() -> Iterator[None]:
+    """Redis unreachable (refused, lost, timed out, loading) -> BindingsUnavailable: the registrar's 503."""
+    try:
+        yield
+    except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        raise BindingsUnavailable(f"Redis: {exc}") from exc
+
+
 class RedisBindings:
     """``RegistrarBindings`` in Redis under ``prefix``; build it with :meth:`from_url`.
 
@@ -133,16 +146,17 @@ class RedisBindings:
         return f"{self.prefix}aor:{aor}"
 
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
-        if self._fast is None:
-            return await script(keys=keys, args=args)
-        try:
+        with _reachable():
+            if self._fast is None:
+                return await script(keys=keys, args=args)
+            try:
+                return await self._fast.call("EVALSHA", script.sha, len(keys), *keys, *args)
+            except ResponseError as exc:
+                if not str(exc).startswith("NOSCRIPT"):
+                    raise
+            # Redis restarted or its script cache was flushed: load the script again, once.
+            await self.client.script_load(script.script)
             return await self._fast.call("EVALSHA", script.sha, len(keys), *keys, *args)
-        except ResponseError as exc:
-            if not str(exc).startswith("NOSCRIPT"):
-                raise
-        # Redis restarted or its script cache was flushed: load the script again, once.
-        await self.client.script_load(script.script)
-        return await self._fast.call("EVALSHA", script.sha, len(keys), *keys, *args)
 
     async def add(self, binding: Binding) -> Binding | None:
         member = f"{binding.aor}{_SEPARATOR}{binding.key}"
@@ -160,10 +174,11 @@ class RedisBindings:
         return [binding_from_record(v) for v in values]
 
     async def lookup(self, aor: str) -> list[Binding]:
-        if self._fast is not None:
-            values: list[str] = await self._fast.call("HVALS", self._hash(aor))
-        else:
-            values = cast(list[str], await self.client.hvals(self._hash(aor)))  # decode_responses: str
+        with _reachable():
+            if self._fast is not None:
+                values: list[str] = await self._fast.call("HVALS", self._hash(aor))
+            else:
+                values = cast(list[str], await self.client.hvals(self._hash(aor)))  # decode_responses: str
         return [binding_from_record(v) for v in values]
 
     async def expire(self, now: float) -> list[Binding]:
@@ -176,12 +191,13 @@ class RedisBindings:
                 return expired
 
     async def all(self) -> list[Binding]:
-        members = cast(list[str], await self.client.zrange(self._expiry, 0, -1))
-        aors = list(dict.fromkeys(m.partition(_SEPARATOR)[0] for m in members))
-        async with self.client.pipeline(transaction=False) as pipe:
-            for aor in aors:
-                pipe.hvals(self._hash(aor))
-            results = await pipe.execute()
+        with _reachable():
+            members = cast(list[str], await self.client.zrange(self._expiry, 0, -1))
+            aors = list(dict.fromkeys(m.partition(_SEPARATOR)[0] for m in members))
+            async with self.client.pipeline(transaction=False) as pipe:
+                for aor in aors:
+                    pipe.hvals(self._hash(aor))
+                results = await pipe.execute()
         return [binding_from_record(v) for values in results for v in values]
 
     async def start(self) -> None:

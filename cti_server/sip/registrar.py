@@ -39,7 +39,7 @@ import structlog
 from cti_server.config import SipConfig
 from cti_server.events import Event, EventBus
 from cti_server.sip.address import NameAddr, parse_name_addr
-from cti_server.sip.bindings import Binding, InMemoryBindings, RegistrarBindings
+from cti_server.sip.bindings import Binding, BindingsUnavailable, InMemoryBindings, RegistrarBindings
 from cti_server.sip.digest import (
     AuthOutcome,
     DigestAuthenticator,
@@ -58,6 +58,8 @@ SUPPORTED_EXTENSIONS: frozenset[str] = frozenset({"path", "outbound"})
 outbound (RFC 5626), the ones the stack's OPTIONS answer lists as Supported."""
 
 _DEFAULT_PORTS = {"sip": 5060, "sips": 5061}
+STORE_RETRY_AFTER = 5
+"""Seconds a phone is asked to wait (Retry-After of the 503) while the bindings store is unreachable."""
 
 
 class RegisterRejected(Exception):
@@ -190,6 +192,9 @@ class Registrar:
         except SipParseError as exc:
             log.info("register_bad_request", call_id=call_id, reason=exc.reason)
             return self._reply(request, 400, exc.reason)
+        except BindingsUnavailable as exc:
+            log.warning("register_store_unavailable", call_id=call_id, reason=str(exc))
+            return self._reply(request, 503, "Service Unavailable", [("Retry-After", str(STORE_RETRY_AFTER))])
 
     async def _register(
         self, request: SipRequest, source: tuple[str, int], transport: str, now: float

@@ -8,17 +8,21 @@ from cti_server.calls.failures import best_failure, end_reason_for
 from cti_server.calls.model import Direction, EndReason
 from cti_server.calls.routing import CallRoute, CallRouter, Forking, Rejection, contact_destination
 from cti_server.calls.trunk_auth import authorization_for
-from cti_server.sip.bindings import Binding, InMemoryBindings
+from cti_server.sip.bindings import Binding, InMemoryBindings, RegistrarBindings
 from cti_server.sip.digest import DigestAuthenticator, users_from_config
 from cti_server.sip.headers import Headers
 from cti_server.sip.message import SipRequest
+from cti_server.sip.redis_bindings import RedisBindings
 from cti_server.sip.uri import parse_uri
 from tests.conftest import make_config
+from tests.sip.conftest import bindings, redis_bindings
+
+__all__ = ["bindings", "redis_bindings"]  # fixtures: the tests of ringing run on both stores
 
 NOW = 1000.0
 
 
-def router(bindings: InMemoryBindings, **calls: Any) -> CallRouter:
+def router(bindings: RegistrarBindings, **calls: Any) -> CallRouter:
     calls.setdefault("trunks", [
         {"name": "carrier", "host": "192.0.2.10", "allowed_sources": ["192.0.2.0/28"], "priority": 1},
         {"name": "backup", "host": "198.51.100.7", "port": 5080, "transport": "tcp", "priority": 2},
@@ -42,14 +46,13 @@ def invite(to: str, from_user: str = "+15557770000", *extra: tuple[str, str]) ->
     return SipRequest("INVITE", parse_uri(f"sip:{to}@cti.local"), headers)
 
 
-async def register(bindings: InMemoryBindings, user: str, contact: str, source: tuple[str, int],
+async def register(bindings: RegistrarBindings, user: str, contact: str, source: tuple[str, int],
                    expires_at: float = NOW + 300) -> None:
     await bindings.add(Binding(aor=f"sip:{user}@cti.local", key=contact, contact=contact,
                                expires_at=expires_at, call_id="r", cseq=1, source=source, transport="udp"))
 
 
-async def test_trunk_call_to_did_rings_every_registered_phone() -> None:
-    bindings = InMemoryBindings()
+async def test_trunk_call_to_did_rings_every_registered_phone(bindings: RegistrarBindings) -> None:
     await register(bindings, "1001", "sip:1001@10.0.0.5:5062", ("203.0.113.9", 40000))  # behind NAT
     await register(bindings, "1002", "sip:1002@192.0.2.50:5060", ("192.0.2.50", 5060))
     await register(bindings, "1002", "sip:1002@192.0.2.51", ("192.0.2.51", 5070), expires_at=NOW - 1)
@@ -100,8 +103,7 @@ async def test_strangers_get_403_users_get_a_407_challenge_then_route_out() -> N
     assert refused == Rejection(403, "Forbidden")
 
 
-async def test_user_calls_another_user_internally() -> None:
-    bindings = InMemoryBindings()
+async def test_user_calls_another_user_internally(bindings: RegistrarBindings) -> None:
     await register(bindings, "1002", "sip:1002@192.0.2.50", ("192.0.2.50", 5060))
     calls = router(bindings)
     challenge = await calls.route(invite("1002", "1001"), ("192.0.2.99", 5060))
@@ -111,6 +113,15 @@ async def test_user_calls_another_user_internally() -> None:
     route = await calls.route(invite("1002", "1001", ("Proxy-Authorization", answer)), ("192.0.2.99", 5060))
     assert isinstance(route, CallRoute) and route.direction is Direction.INTERNAL
     assert [t.label for t in route.targets] == ["1002"]
+
+
+async def test_unreachable_bindings_store_counts_as_nobody_registered() -> None:
+    store = RedisBindings.from_url("redis://127.0.0.1:1/0", "test:unreachable:")  # nothing listens on 1
+    try:
+        refused = await router(store).route(invite("+15550100"), ("192.0.2.3", 5060))
+    finally:
+        await store.stop()
+    assert refused == Rejection(480, "Temporarily Unavailable")
 
 
 def test_contact_destination_follows_nat() -> None:

@@ -11,7 +11,7 @@ from cti_server.api import create_app
 from cti_server.api.registrations import BINDINGS_KEY
 from cti_server.config import Config, SipConfig, SipUserConfig
 from cti_server.events import Event, EventBus
-from cti_server.sip.bindings import InMemoryBindings, RegistrarBindings
+from cti_server.sip.bindings import BindingsUnavailable, InMemoryBindings, RegistrarBindings
 from cti_server.sip.digest import (
     DigestAuthenticator,
     compute_ha1,
@@ -20,7 +20,8 @@ from cti_server.sip.digest import (
     users_from_config,
 )
 from cti_server.sip.message import SipRequest, SipResponse, make_request, new_branch
-from cti_server.sip.registrar import Registrar, RegistrarComponent, contact_key
+from cti_server.sip.redis_bindings import RedisBindings
+from cti_server.sip.registrar import STORE_RETRY_AFTER, Registrar, RegistrarComponent, contact_key
 from cti_server.sip.uri import parse_uri
 from cti_server.store import Store
 from cti_server.store.passwords import PasswordHashing
@@ -314,6 +315,24 @@ async def test_two_registrars_on_one_redis_announce_each_expiry_once(
     await asyncio.gather(*(r.sweep(NOW + 61) for r in (a, b, a, b)))
     assert sorted(e.data["aor"] for e in seen) == ["sip:1001@cti.local", "sip:1002@cti.local"]
     assert await b.bindings.all() == []
+
+
+async def test_unreachable_store_is_503_with_retry_after_for_phones_and_the_api(
+    aiohttp_client: Any, sqlite_store: Store,
+) -> None:
+    store = RedisBindings.from_url("redis://127.0.0.1:1/0", "test:unreachable:")  # nothing listens on 1
+    registrar = make_registrar(bindings=store)
+    try:
+        response = await register(registrar, Phone(), expires=300)
+        assert (response.status, response.headers.get("Retry-After")) == (503, str(STORE_RETRY_AFTER))
+        with pytest.raises(BindingsUnavailable):
+            await registrar.sweep(NOW)
+        client, tenants = await api_client_with_bindings(aiohttp_client, sqlite_store, store)
+        listing = await client.get("/api/v1/sip/registrations", headers=tenants.headers("admin"))
+        assert listing.status == 503
+        assert "unreachable" in await listing.text()
+    finally:
+        await store.stop()
 
 
 # --- several contacts, refresh, removal ----------------------------------------------------------
