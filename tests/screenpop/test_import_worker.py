@@ -106,15 +106,15 @@ async def test_a_format_error_keeps_the_batches_read_before_it(store: Store) -> 
     assert len(await stored(store, center)) == 20  # the third batch was being read: not written
 
 
-async def test_foreign_keys_are_checked_once_per_batch_on_postgresql(store: Store) -> None:
+async def test_foreign_keys_are_checked_once_per_batch(store: Store) -> None:
     center = await make_call_center(store)
     importer = ContactImporter(store, center.id, "US", batch_size=4)
     report = await importer.run(read_records(mixed_csv(12).encode(), "text/csv"))
     assert report.imported == 10 and report.accounts_created == 2
-    # the test databases' role is a superuser: it may set session_replication_role
+    # the test databases' role is a superuser: it may set session_replication_role; SQLite turns its
+    # foreign keys off per batch and back on after it
     assert importer._checks_keys_per_batch is (store.url.get_backend_name() == "postgresql")
-    if not importer._checks_keys_per_batch:
-        return
+    await assert_sqlite_settings_restored(store)
     async with store.engine.begin() as connection:
         await importer._lock_referenced(connection, set(), [])  # the call center is there
         with pytest.raises(ImportConflict, match="account gone"):
@@ -127,6 +127,18 @@ async def test_foreign_keys_are_checked_once_per_batch_on_postgresql(store: Stor
     orphan = ContactImporter(store, gone.id, "US", batch_size=4)
     with pytest.raises(ImportConflict, match="call center"):
         await orphan.run(read_records(mixed_csv(3).encode(), "text/csv"))
+    await assert_sqlite_settings_restored(store)
+    assert await stored(store, gone) == set()
+
+
+async def assert_sqlite_settings_restored(store: Store) -> None:
+    """Every pooled SQLite connection has its foreign keys on and the default checkpoint interval."""
+    if store.url.get_backend_name() != "sqlite":
+        return
+    async with store.engine.connect() as first, store.engine.connect() as second:
+        for connection in (first, second):
+            assert (await connection.exec_driver_sql("PRAGMA foreign_keys")).scalar_one() == 1
+            assert (await connection.exec_driver_sql("PRAGMA wal_autocheckpoint")).scalar_one() == 1000
 
 
 @pytest.mark.parametrize(
