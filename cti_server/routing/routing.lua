@@ -256,14 +256,17 @@ local function finish(item)
   end
 end
 
-local function release(item, agent_id)
+-- Free the agent's capacity; returns the agent. With ``refill`` the caller offers them work next in
+-- the same step and re-ranks them then (see refill), once instead of twice.
+local function release(item, agent_id, refill)
   local agent = load_agent(agent_id)
-  if not agent or not remove_value(agent.items, item.id) then return end
+  if not agent or not remove_value(agent.items, item.id) then return nil end
   agent.used = agent.used - item.size
   local left = (agent.used_by_channel[item.channel] or 0) - item.size
   if left > 0 then agent.used_by_channel[item.channel] = left else agent.used_by_channel[item.channel] = nil end
-  refresh(agent)
+  if not refill then refresh(agent) end
   save_agent(agent)
+  return agent
 end
 
 local function do_offer(item, agent, now, from_queue)
@@ -319,20 +322,20 @@ local function stop_hold(item, now)
   end
 end
 
-local function close_item(item, now, reason)
+local function close_item(item, now, reason, refill)
   cancel_timer('w|' .. item.id)
   stop_hold(item, now)
   if isnull(item.ended_at) then item.ended_at = now end
   item.state = 'closed'
   item.closed_at = now
   item.close_reason = reason
-  release(item, item.agent)
+  local freed = release(item, item.agent, refill)
   finish(item)
   record(now, {kind = 'handled', item = item.id, queue = item.queue, channel = item.channel,
                call_center = item.call_center, agent = item.agent,
                talk_s = item.ended_at - item.accepted_at - item.hold_s, hold_s = item.hold_s,
                acw_s = now - item.ended_at})
-  return item
+  return freed
 end
 
 local function open_item(id)
@@ -489,6 +492,14 @@ local function fill_agent(agent_or_id, now, depth)
     if not item then break end
     table.insert(offers, do_offer(item, agent, now, true))
   end
+  return offers
+end
+
+-- Offer an agent that release(..., true) freed what fits them now; every offer re-ranks them, and
+-- without one they are re-ranked here (what release would have done).
+local function refill(freed, agent_id, now, depth)
+  local offers = fill_agent(freed or agent_id, now, depth)
+  if freed and #offers == 0 then refresh(freed) end
   return offers
 end
 
@@ -742,8 +753,8 @@ local function step(ARGV)
       save_item(item)
       return item_offers_json(item, {})
     end
-    close_item(item, now, 'completed')
-    return item_offers_json(item, fill_agent(item.agent, now, tonumber(ARGV[5])))
+    local freed = close_item(item, now, 'completed', true)
+    return item_offers_json(item, refill(freed, item.agent, now, tonumber(ARGV[5])))
   elseif op == 'close' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
@@ -751,8 +762,8 @@ local function step(ARGV)
       return fail('CONFLICT', 'work item ' .. item.id .. ' is ' .. item.state .. '; withdraw it instead')
     end
     local now = tonumber(ARGV[4])
-    close_item(item, now, ARGV[5])
-    return item_offers_json(item, fill_agent(item.agent, now, tonumber(ARGV[6])))
+    local freed = close_item(item, now, ARGV[5], true)
+    return item_offers_json(item, refill(freed, item.agent, now, tonumber(ARGV[6])))
   elseif op == 'withdraw' then
     local item, err = open_item(ARGV[3])
     if not item then return err end
