@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Table, insert
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 SQLITE_IMPORT_CACHE_KIB = 65536
 """Page cache of a connection that bulk-loads SQLite: random-key index inserts need it (64 MiB)."""
@@ -73,13 +73,13 @@ async def bulk_insert_tuples(
     await insert_driver_rows(connection, table, columns, records)
 
 
-def driver_is_fast(connection: AsyncConnection) -> bool:
+def driver_is_fast(connection: AsyncConnection | AsyncEngine) -> bool:
     """True where rows go straight to the driver (asyncpg, aiosqlite) in the driver's value forms."""
     dialect = connection.dialect
     return (dialect.name, dialect.driver) in (("postgresql", "asyncpg"), ("sqlite", "aiosqlite"))
 
 
-def to_driver(connection: AsyncConnection, table: Table, column: str, value: Any) -> Any:
+def to_driver(connection: AsyncConnection | AsyncEngine, table: Table, column: str, value: Any) -> Any:
     """``value`` of ``table.column`` as ``insert_driver_rows`` wants it (the dialect's bind conversion
     on a fast driver, e.g. a timestamp as text on SQLite or a dict as JSON text; as given elsewhere)."""
     if value is None or not driver_is_fast(connection):

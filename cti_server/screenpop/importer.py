@@ -33,11 +33,11 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import structlog
 from sqlalchemy import Table, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from cti_server.screenpop.bulk import insert_driver_rows, prepare_for_bulk, to_driver
 from cti_server.screenpop.import_rows import (
@@ -188,6 +188,15 @@ def _usable_cpus() -> int:
     return os.cpu_count() or 1
 
 
+class ReadyBatch(NamedTuple):
+    """A batch's rows in the driver's forms, ready to insert, and the existing accounts they use."""
+
+    contacts: list[tuple[Any, ...]]
+    phones: list[PhoneTuple]
+    new_accounts: list[tuple[Any, ...]]
+    used_accounts: set[str]
+
+
 class ImportConflict(RuntimeError):
     """A row a batch refers to (its call center, an account) was deleted while the import ran."""
 
@@ -231,15 +240,45 @@ class ContactImporter:
         report = ImportReport()
         started = time.perf_counter()
         seen_external: set[str] = set()
-        async with aclosing(self._checked(records)) as batches:
-            async for received, checked in batches:
-                report.received += received
-                for errors in checked.rejected:
-                    self._reject(report, errors)
-                if checked.contacts:
-                    await self._insert(checked, seen_external, report)
-                if self.progress is not None:
-                    self.progress(report.received, report.rejected)
+        # On PostgreSQL, once the call center's external ids and accounts are known, batch N+1 is made
+        # ready (its duplicates rejected, its rows built) while batch N is being written in a task:
+        # this process's work overlaps the server's COPY. Batches are still written one after the
+        # other, in file order; progress is reported when a batch is written.
+        writing: asyncio.Task[None] | None = None
+        unreported: list[tuple[int, int]] = []
+        try:
+            async with aclosing(self._checked(records)) as batches:
+                async for received, checked in batches:
+                    report.received += received
+                    for errors in checked.rejected:
+                        self._reject(report, errors)
+                    if checked.contacts and self._writes_behind():
+                        ready = await self._prepare(self.store.engine, checked, seen_external, report)
+                        task, writing = writing, None
+                        if task is not None:
+                            await task
+                        self._report_progress(unreported)
+                        writing = asyncio.create_task(self._insert_ready(ready, report))
+                    elif checked.contacts:
+                        task, writing = writing, None
+                        if task is not None:
+                            await task
+                        await self._insert(checked, seen_external, report)
+                    unreported.append((report.received, report.rejected))
+                    if writing is None:
+                        self._report_progress(unreported)
+            task, writing = writing, None
+            if task is not None:
+                await task
+            self._report_progress(unreported)
+        except asyncio.CancelledError:
+            if writing is not None:
+                writing.cancel()
+            raise
+        except Exception:
+            if writing is not None:
+                await writing  # the batch before a format error is written, as without the task
+            raise
         report.elapsed_s = time.perf_counter() - started
         log.info(
             "contacts_imported",
@@ -389,48 +428,85 @@ class ContactImporter:
             self._account_names = {}
         return self._accounts
 
+    def _writes_behind(self) -> bool:
+        """True when a batch can be made ready without the store: PostgreSQL (asyncpg) with the call
+        center's external ids and accounts already read."""
+        dialect = self.store.engine.dialect
+        return (
+            (dialect.name, dialect.driver) == ("postgresql", "asyncpg")
+            and self._known_external_ids is not None
+            and self._accounts is not None
+        )
+
+    def _report_progress(self, unreported: list[tuple[int, int]]) -> None:
+        if self.progress is not None:
+            for done, rejected in unreported:
+                self.progress(done, rejected)
+        unreported.clear()
+
     async def _insert(self, checked: CheckedChunk, seen: set[str], report: ImportReport) -> None:
+        """Make a batch ready and write it, in one transaction (ids and accounts read in it)."""
         try:
             async with self.store.engine.connect() as connection:
                 sqlite_keys_off = await _sqlite_keys_off(connection)
                 try:
                     async with connection.begin():
-                        contacts, phones, new_accounts = await self._write(
-                            connection, checked, seen, report, sqlite_keys_off
-                        )
+                        await prepare_for_bulk(connection)
+                        wanted = [row[1] for row in checked.contacts if row[1] is not None]
+                        existing = await self._existing_external_ids(connection, wanted)
+                        await self._account_ids(connection)
+                        ready = await self._prepare(connection, checked, seen, report, existing)
+                        await self._write(connection, ready, sqlite_keys_off)
                 finally:
                     if sqlite_keys_off:
                         await _sqlite_keys_on(connection)
         except Exception:
             self._accounts = None  # the accounts of this batch were not written after all
             raise
-        report.imported += len(contacts)
-        report.phones += len(phones)
-        report.accounts_created += len(new_accounts)
+        self._count(ready, report)
 
-    async def _write(
+    async def _insert_ready(self, ready: ReadyBatch, report: ImportReport) -> None:
+        """Write a batch ``_prepare`` made ready outside a transaction (PostgreSQL, ``_writes_behind``)."""
+        try:
+            async with self.store.engine.begin() as connection:
+                await self._write(connection, ready, False)
+        except Exception:
+            self._accounts = None
+            raise
+        self._count(ready, report)
+
+    @staticmethod
+    def _count(ready: ReadyBatch, report: ImportReport) -> None:
+        report.imported += len(ready.contacts)
+        report.phones += len(ready.phones)
+        report.accounts_created += len(ready.new_accounts)
+
+    async def _prepare(
         self,
-        connection: AsyncConnection,
+        bind: AsyncConnection | AsyncEngine,
         checked: CheckedChunk,
         seen: set[str],
         report: ImportReport,
-        sqlite_keys_off: bool,
-    ) -> tuple[list[tuple[Any, ...]], list[PhoneTuple], list[tuple[Any, ...]]]:
-        """Insert a batch in ``connection``'s transaction: (contacts, numbers, new accounts) written."""
+        existing: set[str] | None = None,
+    ) -> ReadyBatch:
+        """A batch's rows for the store: repeated external ids rejected, accounts found or made.
+
+        ``existing``: the external ids the call center already uses (those read once per import when
+        not given). Yields to the event loop every YIELD_EVERY records.
+        """
         cc = self.call_center_id
-        await prepare_for_bulk(connection)
-        wanted = [row[1] for row in checked.contacts if row[1] is not None]
-        existing = await self._existing_external_ids(connection, wanted)
-        accounts = await self._account_ids(connection)
+        if existing is None:
+            existing = self._known_external_ids or set()
+        accounts = self._accounts
+        assert accounts is not None  # read by _account_ids before
         used_accounts: set[str] = set()
         by_name = self._account_names  # exact name -> id, before case folding
-        now_python = datetime.now(UTC)
-        now = to_driver(connection, CONTACTS, "created_at", now_python)
-        no_attributes = to_driver(connection, CONTACTS, "attributes", {})
+        now = to_driver(bind, CONTACTS, "created_at", datetime.now(UTC))
+        no_attributes = to_driver(bind, CONTACTS, "attributes", {})
         new_accounts: list[tuple[Any, ...]] = []
         contacts: list[tuple[Any, ...]] = []
         dropped: set[str] = set()
-        for (
+        for done, (
             line,
             external_id,
             account,
@@ -440,7 +516,9 @@ class ContactImporter:
             email,
             title,
             attributes,
-        ) in checked.contacts:
+        ) in enumerate(checked.contacts, start=1):
+            if done % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
             if external_id is not None:
                 if external_id in existing or external_id in seen:
                     self._reject(report, [RowError(line, "external_id", f"{external_id!r} already exists")])
@@ -472,7 +550,7 @@ class ContactImporter:
                     title,
                     no_attributes
                     if attributes is None
-                    else to_driver(connection, CONTACTS, "attributes", attributes),
+                    else to_driver(bind, CONTACTS, "attributes", attributes),
                     now,
                     now,
                 )
@@ -480,6 +558,11 @@ class ContactImporter:
         phones = checked.phones
         if dropped:
             phones = [phone for phone in phones if phone[1] not in dropped]
+        return ReadyBatch(contacts, phones, new_accounts, used_accounts)
+
+    async def _write(self, connection: AsyncConnection, ready: ReadyBatch, sqlite_keys_off: bool) -> None:
+        """Insert a ready batch in ``connection``'s transaction."""
+        contacts, phones, new_accounts, used_accounts = ready
         if await self._checks_keys_per_batch_on(connection):
             await self._lock_referenced(connection, used_accounts, new_accounts)
         await insert_driver_rows(connection, ACCOUNTS, ACCOUNT_COLUMNS, new_accounts)
@@ -489,7 +572,6 @@ class ContactImporter:
             # After the inserts: the transaction holds SQLite's one write lock, so nothing it
             # checked can be deleted before it commits.
             await self._lock_referenced(connection, used_accounts, new_accounts)
-        return contacts, phones, new_accounts
 
     async def _checks_keys_per_batch_on(self, connection: AsyncConnection) -> bool:
         """On PostgreSQL, when the role may: the foreign keys of a batch are checked once per batch.

@@ -58,14 +58,28 @@ async def stored(store: Store, center: CallCenter) -> set[tuple[Any, ...]]:
 async def test_worker_and_in_process_checks_import_the_same(store: Store) -> None:
     body = mixed_csv(90).encode()
     found = []
+    progress: list[list[tuple[int, int]]] = []
     for in_worker in (True, False):
         center = await make_call_center(store)
-        report = await ContactImporter(store, center.id, "US", batch_size=7, check_in_worker=in_worker).run(
-            read_records(body, "text/csv")
+        progress.append([])
+        importer = ContactImporter(
+            store,
+            center.id,
+            "US",
+            batch_size=7,
+            check_in_worker=in_worker,
+            progress=lambda done, rejected: progress[-1].append((done, rejected)),
         )
+        report = await importer.run(read_records(body, "text/csv"))
         found.append((center, {k: v for k, v in report.to_dict().items() if k != "elapsed_s"}))
     (worker_center, by_worker), (here_center, here) = found
     assert by_worker == here
+    # once per batch, in file order, with the rejections up to that batch (on PostgreSQL a batch is
+    # made ready while the one before is written)
+    assert progress[0] == progress[1] == [
+        (7, 2), (14, 3), (21, 4), (28, 6), (35, 7), (42, 10), (49, 15),
+        (56, 21), (63, 26), (70, 33), (77, 40), (84, 46), (90, 52),
+    ]  # fmt: skip
     assert here["received"] == 90 and here["imported"] == 38 and here["accounts_created"] == 2
     assert {e["field"] for e in here["errors"]} == {"email", "mobile", "external_id"}
     rows = await stored(store, worker_center)
