@@ -11,7 +11,17 @@ from pathlib import Path
 from aiohttp import web
 
 from cti_server import realtime
-from cti_server.api import admin, agent_page, auth, health, login, registrations, sip_stats, work_items
+from cti_server.api import (
+    admin,
+    agent_page,
+    auth,
+    health,
+    login,
+    registrations,
+    sip_stats,
+    supervisor_page,
+    work_items,
+)
 from cti_server.api.crm_routes import setup_crm_api
 from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
 from cti_server.config import Config
@@ -40,6 +50,7 @@ def create_app(config: Config, bus: EventBus | None = None, store: Store | None 
     app.add_routes(sip_stats.routes)
     work_items.setup(app)
     agent_page.setup(app)
+    supervisor_page.setup(app)
     app.router.add_static("/common/static/", COMMON_PAGE_DIR, name="common_static")
     realtime.setup(app)
     setup_crm_api(app)

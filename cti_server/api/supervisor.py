@@ -17,7 +17,7 @@ from cti_server.routing.model import NotFound
 routes = web.RouteTableDef()
 
 
-def _scope(request: web.Request) -> str | None:
+def report_scope(request: web.Request) -> str | None:
     """The call center to report on: the supervisor's own; for an admin ``?call_center=`` or all."""
     principal = principal_of(request)
     if principal.is_admin:
@@ -41,7 +41,7 @@ async def list_queue_figures(request: web.Request) -> web.Response:
     """Per queue: waiting, offered, longest wait, and ASA / service level / abandon rate of the window."""
     engine = engine_of(request)
     window_s = request.app[ROUTING_KEY].config.figures_window_s
-    figures = await queue_figures(engine.backend, engine.clock.now(), window_s, _scope(request))
+    figures = await queue_figures(engine.backend, engine.clock.now(), window_s, report_scope(request))
     return web.json_response({"queues": [f.to_dict() for f in figures], "window_s": window_s})
 
 
@@ -50,7 +50,7 @@ async def list_queue_figures(request: web.Request) -> web.Response:
 async def list_agent_figures(request: web.Request) -> web.Response:
     """Per agent: status and time in it, current work, capacity used."""
     engine = engine_of(request)
-    figures = await agent_figures(engine.backend, engine.clock.now(), _scope(request))
+    figures = await agent_figures(engine.backend, engine.clock.now(), report_scope(request))
     return web.json_response({"agents": [f.to_dict() for f in figures]})
 
 
@@ -64,7 +64,7 @@ async def figures_for_window(request: web.Request) -> web.Response:
     start = _time(request, "from", end - 3600.0)
     if start >= end:
         raise api_error(400, "must be before to", field="from")
-    figures = await window_figures(engine_of(request).backend, start, end, _scope(request))
+    figures = await window_figures(engine_of(request).backend, start, end, report_scope(request))
     return web.json_response({"from": start, "to": end, "queues": [f.to_dict() for f in figures]})
 
 
@@ -76,7 +76,7 @@ async def set_agent_status(request: web.Request) -> web.Response:
     status = field_value(body, "status", str, required=True)
     engine = engine_of(request)
     agent = await engine.backend.get_agent(request.match_info["agent_id"])
-    scope = _scope(request)
+    scope = report_scope(request)
     if scope is not None and agent.call_center != scope:
         raise api_error(404, f"no agent {agent.id}")
     return web.json_response((await engine.set_agent_status(agent.id, status)).to_dict())

@@ -1,8 +1,24 @@
-// What every page of softphone_web/ needs: element lookup, the REST call (session cookie; an error
-// names the field the server names), and the status line. Loaded before the page's own script.
+// What every page of softphone_web/ needs: finding and making elements, durations, the REST call (session
+// cookie; an error names the field the server names), and the status line. Loaded before the page's own script.
 "use strict";
 
 const $ = (selector, root = document) => root.querySelector(selector);
+
+function element(tag, text, className) {
+  const made = document.createElement(tag);
+  if (text !== undefined && text !== null) made.textContent = String(text);
+  if (className) made.className = className;
+  return made;
+}
+
+// Seconds as m:ss, or h:mm:ss from an hour on (a negative time shows as 0:00).
+function duration(seconds) {
+  const total = Math.max(0, Math.floor(seconds));
+  const h = Math.floor(total / 3600);
+  const m = Math.floor((total % 3600) / 60);
+  const s = String(total % 60).padStart(2, "0");
+  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
+}
 
 async function api(method, path, body) {
   const response = await fetch(path, {
@@ -61,4 +77,16 @@ async function signedInUser() {
   $("#logout").hidden = false;
   $("#login-section").hidden = true;
   return me;
+}
+
+// Back to the sign-in form, the counterpart of signedInUser: `main` (the signed-in part) and the live
+// indicator hidden, nobody named, `message` shown under the form.
+function showSignInForm(main, message = "") {
+  $("#who").textContent = "";
+  say("");
+  $("#login-section").hidden = false;
+  main.hidden = true;
+  $("#logout").hidden = true;
+  if ($("#live")) $("#live").hidden = true;
+  $("#login-message").textContent = message;
 }

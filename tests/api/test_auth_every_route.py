@@ -26,9 +26,12 @@ PUBLIC: set[tuple[str, str]] = {
     ("GET", "/admin/"),
     ("GET", "/agent"),
     ("GET", "/agent/"),
+    ("GET", "/supervisor"),
+    ("GET", "/supervisor/"),
 }
 """(method, path template) reachable without credentials: liveness, login, the OpenAPI document and
-docs page, and the admin and agent page shells (they hold no data and sign in through /api/v1/login)."""
+docs page, and the admin, agent and supervisor page shells (they hold no data and sign in through
+/api/v1/login)."""
 PUBLIC_PREFIXES = ("/socket.io",)
 """socket.io authenticates each connection at connect (``principal_from_token``), not per HTTP route."""
 

@@ -1,0 +1,94 @@
+"""The supervisor's page (softphone_web/supervisor/, served at ``/supervisor/``) and the one read it needs.
+
+The page signs in through ``/api/v1/login`` (supervisors and admins), reads the live picture from
+``GET /api/v1/supervisor/queues`` and ``/agents``, the queue names from ``/api/v1/routing/queues`` and
+the admin-defined statuses from ``/api/v1/routing/statuses``, and follows the ``/supervisor`` socket.io
+namespace (``queue.figures``, ``agent.*``, ``work_item.*``), reading REST again after an event. It
+changes an agent's status and moves an item with the supervisor routes. What those routes did not give
+is the list of items a supervisor can move: ``GET /api/v1/supervisor/work-items`` lists the queued and
+offered items of the call center (an admin: every one, or ``?call_center=``), in waiting order.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from cti_server.api.auth import requires
+from cti_server.api.openapi import QueryParameter, documented
+from cti_server.api.supervisor import report_scope
+from cti_server.api.validation import Schema
+from cti_server.api.work_items import engine_of
+from cti_server.routing.backend import item_order_score
+from cti_server.routing.model import ItemState, WorkItem
+
+SUPERVISOR_PAGE_DIR = Path(__file__).resolve().parents[2] / "softphone_web" / "supervisor"
+"""softphone_web/supervisor: index.html, supervisor.js, supervisor.css (plain HTML and JS, no build step)."""
+
+MOVABLE = frozenset({ItemState.QUEUED, ItemState.OFFERED})
+"""The states ``POST /api/v1/supervisor/work-items/{id}/move`` accepts."""
+LABEL_FIELDS = ("subject", "caller", "from_number", "phone", "number")
+"""Fields of an item's data whose first string value names the item in the list."""
+LABEL_LENGTH = 80
+
+routes = web.RouteTableDef()
+
+
+def _label(item: WorkItem) -> str | None:
+    for name in LABEL_FIELDS:
+        value = item.data.get(name)
+        if isinstance(value, str) and value:
+            return value[:LABEL_LENGTH]
+    return None
+
+
+WAITING_ITEMS: Schema = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": {"type": "object", "properties": {
+            "queued_at": {"type": "number", "description": "epoch seconds the item (last) joined its queue"},
+            "label": {"type": ["string", "null"], "description": "data.subject, else the caller's number"},
+        }, "description": "the item's summary (as in work_item.* events) with queued_at and label"}},
+        "server_time": {"type": "number", "description": "now on the server clock, epoch seconds"},
+    },
+}
+
+
+@routes.get("/api/v1/supervisor/work-items")
+@documented("Queued and offered work items of your call center (the ones a supervisor can move), "
+            "in waiting order per queue", tags=("routing",), response=WAITING_ITEMS,
+            query=(QueryParameter("queue", "only this queue"),
+                   QueryParameter("call_center", "admins only: this call center (default every one)")),
+            errors=(401, 403))
+@requires("supervisor", "admin")
+async def waiting_items(request: web.Request) -> web.Response:
+    """Queued and offered items of the call center, by queue, then in the order they are served."""
+    engine = engine_of(request)
+    scope = report_scope(request)
+    found = [item for item in await engine.backend.list_items(request.query.get("queue") or None)
+             if item.state in MOVABLE and (scope is None or item.call_center == scope)]
+    found.sort(key=lambda item: (item.queue, item_order_score(item.priority, item.created)))
+    items: list[dict[str, Any]] = [{**item.summary(), "queued_at": item.queued_at, "label": _label(item)}
+                                   for item in found]
+    return web.json_response({"items": items, "server_time": engine.clock.now()})
+
+
+async def supervisor_page(request: web.Request) -> web.FileResponse:
+    """The supervisor's page; it holds no data itself and signs in through ``/api/v1/login``."""
+    return web.FileResponse(SUPERVISOR_PAGE_DIR / "index.html")
+
+
+async def supervisor_redirect(request: web.Request) -> web.Response:
+    """``/supervisor`` -> ``/supervisor/``."""
+    raise web.HTTPFound("/supervisor/")
+
+
+def setup(app: web.Application) -> None:
+    """Add ``/api/v1/supervisor/work-items`` and the page (``/supervisor/``, assets under
+    ``/supervisor/static/``). Call after ``work_items.setup`` (the routing service and its errors)."""
+    app.add_routes(routes)
+    app.router.add_get("/supervisor", supervisor_redirect)
+    app.router.add_get("/supervisor/", supervisor_page)
+    app.router.add_static("/supervisor/static/", SUPERVISOR_PAGE_DIR, name="supervisor_static")
