@@ -8,10 +8,14 @@ end + offer. Both run through RoutingEngine on the memory backend and on the rea
 ``--processes P`` runs fill and churn in P client processes on the same Redis prefix, each with a
 share of the agents (as several server processes would); setup stays in the parent. Figures per
 phase: wall rate, client CPU (all processes) and Redis time (inside FCALL, and the server's CPU).
+``--perf-stat`` adds instructions and cycles per step of the client process(es) and of the Redis server
+(``perf stat``; Redis on this machine): instruction counts hardly move with the load of a shared machine
+(with ``--processes``, fill's client figures include the start-up of the client processes).
 
     .venv/bin/python bench/routing_throughput.py --backend memory
     .venv/bin/python bench/routing_throughput.py --backend redis --workers 16
     .venv/bin/python bench/routing_throughput.py --backend redis --workers 16 --processes 2
+    .venv/bin/python bench/routing_throughput.py --backend redis --workers 16 --churn 20000 --perf-stat
 """
 
 from __future__ import annotations
@@ -20,6 +24,9 @@ import argparse
 import asyncio
 import json
 import multiprocessing
+import os
+import signal
+import subprocess
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -84,6 +91,29 @@ async def redis_cpu_usec(backend: RoutingBackend) -> int | None:
     return int((float(info["used_cpu_user"]) + float(info["used_cpu_sys"])) * 1e6)
 
 
+class PerfStat:
+    """``perf stat`` instructions and cycles of some processes, from the constructor to :meth:`stop`."""
+
+    def __init__(self, pids: list[int]) -> None:
+        self.proc = subprocess.Popen(
+            ["perf", "stat", "-x,", "-e", "instructions,cycles", "-p", ",".join(map(str, pids))],
+            stderr=subprocess.PIPE, text=True)
+
+    def stop(self) -> dict[str, int]:
+        self.proc.send_signal(signal.SIGINT)
+        counts: dict[str, int] = {}
+        for line in self.proc.communicate()[1].splitlines():
+            fields = line.split(",")
+            if len(fields) > 2 and fields[2] in ("instructions", "cycles") and fields[0].isdigit():
+                counts[fields[2]] = int(fields[0])
+        return counts
+
+
+async def redis_pid(backend: RoutingBackend) -> int:
+    assert isinstance(backend, RedisRoutingBackend)
+    return int((await backend.client.info("server"))["process_id"])
+
+
 class Phases:
     """Fill and churn over a slice of the agents; ``sync`` is called before each phase starts."""
 
@@ -143,7 +173,7 @@ def child(url: str, prefix: str, agent_ids: list[str], churn: int, workers: int,
 
 
 async def run(kind: str, agents: int, items: int, churn: int, workers: int,
-              processes: int = 1, url: str = REDIS_URL) -> dict[str, object]:
+              processes: int = 1, url: str = REDIS_URL, perf_stat: bool = False) -> dict[str, object]:
     prefix = f"bench:routing:{uuid.uuid4().hex[:8]}:"
     backend = await open_backend(kind, prefix, url)
     clock = SimulatedClock(1_000_000.0)
@@ -187,8 +217,15 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int,
 
         churn_offers = 0
         for phase in ("fill", "churn"):
+            counters: dict[str, PerfStat] = {}
+            if perf_stat:
+                counters["client"] = PerfStat([p.pid for p in procs] if procs else [os.getpid()])
+                if kind == "redis":
+                    counters["redis"] = PerfStat([await redis_pid(backend)])
+                await asyncio.sleep(0.5)  # perf attaches
             server_before, cpu_before = await redis_server_usec(backend), await redis_cpu_usec(backend)
             parts = await run_phase(phase)
+            stats = {side: counter.stop() for side, counter in counters.items()}
             wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
             client_cpu = sum(p["cpu"] for p in parts)
             count = sum(p["count"] for p in parts)
@@ -211,6 +248,9 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int,
                 cpu = await redis_cpu_usec(backend) - cpu_before  # type: ignore[operator]
                 result[f"{phase}_redis_fcall_us_per_{unit}"] = round(usec / max(count, 1), 1)
                 result[f"{phase}_redis_cpu_us_per_{unit}"] = round(cpu / max(count, 1), 1)
+            for side, counts in stats.items():
+                for event, value in counts.items():
+                    result[f"{phase}_{side}_k{event}_per_{unit}"] = round(value / max(count, 1) / 1000, 1)
         for proc in procs:
             await asyncio.to_thread(proc.join)
         snapshot = await backend.queue_snapshot("q")
@@ -235,9 +275,11 @@ def main() -> None:
                         help="client processes sharing the agents in fill and churn (Redis)")
     parser.add_argument("--redis-url", default=REDIS_URL,
                         help="e.g. a Redis of its own, whose INFO commandstats and CPU count this run alone")
+    parser.add_argument("--perf-stat", action="store_true",
+                        help="instructions and cycles per step of client and Redis (perf stat, local Redis)")
     args = parser.parse_args()
     result = asyncio.run(run(args.backend, args.agents, args.items, args.churn, args.workers, args.processes,
-                             args.redis_url))
+                             args.redis_url, args.perf_stat))
     print(json.dumps(result, indent=2))  # noqa: T201 - a benchmark reports on stdout
 
 
