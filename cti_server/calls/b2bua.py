@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+import weakref
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
@@ -346,12 +347,19 @@ class B2bua:
                 responded.set()
             self._on_b_provisional(session, leg, response)
 
+        # The INVITE's client transaction keeps this callback for timer M (32 s) after the answer: by a
+        # weak reference the leg, and with it the whole call, is not kept that long after it ended.
+        leg_ref = weakref.ref(leg)
+
         def on_extra_2xx(response: SipResponse) -> None:
             # A retransmitted 2xx means our ACK was lost; another fork's 2xx gets ACK and BYE.
-            if leg.dialog is not None and response.to_tag == leg.dialog.remote_tag:
-                self._spawn(self._send_ack(leg, response))
+            branch = leg_ref()
+            if branch is None:  # the call ended and the leg is gone; our BYE went out then
+                return
+            if branch.dialog is not None and response.to_tag == branch.dialog.remote_tag:
+                self._spawn(self._send_ack(branch, response))
             else:
-                self._spawn(self._ack_and_bye_stray(leg, response))
+                self._spawn(self._ack_and_bye_stray(branch, response))
 
         auth_tried = False
         while True:
@@ -887,6 +895,18 @@ class B2bua:
         if skip is not None:
             self._detach_session_timer(skip)
             await self._drop_leg(skip)
+        self._release(session)
+
+    @staticmethod
+    def _release(session: CallSession) -> None:
+        """Break the ended call's reference cycles (legs <-> session, the no-answer timer): reference
+        counting then frees the call at once. Left to the garbage collector, every call's ~130 objects
+        were scanned once or twice more and freed in batches; that was ~5% of a call's CPU, and the
+        collections paused the loop (up to 2 s for a full one at 400 calls/s). Whatever still runs for
+        this call sees ``session.ending`` and no legs."""
+        session.no_answer = None
+        session.a = session.b = None
+        session.branches.clear()
 
     def _media_stats(self, session: CallSession) -> dict[str, Any]:
         stats: dict[str, Any] = {}

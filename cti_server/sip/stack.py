@@ -148,10 +148,15 @@ class _ServerEntry:
 
 @dataclass(slots=True, eq=False)
 class _ClientEntry:
+    """What the stack keeps per client transaction. Once the final response is handed over, the request,
+    the future (holding that response) and the provisional callback are let go: an INVITE waits out
+    timer M (32 s) and a BYE timer K after it, and whatever they still hold outlives the call that
+    long (and costs the garbage collector a scan of it, twice)."""
+
     tx: ClientTransaction
-    request: SipRequest
+    request: SipRequest | None
     flow: Flow
-    future: asyncio.Future[SipResponse]
+    future: asyncio.Future[SipResponse] | None
     on_provisional: ResponseCallback | None
     on_retransmitted_2xx: ResponseCallback | None
     handle: asyncio.TimerHandle | None = None
@@ -288,8 +293,7 @@ class SipComponent:
         for entry in list(self._client.values()):
             if entry.handle is not None:
                 entry.handle.cancel()
-            if not entry.future.done():
-                entry.future.set_result(self._synthesize(entry.request, 503, "Service Unavailable"))
+            self._finish(entry, 503, "Service Unavailable")
         self._server.clear()
         self._ok.clear()
         self._client.clear()
@@ -399,12 +403,13 @@ class SipComponent:
             tx = InviteClientTransaction(key, request, timers)
         else:
             tx = NonInviteClientTransaction(key, request, timers)
-        entry = _ClientEntry(tx, request, flow, loop.create_future(), on_provisional, on_retransmitted_2xx)
+        future: asyncio.Future[SipResponse] = loop.create_future()
+        entry = _ClientEntry(tx, request, flow, future, on_provisional, on_retransmitted_2xx)
         self._client[key] = entry
         self.stats["client_transactions_created"] += 1
         self.stats["requests_out"] += 1
         self._client_outputs(entry, tx.start(loop.time()))
-        return entry.future
+        return future
 
     async def send_stateless(
         self, message: SipRequest | SipResponse, destination: tuple[str, str, int]
@@ -696,10 +701,13 @@ class SipComponent:
         self._server_outputs(entry, tx.send_response(response, now))
         if status >= 200:
             entry.incoming = None  # let the request go (see _ServerEntry)
+            entry.cancel_callbacks = None  # a CANCEL after the final response changes nothing (9.2)
         if invite_success and request is not None:
             # In Accepted the transaction just serialized this 2xx: its retransmissions reuse the bytes.
             sent = tx.last_response if tx.state == ACCEPTED else None
             self._start_ok_retransmission(entry, request, response, now, sent)
+        if status >= 200:
+            entry.ack_timeout = None  # handed to the 2xx retransmission, which alone waits for the ACK
 
     def _start_ok_retransmission(
         self, entry: _ServerEntry, invite: SipRequest, response: SipResponse, now: float,
@@ -800,9 +808,9 @@ class SipComponent:
                 self._deliver_response(entry, output.response)
             elif isinstance(output, TimedOut):
                 self.stats["transactions_timed_out"] += 1
-                self._finish(entry, self._synthesize(entry.request, 408, "Request Timeout"))
+                self._finish(entry, 408, "Request Timeout")
             elif isinstance(output, TransportFailed):
-                self._finish(entry, self._synthesize(entry.request, 503, "Service Unavailable"))
+                self._finish(entry, 503, "Service Unavailable")
             elif isinstance(output, Terminated):
                 self.stats["transactions_terminated"] += 1
                 if self._client.get(tx.key) is entry:  # type: ignore[call-overload]
@@ -810,11 +818,15 @@ class SipComponent:
         self._schedule(entry, tx.next_deadline(), self._client_timer)
 
     def _deliver_response(self, entry: _ClientEntry, response: SipResponse) -> None:
+        future = entry.future
         if response.status < 200:
             callback = entry.on_provisional
-        elif not entry.future.done():
-            entry.future.set_result(response)
-            return
+        elif future is not None:
+            self._let_go(entry)
+            if not future.done():
+                future.set_result(response)
+                return
+            callback = entry.on_retransmitted_2xx
         else:
             callback = entry.on_retransmitted_2xx
         if callback is not None:
@@ -824,9 +836,23 @@ class SipComponent:
                 self.stats["handler_errors"] += 1
                 log.exception("sip_response_callback_failed", call_id=response.call_id)
 
-    def _finish(self, entry: _ClientEntry, response: SipResponse) -> None:
-        if not entry.future.done():
-            entry.future.set_result(response)
+    def _finish(self, entry: _ClientEntry, status: int, reason: str) -> None:
+        """Give the transaction user ``status`` made up (8.1.3.1) unless it has its final response."""
+        future, request = entry.future, entry.request
+        if future is None or request is None:
+            return
+        self._let_go(entry)
+        if not future.done():
+            future.set_result(self._synthesize(request, status, reason))
+
+    @staticmethod
+    def _let_go(entry: _ClientEntry) -> None:
+        """The final response is out: keep only what later 2xx retransmissions need (see _ClientEntry)."""
+        entry.future = None
+        entry.request = None
+        entry.on_provisional = None
+        if not entry.tx.is_invite:
+            entry.on_retransmitted_2xx = None
 
     def _on_client_timer(self, entry: _ClientEntry) -> None:
         entry.handle = None

@@ -244,6 +244,13 @@ def _deliver(tx: Transaction, message: Message) -> None:
     tx._out.append(DeliverResponse(message))
 
 
+def _deliver_last(tx: Transaction, message: Message) -> None:
+    # Accepted (timer M) and non-INVITE Completed (timer K) never send the request again: a transaction
+    # waiting out its timer should not keep the request, and what it refers to, alive that long.
+    _deliver(tx, message)
+    tx.request = None
+
+
 def _send_ack(tx: Transaction, message: Message) -> None:
     assert isinstance(message, SipResponse) and tx.request is not None
     tx._out.append(Transmit(build_ack(tx.request, message).serialize()))
@@ -305,11 +312,11 @@ class InviteClientTransaction(Transaction):
         (CALLING, "timer_A"):         (CALLING, (_send_request, _rearm_doubled("A", cap_at_t2=False))),
         (CALLING, "timer_B"):         (TERMINATED, (_timed_out("B"),)),
         (CALLING, PROVISIONAL):       (PROCEEDING, (_stop("A", "B"), _deliver)),
-        (CALLING, SUCCESS):           (ACCEPTED, (_stop("A", "B"), _deliver, _arm_first("M"))),
+        (CALLING, SUCCESS):           (ACCEPTED, (_stop("A", "B"), _deliver_last, _arm_first("M"))),
         (CALLING, FAILURE):           (COMPLETED, (_stop("A", "B"), _deliver, _send_ack, _arm_first("D"))),
         (CALLING, TRANSPORT_ERROR):   (TERMINATED, (_transport_failed,)),
         (PROCEEDING, PROVISIONAL):    (PROCEEDING, (_deliver,)),
-        (PROCEEDING, SUCCESS):        (ACCEPTED, (_deliver, _arm_first("M"))),
+        (PROCEEDING, SUCCESS):        (ACCEPTED, (_deliver_last, _arm_first("M"))),
         (PROCEEDING, FAILURE):        (COMPLETED, (_deliver, _send_ack, _arm_first("D"))),
         (COMPLETED, FAILURE):         (COMPLETED, (_send_ack,)),
         (COMPLETED, TRANSPORT_ERROR): (TERMINATED, (_transport_failed,)),
@@ -338,12 +345,12 @@ class NonInviteClientTransaction(Transaction):
         (TRYING, "timer_E"):           (TRYING, (_send_request, _rearm_doubled("E", cap_at_t2=True))),
         (TRYING, "timer_F"):           (TERMINATED, (_timed_out("F"),)),
         (TRYING, PROVISIONAL):         (PROCEEDING, (_deliver,)),
-        (TRYING, FINAL):               (COMPLETED, (_stop("E", "F"), _deliver, _arm_first("K"))),
+        (TRYING, FINAL):               (COMPLETED, (_stop("E", "F"), _deliver_last, _arm_first("K"))),
         (TRYING, TRANSPORT_ERROR):     (TERMINATED, (_transport_failed,)),
         (PROCEEDING, "timer_E"):       (PROCEEDING, (_send_request, _arm_at_t2("E"))),
         (PROCEEDING, "timer_F"):       (TERMINATED, (_timed_out("F"),)),
         (PROCEEDING, PROVISIONAL):     (PROCEEDING, (_deliver,)),
-        (PROCEEDING, FINAL):           (COMPLETED, (_stop("E", "F"), _deliver, _arm_first("K"))),
+        (PROCEEDING, FINAL):           (COMPLETED, (_stop("E", "F"), _deliver_last, _arm_first("K"))),
         (PROCEEDING, TRANSPORT_ERROR): (TERMINATED, (_transport_failed,)),
         (COMPLETED, "timer_K"):        (TERMINATED, ()),
     }  # fmt: skip
