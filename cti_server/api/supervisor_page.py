@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from cti_server.api.auth import requires
+from cti_server.api.errors import api_error
 from cti_server.api.openapi import QueryParameter, documented
 from cti_server.api.supervisor import report_scope
 from cti_server.api.validation import Schema
@@ -32,6 +33,9 @@ MOVABLE = frozenset({ItemState.QUEUED, ItemState.OFFERED})
 LABEL_FIELDS = ("subject", "caller", "from_number", "phone", "number")
 """Fields of an item's data whose first string value names the item in the list."""
 LABEL_LENGTH = 80
+PER_QUEUE = 50
+"""Items listed per queue unless ``?per_queue=`` says otherwise (the first ones to be served)."""
+MAX_PER_QUEUE = 500
 
 routes = web.RouteTableDef()
 
@@ -42,6 +46,13 @@ def _label(item: WorkItem) -> str | None:
         if isinstance(value, str) and value:
             return value[:LABEL_LENGTH]
     return None
+
+
+def _per_queue(request: web.Request) -> int:
+    raw = request.query.get("per_queue", str(PER_QUEUE))
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_PER_QUEUE:
+        raise api_error(400, f"must be an integer from 1 to {MAX_PER_QUEUE}", field="per_queue")
+    return int(raw)
 
 
 WAITING_ITEMS: Schema = {
@@ -60,18 +71,25 @@ WAITING_ITEMS: Schema = {
 @documented("Queued and offered work items of your call center (the ones a supervisor can move), "
             "in waiting order per queue", tags=("routing",), response=WAITING_ITEMS,
             query=(QueryParameter("queue", "only this queue"),
+                   QueryParameter("per_queue", f"at most this many per queue, the first to be served "
+                                  f"(default {PER_QUEUE}, at most {MAX_PER_QUEUE})", {"type": "integer"}),
                    QueryParameter("call_center", "admins only: this call center (default every one)")),
-            errors=(401, 403))
+            errors=(400, 401, 403))
 @requires("supervisor", "admin")
 async def waiting_items(request: web.Request) -> web.Response:
     """Queued and offered items of the call center, by queue, then in the order they are served."""
+    per_queue = _per_queue(request)
     engine = engine_of(request)
     scope = report_scope(request)
     found = [item for item in await engine.backend.list_items(request.query.get("queue") or None)
              if item.state in MOVABLE and (scope is None or item.call_center == scope)]
     found.sort(key=lambda item: (item.queue, item_order_score(item.priority, item.created)))
-    items: list[dict[str, Any]] = [{**item.summary(), "queued_at": item.queued_at, "label": _label(item)}
-                                   for item in found]
+    items: list[dict[str, Any]] = []
+    listed: dict[str, int] = {}
+    for item in found:
+        listed[item.queue] = listed.get(item.queue, 0) + 1
+        if listed[item.queue] <= per_queue:
+            items.append({**item.summary(), "queued_at": item.queued_at, "label": _label(item)})
     return web.json_response({"items": items, "server_time": engine.clock.now()})
 
 

@@ -6,7 +6,8 @@
 "use strict";
 
 const REFRESH_DELAY_MS = 300;    // events arrive in bursts (an offer is queued + offered): read REST once
-const REFERENCE_MAX_AGE_S = 10;  // names and statuses are read again for an unknown id at most this often
+const REFERENCE_MAX_AGE_S = 10;
+const PER_QUEUE = 50;            // waiting items listed per queue (the first to be served)  // names and statuses are read again for an unknown id at most this often
 
 const state = {
   me: null,
@@ -109,8 +110,9 @@ async function load() {
   const [queues, agents, waiting] = await Promise.all([
     api("GET", "/api/v1/supervisor/queues"),
     api("GET", "/api/v1/supervisor/agents"),
-    api("GET", "/api/v1/supervisor/work-items"),
+    api("GET", `/api/v1/supervisor/work-items?per_queue=${PER_QUEUE}`),
   ]);
+  if (!state.live) return;  // signed out while reading: keep nothing of it
   const seen = browserNow();
   state.offset = waiting.server_time - seen;
   state.windowS = queues.window_s;
@@ -139,7 +141,17 @@ function onLiveEvent(topic, payload) {
 function setLive(on) {
   $("#live").classList.toggle("on", on);
   $("#live").title = on ? "Live: changes are pushed to this page" : "Not connected: reconnecting";
-  if (on) refresh().catch(failed);  // catch up on what was missed
+  if (!on) return;
+  state.referenceAt = 0;  // (re)connected: names and statuses too may have changed meanwhile
+  refresh().catch(failed);  // catch up on what was missed
+}
+
+// Live events stop, and so does a read they asked for.
+function stopLive() {
+  if (state.live) state.live.close();
+  state.live = null;
+  clearTimeout(scheduled);
+  scheduled = null;
 }
 
 // --- rendering -----------------------------------------------------------------------------------------
@@ -215,6 +227,11 @@ function renderWaiting() {
     setOptions($(".move-to", row), moveChoices(item));
   });
   $("#no-waiting").hidden = state.items.size > 0;
+  const listed = new Map();
+  for (const item of state.items.values()) listed.set(item.queue, (listed.get(item.queue) || 0) + 1);
+  const full = [...listed].filter(([, count]) => count >= PER_QUEUE).map(([id]) => queueName(id));
+  $("#waiting-more").textContent = full.length
+    ? `Only the first ${PER_QUEUE} to be served are listed for ${full.join(", ")}.` : "";
 }
 
 function workText(work) {
@@ -308,8 +325,7 @@ async function moveItem(itemId, target) {
 
 // Back to the sign-in form: live events stop and nothing of the last user stays on the page.
 function showLogin(message = "") {
-  if (state.live) state.live.close();
-  state.live = null;
+  stopLive();
   state.queues.clear();
   state.agents.clear();
   state.items.clear();
@@ -346,10 +362,7 @@ async function showSignedIn() {
   await refresh().catch(failed);
 }
 
-wireSignIn(showSignedIn, () => {
-  if (state.live) state.live.close();
-  state.live = null;
-});
+wireSignIn(showSignedIn, stopLive);
 
 setInterval(tick, 1000);
 showSignedIn();

@@ -56,6 +56,11 @@ async def test_waiting_items_are_listed_per_call_center_in_serving_order(api_cli
     assert first["low"]["state"] == "queued" and first["low"]["queued_at"] > 0
     assert "data" not in first["low"]  # the summary, not the payload
     assert await listed(api_client, supervisor, "?queue=backlog") == [("later", "backlog")]
+    first_served = [("later", "backlog"), ("urgent", "support")]
+    assert await listed(api_client, supervisor, "?per_queue=1") == first_served
+    for bad in ("0", "501", "x"):
+        r = await api_client.get(f"{WAITING}?per_queue={bad}", headers=supervisor)
+        assert (r.status, (await r.json())["field"]) == (400, "per_queue")
     # A supervisor's scope is their own call center, whatever they ask for.
     beta = tenants.headers("supervisor", "beta")
     assert await listed(api_client, beta, f"?call_center={tenants.alpha.id}") == [("theirs", "beta-q")]
