@@ -62,7 +62,14 @@ end
 -- them, with a value never used before) holds the same value. Without the key nothing is kept.
 local cache = {}
 local kept, kept_prefixes = {}, 0
+-- The kept entry of each prefix whose 'cver' this FCALL has read: nothing else runs during one FCALL,
+-- so the later steps of a batch skip the GET (config_changed drops the prefix's entry).
+local checked = {}
 local function open_cache()
+  if checked[P] then
+    cache = checked[P]
+    return
+  end
   local version = redis.call('GET', P .. 'cver')
   if not version then
     cache = {status = {}, queue = {}, cfg = {}}
@@ -78,12 +85,13 @@ local function open_cache()
     kept[P] = entry
   end
   cache = entry
+  checked[P] = entry
 end
 -- After a change of a status, queue or configuration: a new version, so no call reuses old objects.
 local function config_changed()
   local t = redis.call('TIME')
   redis.call('SET', P .. 'cver', t[1] .. '.' .. t[2] .. '.' .. redis.call('INCR', P .. 'cver:n'))
-  kept[P] = nil
+  kept[P], checked[P] = nil, nil
   cache = {status = {}, queue = {}, cfg = {}}
 end
 local function cached(kind, id)
@@ -162,20 +170,33 @@ end
 
 local function score(item) return (99 - item.priority) * 1e13 + item.created * 1000 end
 
--- Re-rank the agent in each of their queues' candidate sets after a change of load or status.
-local function refresh(agent)
-  local seq = redis.call('INCR', P .. 'seq')
+local function is_present(agent)
   local status = cached('status', agent.status)
-  local present = status and #status.channels > 0
-  local available = present and agent.used < agent.capacity
+  return status and #status.channels > 0
+end
+
+-- The agent in or out of their queues' present members (p:), after a change of status or queues.
+local function mark_presence(agent)
+  local present = is_present(agent)
   for _, qid in ipairs(agent.queues) do
-    local queue = cached('queue', qid)
-    if present and queue then
+    if present and cached('queue', qid) then
       redis.call('SADD', P .. 'p:' .. qid, agent.id)
     else
       redis.call('SREM', P .. 'p:' .. qid, agent.id)
     end
+  end
+end
+
+-- Re-rank the agent in each of their queues' candidate sets after a change of load or status; with
+-- ``presence`` (a change of status or queues, not only of load) mark_presence too.
+local function refresh(agent, presence)
+  if presence then mark_presence(agent) end
+  local seq = nil
+  local available = is_present(agent) and agent.used < agent.capacity
+  for _, qid in ipairs(agent.queues) do
+    local queue = cached('queue', qid)
     if available and queue then
+      seq = seq or redis.call('INCR', P .. 'seq')
       local primary
       if cached('cfg', queue.routing_config).model == 'least_active' then
         primary = #agent.items
@@ -537,7 +558,7 @@ end
 
 local function rebuild_queue(qid)
   for _, agent in ipairs(all_agents()) do
-    if contains(agent.queues, qid) then refresh(agent) end
+    if contains(agent.queues, qid) then refresh(agent, true) end
   end
 end
 
@@ -594,7 +615,7 @@ local function step(ARGV)
     config_changed()
     cache.status[status.name] = status
     for _, agent in ipairs(all_agents()) do
-      if agent.status == status.name then refresh(agent) end
+      if agent.status == status.name then refresh(agent, true) end
     end
     return 'OK'
   elseif op == 'del_status' then
@@ -621,7 +642,7 @@ local function step(ARGV)
       agent.status_since = now
       agent.used, agent.used_by_channel, agent.items = 0, {}, {}
     end
-    refresh(agent)
+    refresh(agent, true)
     save_agent(agent)
     return J(agent)
   elseif op == 'del_agent' then
@@ -645,9 +666,11 @@ local function step(ARGV)
       agent.status_since = now
     end
     local offers = fill_agent(agent, now, tonumber(ARGV[6]))
-    if changed and #offers == 0 then  -- an offer re-ranks and saves the agent already
-      refresh(agent)
+    if changed and #offers == 0 then
+      refresh(agent, true)
       save_agent(agent)
+    elseif changed then  -- an offer has re-ranked and saved the agent
+      mark_presence(agent)
     end
     return '{"agent":' .. J(agent) .. ',"offers":' .. offers_json(offers, {[agent] = true}) .. '}'
   elseif op == 'add_item' then
@@ -835,6 +858,7 @@ end
 -- argument count), each atomic on its own, run in order; the reply is the array of their replies,
 -- an error reply in place of a step that failed.
 local function dispatch(_keys, ARGV)
+  checked = {}
   if ARGV[1] ~= 'batch' then
     local reply, err = guarded(ARGV)
     if err ~= nil then error(err, 0) end

@@ -139,3 +139,16 @@ async def test_offers_to_one_agent_in_one_reply_all_name_that_agent(backend: Red
     offers = await backend.offer_to_agent("a1", 5.0)
     assert [(o.item.id, o.agent.id, o.agent.items) for o in offers] == [
         ("i3", "a1", ["i3", "i4"]), ("i4", "a1", ["i3", "i4"])]
+
+
+async def test_a_step_after_a_configuration_change_in_the_same_batch_sees_the_change(
+        backend: RedisRoutingBackend) -> None:
+    # The Lua library reads the configuration version once per FCALL; a change inside a batch drops it.
+    await backend.put_agent(Agent(id="a0", call_center="cc", queues=["q"]), 1.0)
+    await backend.add_item(WorkItem(id="i0", channel="chat", queue="q", call_center="cc"), 2.0)
+    sent = record_commands(backend)
+    _none, (_agent, offers) = await asyncio.gather(
+        backend.put_routing_config(RoutingConfig(id="cfg", push_timeout_s=30.0)),
+        backend.set_agent_status("a0", "Available", 3.0))
+    assert len(sent) == 1 and sent[0][3] == "batch"
+    assert [(o.item.id, o.deadline) for o in offers] == [("i0", 33.0)]
