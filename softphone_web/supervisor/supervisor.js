@@ -20,6 +20,7 @@ const state = {
   names: new Map(),     // queue id -> name; user id -> display name or username
   statuses: [],         // admin-defined status names
   referenceAt: 0,       // browser time the names and statuses were read
+  center: "",           // an admin's pick of call center ("": every one)
 };
 
 function browserNow() { return Date.now() / 1000; }
@@ -104,13 +105,31 @@ async function loadReference() {
   ]);
   state.statuses = statuses.statuses.map((status) => status.name);
   state.referenceAt = browserNow();
+  if (state.me && state.me.role === "admin") {
+    const centers = await api("GET", "/api/v1/call-centers");
+    setOptions($("#center"), [["", "Every call center"], ...centers.call_centers.map((c) => [c.id, c.name])]);
+    $("#center").value = state.center;
+  }
+}
+
+$("#center").addEventListener("change", (event) => {
+  state.center = event.target.value;
+  refresh().catch(failed);
+});
+
+// The supervisor routes answer for the supervisor's own call center; an admin's for the one picked.
+function scoped(path, query = {}) {
+  const params = new URLSearchParams(query);
+  if (state.center) params.set("call_center", state.center);
+  const search = params.toString();
+  return search ? `${path}?${search}` : path;
 }
 
 async function load() {
   const [queues, agents, waiting] = await Promise.all([
-    api("GET", "/api/v1/supervisor/queues"),
-    api("GET", "/api/v1/supervisor/agents"),
-    api("GET", `/api/v1/supervisor/work-items?per_queue=${PER_QUEUE}`),
+    api("GET", scoped("/api/v1/supervisor/queues")),
+    api("GET", scoped("/api/v1/supervisor/agents")),
+    api("GET", scoped("/api/v1/supervisor/work-items", { per_queue: PER_QUEUE })),
   ]);
   if (!state.live) return;  // signed out while reading: keep nothing of it
   const seen = browserNow();
@@ -331,6 +350,7 @@ function showLogin(message = "") {
   state.items.clear();
   state.names.clear();
   state.referenceAt = 0;
+  state.center = "";
   state.me = null;
   for (const body of document.querySelectorAll("#board tbody")) body.replaceChildren();
   showSignInForm($("#supervisor"), message);
@@ -357,6 +377,7 @@ async function showSignedIn() {
   }
   say("");
   $("#board").hidden = false;
+  $("#center-pick").hidden = me.role !== "admin";
   $("#live").hidden = false;
   state.live = followLive("/supervisor", onLiveEvent, setLive, failed);
   await refresh().catch(failed);

@@ -36,6 +36,7 @@ class Center:
     server: RunningServer
     admin: str
     id: str
+    name: str
     queue: str
     backlog: str
     integrator_key: str
@@ -82,7 +83,8 @@ def center(cti_server: RunningServer, admin_token: str) -> Center:
     supervisor = api("POST", "/api/v1/users", {"username": f"watcher{n}", "role": "supervisor",
                                                "password": PASSWORD, "call_center_id": made["id"]},
                      admin_token)
-    return Center(cti_server, admin_token, made["id"], queue, backlog, key, supervisor["username"], agents)
+    return Center(cti_server, admin_token, made["id"], made["name"], queue, backlog, key,
+                  supervisor["username"], agents)
 
 
 def sign_in(page: Page, username: str) -> None:
@@ -224,6 +226,11 @@ def test_a_refusal_names_the_field(page: Page, center: Center) -> None:
 
 
 def test_an_agent_is_refused_and_an_admin_sees_every_call_center(page: Page, center: Center) -> None:
+    other = center.server.api("POST", "/api/v1/call-centers", {"name": f"Beside {center.name}"},
+                              center.admin)
+    other_queue = f"{center.queue}-other"
+    center.server.api("PUT", f"/api/v1/routing/queues/{other_queue}",
+                      {"call_center": other["id"], "routing_config": "default"}, center.admin)
     sign_in(page, center.agents[0][1])
     expect(page.locator("#who")).to_contain_text("(agent)")
     expect(page.locator("#message")).to_have_text(
@@ -242,3 +249,11 @@ def test_an_agent_is_refused_and_an_admin_sees_every_call_center(page: Page, cen
     expect(page.locator("#live")).to_have_class(re.compile(r"\bon\b"))
     expect(queue_row(page, center.queue)).to_be_visible()
     expect(agent_row(page, center.agents[1][0])).to_be_visible()
+    expect(queue_row(page, other_queue)).to_be_visible()
+
+    page.get_by_label("Call center").select_option(label=center.name)
+    expect(page.locator("#queues tbody tr")).to_have_count(2)
+    expect(page.locator("#agents tbody tr")).to_have_count(2)
+    item = center.push(channel="chat", data={"subject": "Seen by the admin"})
+    expect(waiting_row(page, item["id"])).to_contain_text("Seen by the admin")
+    snapshot(page, "supervisor-admin")
