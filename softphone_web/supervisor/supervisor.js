@@ -148,6 +148,7 @@ async function load() {
 
 function onLiveEvent(topic, payload) {
   const data = (payload && payload.data) || {};
+  if (state.center && payload && payload.call_center !== state.center) return;  // an admin watches another
   if (topic === "queue.figures" && state.queues.has(data.queue)) {
     state.queues.set(data.queue, { ...data, seen: browserNow() });  // the periodic figures: no read needed
     renderQueues();
@@ -161,7 +162,8 @@ function setLive(on) {
   $("#live").classList.toggle("on", on);
   $("#live").title = on ? "Live: changes are pushed to this page" : "Not connected: reconnecting";
   if (!on) return;
-  state.referenceAt = 0;  // (re)connected: names and statuses too may have changed meanwhile
+  // Reconnected: names and statuses too may have changed meanwhile.
+  if (browserNow() - state.referenceAt > REFERENCE_MAX_AGE_S) state.referenceAt = 0;
   refresh().catch(failed);  // catch up on what was missed
 }
 
