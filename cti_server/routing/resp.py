@@ -22,6 +22,20 @@ _CRLF = b"\r\n"
 
 def pack(args: tuple[Any, ...]) -> bytes:
     """One command in RESP: an array of bulk strings (``str`` as UTF-8, numbers by ``str``)."""
+    # Most commands are ASCII text: built as one str and encoded once (a batch has ~100 arguments).
+    text = [f"*{len(args)}\r\n"]
+    for arg in args:
+        if arg.__class__ is not str:
+            if isinstance(arg, bytes):
+                return _pack_bytes(args)
+            arg = str(arg)
+        if not arg.isascii():  # a character is not a byte: count bytes
+            return _pack_bytes(args)
+        text.append(f"${len(arg)}\r\n{arg}\r\n")
+    return "".join(text).encode()
+
+
+def _pack_bytes(args: tuple[Any, ...]) -> bytes:
     parts = [b"*%d\r\n" % len(args)]
     for arg in args:
         data = arg if isinstance(arg, bytes) else str(arg).encode()

@@ -57,3 +57,9 @@ async def test_a_lost_connection_fails_the_calls_in_flight_and_the_next_call_rec
     finally:
         await conn.aclose()
         await admin.aclose()
+
+
+def test_pack_gives_the_same_bytes_for_text_and_for_other_arguments() -> None:
+    assert pack(("FCALL", "f", 0, "batch", 2.5, "h\u00e9")) == (
+        b"*6\r\n$5\r\nFCALL\r\n$1\r\nf\r\n$1\r\n0\r\n$5\r\nbatch\r\n$3\r\n2.5\r\n$3\r\nh\xc3\xa9\r\n")
+    assert pack(("SET", "k", "v")) == b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$1\r\nv\r\n"
