@@ -3,15 +3,20 @@
 ``routing.lua`` is loaded as a Redis function library (Redis 7+, ``FUNCTION LOAD``, so no per-call
 script set-up); every change of state is one ``FCALL cti_routing`` (dispatched on its first
 argument), which Redis runs atomically: two nodes offering at the same moment are serialised, so an
-item is never offered to two agents and an agent never fills beyond capacity. All state lives in
-Redis under ``prefix``, so a restarted server process carries on where it was (timers included).
+item is never offered to two agents and an agent never fills beyond capacity. The steps callers make
+in one event-loop turn go as one ``FCALL cti_routing 0 batch <n> <step args>...`` (each step still
+atomic on its own, with its own reply or error; :class:`~cti_server.routing.resp.StepBatcher`). All
+state lives in Redis under ``prefix``, so a restarted server process carries on where it was (timers
+included).
 
 Keys (after the prefix): ``cver`` (version of statuses, queues and configurations, which the Lua
 library keeps decoded between calls while it holds), ``cfg``, ``queue``, ``status``, ``skill``,
 ``agent``, ``item``, ``done``, ``data`` (hashes of JSON), ``w:<queue>`` (waiting items by order
 score), ``wc:<queue>`` (by created time), ``o:<queue>`` (offered items), ``c:<queue>`` (candidate
 agents by routing-model score), ``p:<queue>`` (members whose status allows a channel), ``timers``,
-``hist`` (history records by time), ``done:order``, ``seq``, ``retention``, ``keep``.
+``hist`` (history records by time), ``done:order``, ``seq``, ``retention``, ``keep``. Stored items
+leave out fields without a value (since 2026-11-26; items stored with ``null`` fields before read the
+same, so no migration is needed).
 """
 
 from __future__ import annotations
