@@ -58,6 +58,7 @@ from cti_server.screenpop.import_rows import (
     check_csv_pickled,
     check_pickled,
     check_record,
+    decode_chunk,
     read_csv,
     read_json,
     read_records,
@@ -316,7 +317,7 @@ class ContactImporter:
                     raise item  # after the batches read before it
                 received, checking = item
                 payload = await checking
-                yield received, cast(CheckedChunk, without_gc(functools.partial(pickle.loads, payload)))
+                yield received, without_gc(functools.partial(decode_chunk, payload))
             await asyncio.to_thread(executor.shutdown)  # the worker is joined (its CPU time counted)
         finally:
             reader.cancel()

@@ -92,8 +92,11 @@ def _country_code_facts(prefix: str) -> tuple[frozenset[int], re.Pattern[str] | 
 
 def _fast_e164(text: str) -> str | None:
     """``text`` itself when it is already a possible E.164 number, else None (take the slow path)."""
-    if not _E164.fullmatch(text):
-        return None
+    return _possible_e164(text) if _E164.fullmatch(text) else None
+
+
+def _possible_e164(text: str) -> str | None:
+    """``_fast_e164`` of a ``text`` that matches ``_E164``."""
     # Country codes are prefix-free (ITU-T E.164): at most one of the 1-3 digit prefixes is one.
     for end in (2, 3, 4):
         facts = _country_code_facts(text[1:end])
@@ -137,7 +140,7 @@ def normalize_number(raw: str, default_region: str) -> str:
         return known
     if raw[:1] == "+" and _E164.fullmatch(raw):
         # Already E.164 as given (most imported and trunk numbers): nothing to strip or compact.
-        number = _fast_e164(raw) or _normalize(raw, default_region)
+        number = _possible_e164(raw) or _normalize(raw, default_region)
     else:
         number = _normalize(raw, default_region)
     if len(_normalized) >= NORMALIZED_CACHE_SIZE:
