@@ -21,13 +21,6 @@ const state = {
   live: null,
 };
 
-function element(tag, text, className) {
-  const made = document.createElement(tag);
-  if (text !== undefined && text !== null) made.textContent = String(text);
-  if (className) made.className = className;
-  return made;
-}
-
 function button(text, className, onClick) {
   const made = element("button", text, className);
   made.type = "button";
@@ -36,84 +29,6 @@ function button(text, className, onClick) {
 }
 
 function now() { return Date.now() / 1000 + state.offset; }
-
-function duration(seconds) {
-  const total = Math.max(0, Math.floor(seconds));
-  const h = Math.floor(total / 3600);
-  const m = Math.floor((total % 3600) / 60);
-  const s = String(total % 60).padStart(2, "0");
-  return h ? `${h}:${String(m).padStart(2, "0")}:${s}` : `${m}:${s}`;
-}
-
-// --- live events: a minimal socket.io client (protocol 5 over Engine.IO 4, WebSocket only) -----------
-
-class LiveEvents {
-  constructor(namespace, handlers) {
-    this.namespace = namespace;
-    this.handlers = handlers;   // {event(topic, payload), connected(on), refused(message)}
-    this.closed = true;
-    this.delay = 1000;
-    this.ws = null;
-    this.retry = null;
-  }
-
-  open() {
-    this.closed = false;
-    this.connect();
-  }
-
-  close() {
-    this.closed = true;
-    clearTimeout(this.retry);
-    if (this.ws) this.ws.close();
-  }
-
-  connect() {
-    const scheme = location.protocol === "https:" ? "wss" : "ws";
-    // The session cookie goes with the handshake; the server authenticates the namespace with it.
-    const ws = new WebSocket(`${scheme}://${location.host}/socket.io/?EIO=4&transport=websocket`);
-    this.ws = ws;
-    ws.onmessage = (message) => this.packet(ws, String(message.data));
-    ws.onclose = () => {
-      if (this.ws !== ws) return;
-      this.handlers.connected(false);
-      if (this.closed) return;
-      this.retry = setTimeout(() => this.connect(), this.delay);
-      this.delay = Math.min(this.delay * 2, 15000);
-    };
-  }
-
-  packet(ws, data) {
-    const engineType = data[0];
-    if (engineType === "0") { ws.send(`40${this.namespace},{}`); return; }  // open: join the namespace
-    if (engineType === "2") { ws.send("3"); return; }                       // ping: pong
-    if (engineType !== "4") return;
-    const kind = data[1];
-    let rest = data.slice(2);
-    let namespace = "/";
-    if (rest.startsWith("/")) {
-      const comma = rest.indexOf(",");
-      namespace = comma < 0 ? rest : rest.slice(0, comma);
-      rest = comma < 0 ? "" : rest.slice(comma + 1);
-    }
-    if (namespace !== this.namespace) return;
-    rest = rest.replace(/^\d+/, "");  // an ack id, never asked for here
-    if (kind === "0") {
-      this.delay = 1000;
-      this.handlers.connected(true);
-    } else if (kind === "4") {
-      const refusal = rest ? JSON.parse(rest) : {};
-      this.closed = true;
-      ws.close();
-      this.handlers.refused(refusal.message || "refused");
-    } else if (kind === "2") {
-      const [topic, payload] = JSON.parse(rest);
-      this.handlers.event(topic, payload);
-    } else if (kind === "1") {
-      ws.close();
-    }
-  }
-}
 
 function onLiveEvent(topic, payload) {
   const data = (payload && payload.data) || {};
@@ -550,13 +465,7 @@ function showLogin(message = "") {
   state.calls.clear();
   state.agent = null;
   state.me = null;
-  $("#who").textContent = "";
-  say("");
-  $("#login-section").hidden = false;
-  $("#agent").hidden = true;
-  $("#logout").hidden = true;
-  $("#live").hidden = true;
-  $("#login-message").textContent = message;
+  showSignInForm($("#agent"), message);
 }
 
 // A failed call: a session that ended (expired, signed out elsewhere) brings the sign-in form back.
@@ -580,13 +489,7 @@ async function showSignedIn() {
   }
   say("");
   $("#live").hidden = false;
-  state.live = new LiveEvents("/agent", {
-    event: onLiveEvent,
-    connected: setLive,
-    refused: (message) => failed(Object.assign(new Error(`Live events refused: ${message}`),
-                                               { status: message === "authentication required" ? 401 : 403 })),
-  });
-  state.live.open();
+  state.live = followLive("/agent", onLiveEvent, setLive, failed);
   await refresh().catch(failed);
 }
 
