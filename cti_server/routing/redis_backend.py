@@ -1,10 +1,10 @@
 """Redis routing backend: state shared by several server processes, atomic steps in one Lua library.
 
 ``routing.lua`` is loaded as a Redis function library (Redis 7+, ``FUNCTION LOAD``, so no per-call
-script set-up); every change of state is one ``FCALL cti_routing`` (dispatched on its first
+script set-up); every change of state is one ``FCALL cti_routing_v2`` (dispatched on its first
 argument), which Redis runs atomically: two nodes offering at the same moment are serialised, so an
 item is never offered to two agents and an agent never fills beyond capacity. The steps callers make
-in one event-loop turn go as one ``FCALL cti_routing 0 batch <n> <step args>...`` (each step still
+in one event-loop turn go as one ``FCALL cti_routing_v2 0 batch <n> <step args>...`` (each step still
 atomic on its own, with its own reply or error; :class:`~cti_server.routing.resp.StepBatcher`). All
 state lives in Redis under ``prefix``, so a restarted server process carries on where it was (timers
 included).
@@ -48,6 +48,8 @@ from cti_server.routing.model import (
 from cti_server.routing.resp import PipelinedConnection, StepBatcher, deliver
 
 _LUA = resources.files("cti_server.routing").joinpath("routing.lua").read_text(encoding="utf-8")
+# The Lua library's function; its name changes with the calls and replies (see routing.lua).
+FUNCTION = "cti_routing_v2"
 _STATES = {state.value: state for state in ItemState}
 
 
@@ -69,7 +71,7 @@ class RedisRoutingBackend:
         pool = client.connection_pool
         if pool.connection_class in (redis.Connection, redis.UnixDomainSocketConnection):
             self._fast = PipelinedConnection.from_kwargs(pool.connection_kwargs)
-            self._steps = StepBatcher(self._fast, "cti_routing")
+            self._steps = StepBatcher(self._fast, FUNCTION)
         else:  # TLS and other transports: redis-py's own pipeline
             self._batch = _FcallBatcher(client)
 
@@ -303,7 +305,7 @@ class _FcallBatcher:
         self._flusher: asyncio.Task[None] | None = None
 
     async def call(self, *args: Any) -> Any:
-        """Run ``FCALL cti_routing 0 *args`` and return its reply (a ResponseError is raised)."""
+        """Run ``FCALL cti_routing_v2 0 *args`` and return its reply (a ResponseError is raised)."""
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._pending.append((args, future))
         if self._flusher is None:
@@ -317,7 +319,7 @@ class _FcallBatcher:
                 try:
                     async with self.client.pipeline(transaction=False) as pipe:
                         for args, _future in batch:
-                            pipe.fcall("cti_routing", 0, *args)
+                            pipe.fcall(FUNCTION, 0, *args)
                         replies = await pipe.execute(raise_on_error=False)
                 except BaseException as exc:  # connection lost, cancelled: every caller learns it
                     for _args, future in batch:

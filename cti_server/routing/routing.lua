@@ -1,6 +1,9 @@
-#!lua name=cti_routing
+#!lua name=cti_routing_v2
 -- Atomic routing steps for the Redis backend (cti_server/routing/redis_backend.py), loaded once as
--- a Redis function library (FUNCTION LOAD) and called as FCALL cti_routing 0 <op> <prefix> <args...>.
+-- a Redis function library (FUNCTION LOAD) and called as FCALL cti_routing_v2 0 <op> <prefix> <args...>.
+-- The name carries the version of the calls and replies (v2: batches, agents given by id): server
+-- processes of the previous version keep their own library (cti_routing) on the same Redis and data
+-- during a rolling upgrade; FUNCTION DELETE cti_routing once none is left.
 -- Each call runs atomically in Redis, so several server processes can route on one Redis without
 -- offering an item twice. The rules mirror cti_server/routing/memory.py exactly (see
 -- cti_server/routing/backend.py). Keys are built from the prefix (not declared in KEYS): this targets
@@ -853,8 +856,8 @@ local function guarded(ARGV)
   return nil, reply
 end
 
--- FCALL cti_routing 0 <op> <prefix> <args...>: one step.
--- FCALL cti_routing 0 batch <n1> <op> <prefix> <args...> <n2> ...: several steps (n = the step's
+-- FCALL cti_routing_v2 0 <op> <prefix> <args...>: one step.
+-- FCALL cti_routing_v2 0 batch <n1> <op> <prefix> <args...> <n2> ...: several steps (n = the step's
 -- argument count), each atomic on its own, run in order; the reply is the array of their replies,
 -- an error reply in place of a step that failed.
 local function dispatch(_keys, ARGV)
@@ -879,4 +882,4 @@ local function dispatch(_keys, ARGV)
   return replies
 end
 
-redis.register_function('cti_routing', dispatch)
+redis.register_function('cti_routing_v2', dispatch)

@@ -21,7 +21,7 @@ from cti_server.routing.model import (
     RoutingConfig,
     WorkItem,
 )
-from cti_server.routing.redis_backend import RedisRoutingBackend
+from cti_server.routing.redis_backend import _LUA, FUNCTION, RedisRoutingBackend
 from tests.routing.conftest import REDIS_URL
 
 pytestmark = pytest.mark.redis
@@ -37,6 +37,13 @@ async def backend() -> AsyncIterator[RedisRoutingBackend]:
     finally:
         await backend.drop_all()
         await backend.aclose()
+
+
+def test_the_library_is_named_after_the_version_of_its_calls() -> None:
+    # A server of the previous version keeps its own library (cti_routing) during a rolling upgrade.
+    assert FUNCTION != "cti_routing"
+    assert _LUA.startswith(f"#!lua name={FUNCTION}\n")
+    assert f"redis.register_function('{FUNCTION}', dispatch)" in _LUA
 
 
 def record_commands(backend: RedisRoutingBackend) -> list[tuple[Any, ...]]:
@@ -66,7 +73,7 @@ async def test_steps_of_one_turn_share_one_fcall_and_each_caller_gets_its_own_re
         backend.accept("no-such-item", "a0", 3.0),
         return_exceptions=True)
 
-    assert [args[:4] for args in sent] == [("FCALL", "cti_routing", 0, "batch")]
+    assert [args[:4] for args in sent] == [("FCALL", "cti_routing_v2", 0, "batch")]
     offered = {}
     for agent, offers in results[:3]:
         assert agent.status == "Available" and len(offers) == 1 and offers[0].agent.id == agent.id
