@@ -185,3 +185,15 @@ def test_imported_ids_are_uuid7_and_grow_with_time() -> None:
     parsed = uuid.UUID(first)
     assert parsed.version == 7 and parsed.variant == uuid.RFC_4122 and len(first) == 36
     assert first < second
+
+
+def test_a_batch_gets_distinct_ascending_uuid7() -> None:
+    import uuid
+
+    from cti_server.screenpop.import_rows import time_ordered_ids
+
+    ids = list(time_ordered_ids(2000))
+    assert len(set(ids)) == 2000 and ids == sorted(ids)
+    assert all(uuid.UUID(i).version == 7 and uuid.UUID(i).variant == uuid.RFC_4122 for i in ids)
+    assert all(str(uuid.UUID(i)) == i for i in ids)
+    assert {i[19] for i in ids} == set("89ab")  # the two random bits after the variant vary
