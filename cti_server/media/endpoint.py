@@ -629,9 +629,10 @@ class RtpEndpoint:
             return []
         # The RTP timestamp that corresponds to "now", extrapolated from the last packet sent.
         elapsed = round((stream.clock() - stream.last_time) * stream.clock_rate)
+        _last_seq, last_ts = stream.last_position()
         payload_octets = self.counters.bytes_sent - FIXED_HEADER_SIZE * self.counters.packets_sent
         return [
-            SenderReport(ssrc, ntp_timestamp(time.time()), (stream.last_ts + elapsed) & 0xFFFFFFFF,
+            SenderReport(ssrc, ntp_timestamp(time.time()), (last_ts + elapsed) & 0xFFFFFFFF,
                          self.counters.packets_sent & 0xFFFFFFFF, payload_octets & 0xFFFFFFFF),
             SourceDescription((SdesChunk(ssrc, ((SDES_CNAME, self._cname),)),)),
         ]

@@ -85,6 +85,8 @@ class RelayDirection:
         self.dtmf_in = source.dtmf_payload_type
         self.dtmf_out = target.dtmf_payload_type
         self.table = transcode_table(source.codec, target.codec)
+        self.identity = self.table is None and self.audio_in == self.audio_out
+        """Audio goes out in the payload type and codec it came in."""
         self.decoder = CODECS[source.codec]
         # Tones are looked for only where the peer cannot send RFC 4733 events (costly per packet).
         wants_inband = self.inband_dtmf and source.dtmf_payload_type is None
@@ -95,6 +97,15 @@ class RelayDirection:
 
     def process(self, data: bytes) -> bytes | None:
         """The datagram to send to the other leg, or None (muted by a player, or not relayable)."""
+        stream = self.stream
+        # The usual case, the first source's audio on the same codec and payload type: the datagram
+        # itself, with no header parsed (its SSRC bytes and payload type are compared as they are).
+        if (data[8:12] == stream.passthrough and data[1] & 0x7F == self.audio_in and self.identity
+                and not self.taps and self.inband is None and not self.muted):
+            stream.last_forwarded = data
+            stream.last_time = stream.clock()
+            self.forwarded += 1
+            return data
         if len(data) < 12:
             self.dropped += 1
             return None
@@ -124,20 +135,13 @@ class RelayDirection:
             return None
         if self.muted:
             return None
-        stream = self.stream
-        if stream.passthrough == ssrc and table is None and out_type == payload_type:
-            # The usual case (same codec and payload type, first source): the datagram itself.
-            stream.last_seq = seq
-            stream.last_ts = ts
-            stream.last_time = stream.clock()
-            self.forwarded += 1
-            return data
         if stream.source != ssrc:
             stream.switch_source(ssrc, seq, ts, ssrc)
         out_seq = (seq + stream.seq_offset) & 0xFFFF
         out_ts = (ts + stream.ts_offset) & 0xFFFFFFFF
         stream.last_seq = out_seq
         stream.last_ts = out_ts
+        stream.last_forwarded = None
         stream.last_time = stream.clock()
         self.forwarded += 1
         if (table is None and out_type == payload_type and out_seq == seq and out_ts == ts

@@ -36,10 +36,14 @@ class OutgoingStream:
         self.last_time = 0.0
         self.marker_pending = False
         self.source_changes = 0
-        self.passthrough: int | None = None
-        """The SSRC whose packets go out unchanged (the first source, forwarded with its own SSRC, no
-        offsets and no marker to set); None once another source took over. The relay's hot path
-        checks this one attribute instead of the offsets, SSRC and marker."""
+        self.passthrough: bytes | None = None
+        """The SSRC (4 bytes, as in the RTP header) whose packets go out unchanged: the first source,
+        forwarded with its own SSRC, no offsets and no marker to set; None once another source took
+        over. The relay's hot path compares the header's bytes with it and parses nothing else."""
+        self.last_forwarded: bytes | None = None
+        """The last packet sent when it went out unchanged: its header holds the last sequence number
+        and timestamp (``last_position``), read only when needed. Whoever sets ``last_seq`` and
+        ``last_ts`` sets this to None."""
 
     def switch_source(self, source: object, first_seq: int, first_ts: int, ssrc: int | None) -> None:
         """``source`` now feeds the stream, starting with a packet of ``first_seq`` / ``first_ts``."""
@@ -47,12 +51,13 @@ class OutgoingStream:
             self.ssrc = ssrc if ssrc is not None else random.getrandbits(32)
             self.seq_offset = (0 if ssrc is not None else random.getrandbits(16))
             self.ts_offset = (0 if ssrc is not None else random.getrandbits(32))
-            self.passthrough = ssrc
+            self.passthrough = None if ssrc is None else ssrc.to_bytes(4, "big")
         else:
             self.passthrough = None
+            last_seq, last_ts = self.last_position()
             elapsed = round((self.clock() - self.last_time) * self.clock_rate)
-            self.seq_offset = (self.last_seq + 1 - first_seq) & 0xFFFF
-            self.ts_offset = (self.last_ts + max(self.frame_samples, elapsed) - first_ts) & 0xFFFFFFFF
+            self.seq_offset = (last_seq + 1 - first_seq) & 0xFFFF
+            self.ts_offset = (last_ts + max(self.frame_samples, elapsed) - first_ts) & 0xFFFFFFFF
             self.marker_pending = True
             self.source_changes += 1
         self.source = source
@@ -61,4 +66,12 @@ class OutgoingStream:
         """Record the packet just sent (the relay's hot path does this inline)."""
         self.last_seq = seq
         self.last_ts = ts
+        self.last_forwarded = None
         self.last_time = self.clock()
+
+    def last_position(self) -> tuple[int, int]:
+        """Sequence number and timestamp of the last packet sent."""
+        packet = self.last_forwarded
+        if packet is None:
+            return self.last_seq, self.last_ts
+        return int.from_bytes(packet[2:4], "big"), int.from_bytes(packet[4:8], "big")

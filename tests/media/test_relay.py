@@ -124,6 +124,19 @@ def test_new_far_end_ssrc_keeps_the_outgoing_stream_continuous() -> None:
     assert (following.sequence_number, following.timestamp, following.marker) == (1004, 5000 + 8480, False)
 
 
+def test_the_stream_knows_where_passed_through_packets_left_it() -> None:
+    clock = FakeClock()
+    relay = direction(PCMU_TE, LegMedia("PCMU", 0), clock)
+    for i in range(3):
+        clock.now += 0.02
+        data = rtp(1000 + i, 5000 + 160 * i)
+        assert relay.process(data) is data
+    # What RTCP sender reports and the next source's numbering start from.
+    assert relay.stream.last_position() == (1002, 5320)
+    assert relay.stream.last_time == clock.now
+    assert relay.forwarded == 3
+
+
 def test_first_source_back_after_hold_music_is_renumbered_not_passed_through() -> None:
     clock = FakeClock()
     relay = direction(PCMU_TE, LegMedia("PCMU", 0), clock)
