@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Iterator
 
 import pytest
 
 from cti_server.config import ConfigError, config_from_mapping
-from cti_server.event_loop import loop_factory, run_on_event_loop
+from cti_server.event_loop import MEDIA_SWITCH_INTERVAL, loop_factory, run_on_event_loop, tune_switch_interval
 
 
 def test_default_is_auto_and_a_bad_choice_names_the_key() -> None:
@@ -33,3 +35,19 @@ def test_auto_and_uvloop_run_on_uvloop_when_installed() -> None:
 
     assert run_on_event_loop("auto", loop_type()).startswith("uvloop")
     assert run_on_event_loop("uvloop", loop_type()).startswith("uvloop")
+
+
+@pytest.fixture
+def switch_interval() -> Iterator[None]:
+    before = sys.getswitchinterval()
+    sys.setswitchinterval(0.005)  # CPython's default
+    yield
+    sys.setswitchinterval(before)
+
+
+@pytest.mark.usefixtures("switch_interval")
+def test_the_media_thread_gets_a_short_gil_switch_interval_at_start_up() -> None:
+    tune_switch_interval(media_thread=False)
+    assert sys.getswitchinterval() == pytest.approx(0.005)
+    tune_switch_interval(media_thread=True)
+    assert sys.getswitchinterval() == pytest.approx(MEDIA_SWITCH_INTERVAL)
