@@ -35,6 +35,7 @@ TEXT_LIMITS = {
     "account": 200,
 }
 _TEXT_LIMIT_ITEMS = tuple(TEXT_LIMITS.items())
+_PHONE_COLUMN_ITEMS = tuple(PHONE_COLUMNS.items())
 _NO_ATTRIBUTES: dict[str, str] = {}
 """The attributes of every row without extra columns (never changed)."""
 _KNOWN_COLUMNS = frozenset(TEXT_LIMITS) | frozenset(PHONE_COLUMNS) | {"phones"}
@@ -404,15 +405,21 @@ def _check_phones(
     line: int, record: Mapping[str, Any], region: str, errors: list[RowError]
 ) -> list[tuple[str, str, str]]:
     given: list[tuple[str, str, str]] = []  # (field, kind, raw)
-    for column, kind in PHONE_COLUMNS.items():
-        value = record.get(column)
-        if value in (None, ""):
+    get = record.get
+    for column, kind in _PHONE_COLUMN_ITEMS:
+        value = get(column)
+        if value.__class__ is str:  # the usual case first: text (CSV values always are)
+            if value:
+                given.append((column, kind, value))
+            continue
+        if value is None:
             continue
         if not isinstance(value, str | int):
             errors.append(RowError(line, column, f"expected a phone number, got {type(value).__name__}"))
             continue
-        given.append((column, kind, str(value)))
-    many = record.get("phones")
+        if value != "":
+            given.append((column, kind, str(value)))
+    many = get("phones")
     if isinstance(many, str):
         given.extend(("phones", "other", part) for part in many.split(";") if part.strip())
     elif isinstance(many, list):

@@ -40,6 +40,8 @@ def number_from_caller(caller: str) -> str:
     lets a ``tel:`` URI carry visual separators and ``;`` parameters after it.
     """
     text = caller.strip()
+    if "<" not in text and ":" not in text and "@" not in text and ";" not in text:
+        return text  # a bare number (most imported ones): nothing below would change it
     if text.startswith("<") and text.endswith(">"):
         text = text[1:-1]
     lowered = text.lower()

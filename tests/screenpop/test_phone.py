@@ -98,3 +98,25 @@ def test_nanp_fast_path_agrees_with_the_parser(region: str, digits: str, style: 
     except phonenumbers.NumberParseException:
         expected = None
     assert try_normalize(raw, region) == expected
+
+
+@given(
+    user=st.text(alphabet="+0123456789 -.()abc", max_size=20),
+    scheme=st.sampled_from(["", "sip:", "SIPS:", "tel:"]),
+    host=st.sampled_from(["", "@gw.example.com"]),
+    params=st.sampled_from(["", ";user=phone"]),
+    angle=st.booleans(),
+    space=st.sampled_from(["", " ", "\t"]),
+)
+def test_caller_ids_with_and_without_uri_parts_give_the_same_number(
+    user: str, scheme: str, host: str, params: str, angle: bool, space: str
+) -> None:
+    """A bare number and the same number in a SIP or tel URI read alike (the bare form skips the
+    URI handling)."""
+    uri = f"{scheme}{user}{host}{params}"
+    if angle and scheme:
+        uri = f"<{uri}>"
+    bare = number_from_caller(f"{space}{user}{space}")
+    assert bare == user.strip()
+    if scheme and user.strip() == user and user:
+        assert number_from_caller(f"{space}{uri}{space}") == bare
