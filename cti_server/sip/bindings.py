@@ -1,15 +1,18 @@
 """Registrar bindings (RFC 3261 section 10.3): address-of-record -> contacts, behind one interface.
 
 ``RegistrarBindings`` is what the registrar and the call layer use; ``InMemoryBindings`` serves the
-embedded default. The methods are async so a Redis implementation (a later issue) fits the same
-interface. A binding is keyed within its AOR by ``key``: the ``+sip.instance`` and ``reg-id`` of RFC
-5626 when the phone sends them, else the normalized contact URI (RFC 3261 section 19.1.4 comparison).
+embedded default, ``cti_server.sip.redis_bindings.RedisBindings`` the bindings several processes share.
+A binding is keyed within its AOR by ``key``: the ``+sip.instance`` and ``reg-id`` of RFC 5626 when the
+phone sends them, else the normalized contact URI (RFC 3261 section 19.1.4 comparison). The store also
+offers the registrar its per-AOR critical section (``locked``), as wide as the store is shared.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import math
+from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
@@ -55,8 +58,20 @@ class BindingsUnavailable(Exception):
     Retry-After (RFC 3261 section 21.5.4) instead of a 500, and the phone tries again later."""
 
 
+class BindingsBusy(BindingsUnavailable):
+    """An AOR's lock could not be had in time (another process holds it), or its lease ran out before
+    the holder wrote: the REGISTER is answered like an unreachable store (503, Retry-After)."""
+
+
 class RegistrarBindings(Protocol):
-    """Storage of registrar bindings: add/refresh, remove, remove_all, lookup, expire."""
+    """Storage of registrar bindings: add/refresh, remove, remove_all, lookup, expire, and the per-AOR
+    lock the registrar holds around its read-check-write of one REGISTER (RFC 3261 section 10.3 steps
+    6-7: Call-ID/CSeq order, the contact limit, ``Contact: *``)."""
+
+    def locked(self, aor: str) -> AbstractAsyncContextManager[None]:
+        """``async with store.locked(aor):`` one holder per AOR among everyone sharing the store;
+        raises ``BindingsBusy`` when the lock cannot be had in time."""
+        ...
 
     async def add(self, binding: Binding) -> Binding | None:
         """Store ``binding`` (replacing the one with the same aor and key); return the replaced one."""
@@ -83,12 +98,70 @@ class RegistrarBindings(Protocol):
         ...
 
 
+class AorLocks:
+    """An ``asyncio.Lock`` per AOR for the tasks of this process, kept only while held or awaited."""
+
+    __slots__ = ("_locks",)
+
+    def __init__(self) -> None:
+        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+
+    async def acquire(self, aor: str) -> None:
+        """Wait for ``aor``'s lock (first come, first served)."""
+        entry = self._locks.get(aor)
+        lock, users = entry if entry is not None else (asyncio.Lock(), 0)
+        self._locks[aor] = (lock, users + 1)
+        try:
+            await lock.acquire()
+        except BaseException:  # cancelled while waiting: no longer a user
+            self._leave(aor)
+            raise
+
+    def release(self, aor: str) -> None:
+        """Let the next waiter for ``aor`` in."""
+        self._locks[aor][0].release()
+        self._leave(aor)
+
+    def _leave(self, aor: str) -> None:
+        lock, users = self._locks[aor]
+        if users <= 1:
+            del self._locks[aor]
+        else:
+            self._locks[aor] = (lock, users - 1)
+
+    def locked(self, aor: str) -> AbstractAsyncContextManager[None]:
+        """``async with locks.locked(aor):``."""
+        return _HeldAor(self, aor)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class _HeldAor(AbstractAsyncContextManager[None]):
+    __slots__ = ("_aor", "_locks")
+
+    def __init__(self, locks: AorLocks, aor: str) -> None:
+        self._locks = locks
+        self._aor = aor
+
+    async def __aenter__(self) -> None:
+        await self._locks.acquire(self._aor)
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._locks.release(self._aor)
+
+
 class InMemoryBindings:
-    """``RegistrarBindings`` in a dict, with an expiry heap so ``expire`` costs only what it removes."""
+    """``RegistrarBindings`` in a dict, with an expiry heap so ``expire`` costs only what it removes;
+    ``locked`` serialises the tasks of this process (the only ones that see these bindings)."""
 
     def __init__(self) -> None:
         self._by_aor: dict[str, dict[str, Binding]] = {}
         self._deadlines: list[tuple[float, str, str]] = []
+        self.locks = AorLocks()
+
+    def locked(self, aor: str) -> AbstractAsyncContextManager[None]:
+        return self.locks.locked(aor)
 
     async def add(self, binding: Binding) -> Binding | None:
         contacts = self._by_aor.setdefault(binding.aor, {})

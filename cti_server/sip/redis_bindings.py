@@ -9,42 +9,72 @@ AOR nor a binding key can hold one (they come from SIP header values).
 Every change is one Lua script, which Redis runs atomically: ``add`` and ``remove`` return the binding
 they replaced or removed, and ``expire`` removes each due binding from both keys in one step, so when
 several processes sweep at once each expired binding goes to exactly one of them (and its
-``registration.expired`` event is published once). The registrar's read-check-write of one REGISTER
-(CSeq order, ``sip.max_contacts_per_user``) is serialised per AOR within a process only: a phone sends
-its REGISTERs one at a time to one server, so two processes updating one AOR at once is not expected.
+``registration.expired`` event is published once).
+
+``locked(aor)`` serialises the registrar's read-check-write of one REGISTER (Call-ID/CSeq order,
+``sip.max_contacts_per_user``, ``Contact: *``) across every process on the prefix: tasks of one process
+queue on an ``asyncio.Lock`` first, then the process takes ``lock:<aor>`` with ``SET NX PX`` (a random
+token, a lease of ``lock_lease`` seconds so a crashed holder blocks the AOR no longer than that),
+retrying with jittered backoff for up to ``lock_wait`` seconds (then ``BindingsBusy``: 503 with
+Retry-After). The holder's writes are fenced: the scripts check the lock still holds its token before
+they change anything, so a holder stalled past its lease (a Redis or host pause) fails with
+``BindingsBusy`` instead of overwriting what the next holder wrote. Unlocking deletes the key only if it
+still holds the token (compare-and-delete in Lua).
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import itertools
 import json
-from collections.abc import Iterator
+import random
+import secrets
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
 import redis.asyncio as redis
+import structlog
 from redis.commands.core import AsyncScript
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from cti_server.routing.resp import PipelinedConnection
-from cti_server.sip.bindings import Binding, BindingsUnavailable
+from cti_server.sip.bindings import AorLocks, Binding, BindingsBusy, BindingsUnavailable
+
+log = structlog.get_logger(__name__)
 
 _SEPARATOR = "\n"
 EXPIRE_BATCH = 500
 """Bindings one ``expire`` script call removes at most; the sweep loops until fewer come back, so one
 call never blocks Redis for long."""
 
-# KEYS: hash, expiry; ARGV: field, json, expires_at, member. Returns the replaced JSON or nil.
-_ADD = """
+LOCK_LEASE = 5.0
+"""Seconds an AOR's Redis lock lives unless released: a crashed holder blocks that AOR this long at most
+(a REGISTER's critical section takes a few round trips, milliseconds)."""
+LOCK_WAIT = 2.0
+"""Seconds a REGISTER waits for its AOR's Redis lock before it is answered 503 with Retry-After."""
+
+# Prepended to each writing script: with a third key (the AOR's lock) its last ARGV must be the token the
+# lock still holds, or nothing is written (the lease ran out and another process may hold the lock).
+_FENCE = """
+if #KEYS == 3 and redis.call('GET', KEYS[3]) ~= ARGV[#ARGV] then
+  return redis.error_reply('LOCKLOST the AOR lock lease ran out')
+end
+"""
+
+# KEYS: hash, expiry[, lock]; ARGV: field, json, expires_at, member[, token]. Returns the replaced JSON
+# or nil.
+_ADD = _FENCE + """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
 return old
 """
 
-# KEYS: hash, expiry; ARGV: field, member. Returns the removed JSON or nil.
-_REMOVE = """
+# KEYS: hash, expiry[, lock]; ARGV: field, member[, token]. Returns the removed JSON or nil.
+_REMOVE = _FENCE + """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
 if old then
   redis.call('HDEL', KEYS[1], ARGV[1])
@@ -53,8 +83,8 @@ end
 return old
 """
 
-# KEYS: hash, expiry; ARGV: aor. Returns the removed JSON values.
-_REMOVE_ALL = """
+# KEYS: hash, expiry[, lock]; ARGV: aor[, token]. Returns the removed JSON values.
+_REMOVE_ALL = _FENCE + """
 local flat = redis.call('HGETALL', KEYS[1])
 local values = {}
 for i = 1, #flat, 2 do
@@ -63,6 +93,14 @@ for i = 1, #flat, 2 do
 end
 redis.call('DEL', KEYS[1])
 return values
+"""
+
+# KEYS: lock; ARGV: token. Deletes the lock only if it still holds the token; returns 1 if it did.
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
 """
 
 # KEYS: expiry; ARGV: now, hash key prefix, batch. Removes and returns the JSON of due bindings.
@@ -124,53 +162,130 @@ class RedisBindings:
     and ``stop`` closes both connections.
     """
 
-    def __init__(self, client: redis.Redis, prefix: str) -> None:
+    def __init__(self, client: redis.Redis, prefix: str, *, lock_lease: float = LOCK_LEASE,
+                 lock_wait: float = LOCK_WAIT) -> None:
         self.client = client
         self.prefix = prefix
+        self.lock_lease = lock_lease
+        self.lock_wait = lock_wait
         self._expiry = f"{prefix}expiry"
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
         self._remove_all = client.register_script(_REMOVE_ALL)
         self._expire = client.register_script(_EXPIRE)
+        self._unlock = client.register_script(_UNLOCK)
+        self._local = AorLocks()
+        # aor -> token of the Redis lock this store holds (one holder per AOR here: ``_local``).
+        self._held: dict[str, str] = {}
+        self._owner = secrets.token_hex(8)
+        self._tokens = itertools.count()
         pool = client.connection_pool
         self._fast: PipelinedConnection | None = None
         if pool.connection_class in (redis.Connection, redis.UnixDomainSocketConnection):
             self._fast = PipelinedConnection.from_kwargs(pool.connection_kwargs)
 
     @classmethod
-    def from_url(cls, url: str, prefix: str = "cti:sip:bindings:") -> RedisBindings:
+    def from_url(cls, url: str, prefix: str = "cti:sip:bindings:", *, lock_lease: float = LOCK_LEASE,
+                 lock_wait: float = LOCK_WAIT) -> RedisBindings:
         """Bindings at the Redis of ``url`` (``redis://``, ``rediss://``, ``unix://``); connects lazily."""
-        return cls(redis.from_url(url, decode_responses=True), prefix)
+        return cls(redis.from_url(url, decode_responses=True), prefix, lock_lease=lock_lease,
+                   lock_wait=lock_wait)
 
     def _hash(self, aor: str) -> str:
         return f"{self.prefix}aor:{aor}"
 
+    def _lock_key(self, aor: str) -> str:
+        return f"{self.prefix}lock:{aor}"
+
     async def _run(self, script: AsyncScript, keys: list[str], args: list[str | int]) -> Any:
         with _reachable():
-            if self._fast is None:
-                return await script(keys=keys, args=args)
             try:
+                if self._fast is None:
+                    return await script(keys=keys, args=args)
+                try:
+                    return await self._fast.call("EVALSHA", script.sha, len(keys), *keys, *args)
+                except ResponseError as exc:
+                    if not str(exc).startswith("NOSCRIPT"):
+                        raise
+                # Redis restarted or its script cache was flushed: load the script again, once.
+                await self.client.script_load(script.script)
                 return await self._fast.call("EVALSHA", script.sha, len(keys), *keys, *args)
             except ResponseError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-            # Redis restarted or its script cache was flushed: load the script again, once.
-            await self.client.script_load(script.script)
-            return await self._fast.call("EVALSHA", script.sha, len(keys), *keys, *args)
+                if str(exc).startswith("LOCKLOST"):
+                    raise BindingsBusy(f"Redis: lock of {keys[0]!r} lost: {exc}") from exc
+                raise
+
+    async def _write(self, script: AsyncScript, aor: str, keys: list[str], args: list[str | int]) -> Any:
+        """Run a writing script, fenced by the AOR's lock when this store holds it."""
+        token = self._held.get(aor)
+        if token is not None:
+            keys.append(self._lock_key(aor))
+            args.append(token)
+        return await self._run(script, keys, args)
+
+    def locked(self, aor: str) -> contextlib.AbstractAsyncContextManager[None]:
+        return self._locked(aor)
+
+    @contextlib.asynccontextmanager
+    async def _locked(self, aor: str) -> AsyncIterator[None]:
+        await self._local.acquire(aor)
+        try:
+            token = await self._lock(aor)
+            self._held[aor] = token
+            try:
+                yield
+            finally:
+                del self._held[aor]
+                await self._release(aor, token)
+        finally:
+            self._local.release(aor)
+
+    async def _lock(self, aor: str) -> str:
+        """Take ``aor``'s Redis lock (``SET NX PX``), retrying with jittered backoff up to ``lock_wait``."""
+        key = self._lock_key(aor)
+        token = f"{self._owner}:{next(self._tokens)}"
+        lease_ms = max(1, round(self.lock_lease * 1000))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.lock_wait
+        delay = 0.002
+        while True:
+            with _reachable():
+                if self._fast is not None:
+                    taken = await self._fast.call("SET", key, token, "NX", "PX", lease_ms)
+                else:
+                    taken = await self.client.set(key, token, nx=True, px=lease_ms)
+            if taken:
+                return token
+            left = deadline - loop.time()
+            if left <= 0:
+                raise BindingsBusy(f"Redis: {aor} locked by another process for over {self.lock_wait:g} s")
+            await asyncio.sleep(min(left, delay * random.uniform(0.5, 1.5)))
+            delay = min(delay * 2, 0.064)
+
+    async def _release(self, aor: str, token: str) -> None:
+        try:
+            released = await self._run(self._unlock, [self._lock_key(aor)], [token])
+        except BindingsUnavailable as exc:
+            # What was written stays written; the lease frees the AOR.
+            log.warning("registrar_unlock_failed", aor=aor, reason=str(exc), lease=self.lock_lease)
+            return
+        if not released:
+            log.warning("registrar_lock_lease_ran_out", aor=aor, lease=self.lock_lease)
 
     async def add(self, binding: Binding) -> Binding | None:
         member = f"{binding.aor}{_SEPARATOR}{binding.key}"
         record = binding_to_record(binding)
-        old = await self._run(self._add, [self._hash(binding.aor), self._expiry],
-                              [binding.key, record, repr(binding.expires_at), member])
+        old = await self._write(self._add, binding.aor, [self._hash(binding.aor), self._expiry],
+                                [binding.key, record, repr(binding.expires_at), member])
         return binding_from_record(old) if old is not None else None
 
     async def remove(self, aor: str, key: str) -> Binding | None:
-        old = await self._run(self._remove, [self._hash(aor), self._expiry], [key, f"{aor}{_SEPARATOR}{key}"])
+        old = await self._write(self._remove, aor, [self._hash(aor), self._expiry],
+                                [key, f"{aor}{_SEPARATOR}{key}"])
         return binding_from_record(old) if old is not None else None
 
     async def remove_all(self, aor: str) -> list[Binding]:
-        values = await self._run(self._remove_all, [self._hash(aor), self._expiry], [aor])
+        values = await self._write(self._remove_all, aor, [self._hash(aor), self._expiry], [aor])
         return [binding_from_record(v) for v in values]
 
     async def lookup(self, aor: str) -> list[Binding]:

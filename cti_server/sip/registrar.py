@@ -157,7 +157,6 @@ class Registrar:
         self.bindings = bindings
         self.authenticator = authenticator
         self.bus = bus
-        self._aor_locks: dict[str, tuple[asyncio.Lock, int]] = {}
 
     @classmethod
     def from_config(
@@ -219,11 +218,10 @@ class Registrar:
         aor = aor_for(username, self.config.realm)
         path = tuple(request.headers.get_all("Path"))
         outbound = self._check_outbound(request, path)
-        lock = await self._lock(aor)
-        try:
+        # One REGISTER per AOR at a time among every process sharing the bindings: the read-check-write
+        # of step 7 must not interleave, or a stale REGISTER could overwrite a newer one.
+        async with self.bindings.locked(aor):
             current = await self._apply(request, aor, source, transport, now, path)
-        finally:
-            self._unlock(aor, lock)
         log.info("register_accepted", call_id=request.call_id, aor=aor, algorithm=result.algorithm,
                  qop=result.qop, bound=[b.contact for b in current], source=f"{source[0]}:{source[1]}",
                  transport=transport)
@@ -321,7 +319,7 @@ class Registrar:
             fresh = previous is None or previous.expires_at <= now
             self._publish("registration.added" if fresh else "registration.refreshed", binding, now)
         # What the store now holds for this AOR, without reading it again (one round trip less on Redis):
-        # the lookup above plus these changes, as REGISTERs of one AOR are serialised (``_lock``).
+        # the lookup above plus these changes, as REGISTERs of one AOR are serialised (``locked``).
         return [b for b in existing.values() if b.expires_at > now]
 
     def _contact_request(self, contact: NameAddr, header_expires: int | None) -> ContactRequest:
@@ -395,23 +393,6 @@ class Registrar:
             log.info("registration_expired", aor=binding.aor, contact=binding.contact)
             self._publish("registration.expired", binding, now)
         return expired
-
-    async def _lock(self, aor: str) -> asyncio.Lock:
-        # One REGISTER per AOR at a time: the read-check-write of step 7 must not interleave
-        # (it matters once a store suspends, as Redis will). Locks live only while in use.
-        entry = self._aor_locks.get(aor)
-        lock, users = entry if entry is not None else (asyncio.Lock(), 0)
-        self._aor_locks[aor] = (lock, users + 1)
-        await lock.acquire()
-        return lock
-
-    def _unlock(self, aor: str, lock: asyncio.Lock) -> None:
-        lock.release()
-        _lock, users = self._aor_locks[aor]
-        if users <= 1:
-            del self._aor_locks[aor]
-        else:
-            self._aor_locks[aor] = (lock, users - 1)
 
 
 class IncomingRequestLike(Protocol):

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
+from typing import Protocol
 
 import pytest
 
 from cti_server.sip.bindings import InMemoryBindings, RegistrarBindings
-from cti_server.sip.redis_bindings import RedisBindings
+from cti_server.sip.redis_bindings import LOCK_LEASE, LOCK_WAIT, RedisBindings
 from tests.routing.conftest import REDIS_URL, drop_prefix
 
-RedisBindingsFactory = Callable[[], Awaitable[RedisBindings]]
+
+class RedisBindingsFactory(Protocol):
+    """``await redis_bindings(lock_lease=..., lock_wait=...)``."""
+
+    async def __call__(self, *, lock_lease: float = ..., lock_wait: float = ...) -> RedisBindings: ...
 
 
 @pytest.fixture
@@ -21,8 +26,8 @@ async def redis_bindings() -> AsyncIterator[RedisBindingsFactory]:
     prefix = f"test:bindings:{uuid.uuid4().hex[:12]}:"
     made: list[RedisBindings] = []
 
-    async def make() -> RedisBindings:
-        store = RedisBindings.from_url(REDIS_URL, prefix)
+    async def make(*, lock_lease: float = LOCK_LEASE, lock_wait: float = LOCK_WAIT) -> RedisBindings:
+        store = RedisBindings.from_url(REDIS_URL, prefix, lock_lease=lock_lease, lock_wait=lock_wait)
         await store.start()
         made.append(store)
         return store
