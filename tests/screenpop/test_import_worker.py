@@ -187,3 +187,46 @@ def test_csv_lines_sent_as_text_make_the_same_records(text: str) -> None:
     except ImportFormatError as exc:
         found = (exc.line, exc.reason)
     assert found == expected
+
+
+async def test_a_reimport_rejects_the_stored_external_ids_by_line(store: Store) -> None:
+    """Ids the store already has, ids repeated in the file and bad rows, in batches that mix them:
+    the same report on both stores (SQLite learns of stored ids from its unique index and writes the
+    batch again; PostgreSQL reads them before the first batch)."""
+    center = await make_call_center(store)
+    first = await ContactImporter(store, center.id, "US", batch_size=5).run(
+        read_records(mixed_csv(20).encode(), "text/csv")
+    )
+    assert first.imported == 16 and first.accounts_created == 2
+    progress: list[tuple[int, int]] = []
+    importer = ContactImporter(
+        store,
+        center.id,
+        "US",
+        batch_size=6,
+        progress=lambda done, rejected: progress.append((done, rejected)),
+    )
+    again = await importer.run(read_records(mixed_csv(60).encode(), "text/csv"))
+    assert (again.received, again.imported, again.rejected, again.accounts_created) == (60, 20, 40, 0)
+    # the first six rows are stored (one batch refused whole by the index), later ones repeat them
+    by_line = [e.line for e in again.errors if e.field == "external_id"]
+    assert by_line[:4] == [2, 3, 4, 5] and by_line == sorted(by_line)
+    assert progress == [
+        (6, 6),
+        (12, 12),
+        (18, 18),
+        (24, 21),
+        (30, 22),
+        (36, 23),
+        (42, 26),
+        (48, 30),
+        (54, 35),
+        (60, 40),
+    ]
+    assert len(await stored(store, center)) == 36
+    # a batch with a repeat inside the file before a stored id: each reported once, in line order
+    tail = "first_name,external_id\nA,ext-70\nB,ext-71\nC,ext-70\nD,ext-1\nE,ext-72\n"
+    mixed = await ContactImporter(store, center.id, "US", batch_size=4).run(read_records(tail, "text/csv"))
+    assert [(e.line, e.field) for e in mixed.errors] == [(4, "external_id"), (5, "external_id")]
+    assert (mixed.imported, mixed.rejected) == (3, 2)
+    await assert_sqlite_settings_restored(store)
