@@ -233,6 +233,7 @@ class ContactImporter:
         self._account_names: dict[str, str] = {}
         self._known_external_ids: set[str] | None = None
         self._checks_keys_per_batch: bool | None = None
+        self._probes_external_ids = False
 
     async def run(self, records: Iterable[Record]) -> ImportReport:
         """Check and insert every record; ImportFormatError if the file itself cannot be read.
@@ -453,15 +454,17 @@ class ContactImporter:
         On SQLite the batch is first written without asking which of its external ids the call center
         already uses (an index probe per id, 1.6-2 us a row): the unique (call_center_id,
         external_id) index refuses a used one as it inserts. Only then is the transaction rolled back
-        and the batch made ready again with the store's answer, its rows rejected as always.
+        and the batch made ready again with the store's answer, its rows rejected as always; the
+        rest of the import probes first (a file that repeats stored ids likely repeats more of them).
         """
-        if self.store.engine.dialect.name == "sqlite":
+        if self.store.engine.dialect.name == "sqlite" and not self._probes_external_ids:
             rejected, errors, truncated = report.rejected, len(report.errors), report.errors_truncated
             claimed: list[str] = []
             try:
                 await self._insert_once(checked, seen, report, claimed)
                 return
             except (sqlite3.IntegrityError, IntegrityError):
+                self._probes_external_ids = True
                 seen.difference_update(claimed)
                 report.rejected, report.errors_truncated = rejected, truncated
                 del report.errors[errors:]
