@@ -172,7 +172,9 @@ class CsvRecords:
             if '"' in text or "\0" in text or len(text) > limit:
                 yield from _rows_of(csv.reader(itertools.chain((text,), lines)), line - 1)
                 return
-            if text.replace(",", "").strip():  # not a blank row
+            first = text[:1]
+            # not a blank row (only commas and spaces); a row that starts otherwise is not one
+            if (first != "," and not first.isspace() and first) or text.replace(",", "").strip():
                 yield line, text
 
     def _read_header(self, reader: Any) -> None:
