@@ -4,7 +4,8 @@
 embedded default, ``cti_server.sip.redis_bindings.RedisBindings`` the bindings several processes share.
 A binding is keyed within its AOR by ``key``: the ``+sip.instance`` and ``reg-id`` of RFC 5626 when the
 phone sends them, else the normalized contact URI (RFC 3261 section 19.1.4 comparison). The store also
-offers the registrar its per-AOR critical section (``locked``), as wide as the store is shared.
+offers the registrar its per-AOR critical section (``locked``), as wide as the store is shared, which
+hands over the AOR's bindings as they are when it is entered.
 """
 
 from __future__ import annotations
@@ -68,9 +69,10 @@ class RegistrarBindings(Protocol):
     lock the registrar holds around its read-check-write of one REGISTER (RFC 3261 section 10.3 steps
     6-7: Call-ID/CSeq order, the contact limit, ``Contact: *``)."""
 
-    def locked(self, aor: str) -> AbstractAsyncContextManager[None]:
-        """``async with store.locked(aor):`` one holder per AOR among everyone sharing the store;
-        raises ``BindingsBusy`` when the lock cannot be had in time."""
+    def locked(self, aor: str) -> AbstractAsyncContextManager[list[Binding]]:
+        """``async with store.locked(aor) as bound:`` one holder per AOR among everyone sharing the
+        store; ``bound`` is what ``lookup(aor)`` returns at that moment (on Redis read in the same step
+        that takes the lock). Raises ``BindingsBusy`` when the lock cannot be had in time."""
         ...
 
     async def add(self, binding: Binding) -> Binding | None:
@@ -129,26 +131,23 @@ class AorLocks:
         else:
             self._locks[aor] = (lock, users - 1)
 
-    def locked(self, aor: str) -> AbstractAsyncContextManager[None]:
-        """``async with locks.locked(aor):``."""
-        return _HeldAor(self, aor)
-
     def __len__(self) -> int:
         return len(self._locks)
 
 
-class _HeldAor(AbstractAsyncContextManager[None]):
-    __slots__ = ("_aor", "_locks")
+class _LockedAor(AbstractAsyncContextManager[list[Binding]]):
+    __slots__ = ("_aor", "_store")
 
-    def __init__(self, locks: AorLocks, aor: str) -> None:
-        self._locks = locks
+    def __init__(self, store: InMemoryBindings, aor: str) -> None:
+        self._store = store
         self._aor = aor
 
-    async def __aenter__(self) -> None:
-        await self._locks.acquire(self._aor)
+    async def __aenter__(self) -> list[Binding]:
+        await self._store.locks.acquire(self._aor)
+        return list(self._store._by_aor.get(self._aor, {}).values())
 
     async def __aexit__(self, *exc_info: object) -> None:
-        self._locks.release(self._aor)
+        self._store.locks.release(self._aor)
 
 
 class InMemoryBindings:
@@ -160,8 +159,8 @@ class InMemoryBindings:
         self._deadlines: list[tuple[float, str, str]] = []
         self.locks = AorLocks()
 
-    def locked(self, aor: str) -> AbstractAsyncContextManager[None]:
-        return self.locks.locked(aor)
+    def locked(self, aor: str) -> AbstractAsyncContextManager[list[Binding]]:
+        return _LockedAor(self, aor)
 
     async def add(self, binding: Binding) -> Binding | None:
         contacts = self._by_aor.setdefault(binding.aor, {})

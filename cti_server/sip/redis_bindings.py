@@ -14,12 +14,12 @@ several processes sweep at once each expired binding goes to exactly one of them
 ``locked(aor)`` serialises the registrar's read-check-write of one REGISTER (Call-ID/CSeq order,
 ``sip.max_contacts_per_user``, ``Contact: *``) across every process on the prefix: tasks of one process
 queue on an ``asyncio.Lock`` first, then the process takes ``lock:<aor>`` with ``SET NX PX`` (a random
-token, a lease of ``lock_lease`` seconds so a crashed holder blocks the AOR no longer than that),
-retrying with jittered backoff for up to ``lock_wait`` seconds (then ``BindingsBusy``: 503 with
-Retry-After). The holder's writes are fenced: the scripts check the lock still holds its token before
-they change anything, so a holder stalled past its lease (a Redis or host pause) fails with
-``BindingsBusy`` instead of overwriting what the next holder wrote. Unlocking deletes the key only if it
-still holds the token (compare-and-delete in Lua).
+token, a lease of ``lock_lease`` seconds so a crashed holder blocks the AOR no longer than that) and
+reads the AOR's bindings in the same Lua step, retrying with jittered backoff for up to ``lock_wait``
+seconds (then ``BindingsBusy``: 503 with Retry-After). The holder's writes are fenced: the scripts
+check the lock still holds its token before they change anything, so a holder stalled past its lease (a
+Redis or host pause) fails with ``BindingsBusy`` instead of overwriting what the next holder wrote.
+Unlocking deletes the key only if it still holds the token (compare-and-delete in Lua).
 """
 
 from __future__ import annotations
@@ -93,6 +93,15 @@ for i = 1, #flat, 2 do
 end
 redis.call('DEL', KEYS[1])
 return values
+"""
+
+# KEYS: lock, hash; ARGV: token, lease in ms. Takes the lock and returns the AOR's bindings (JSON), or
+# nil when another holder has it.
+_LOCK = """
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+  return redis.call('HVALS', KEYS[2])
+end
+return false
 """
 
 # KEYS: lock; ARGV: token. Deletes the lock only if it still holds the token; returns 1 if it did.
@@ -173,6 +182,7 @@ class RedisBindings:
         self._remove = client.register_script(_REMOVE)
         self._remove_all = client.register_script(_REMOVE_ALL)
         self._expire = client.register_script(_EXPIRE)
+        self._lock_script = client.register_script(_LOCK)
         self._unlock = client.register_script(_UNLOCK)
         self._local = AorLocks()
         # aor -> token of the Redis lock this store holds (one holder per AOR here: ``_local``).
@@ -223,39 +233,36 @@ class RedisBindings:
             args.append(token)
         return await self._run(script, keys, args)
 
-    def locked(self, aor: str) -> contextlib.AbstractAsyncContextManager[None]:
+    def locked(self, aor: str) -> contextlib.AbstractAsyncContextManager[list[Binding]]:
         return self._locked(aor)
 
     @contextlib.asynccontextmanager
-    async def _locked(self, aor: str) -> AsyncIterator[None]:
+    async def _locked(self, aor: str) -> AsyncIterator[list[Binding]]:
         await self._local.acquire(aor)
         try:
-            token = await self._lock(aor)
+            token, values = await self._lock(aor)
             self._held[aor] = token
             try:
-                yield
+                yield [binding_from_record(v) for v in values]
             finally:
                 del self._held[aor]
                 await self._release(aor, token)
         finally:
             self._local.release(aor)
 
-    async def _lock(self, aor: str) -> str:
-        """Take ``aor``'s Redis lock (``SET NX PX``), retrying with jittered backoff up to ``lock_wait``."""
-        key = self._lock_key(aor)
+    async def _lock(self, aor: str) -> tuple[str, list[str]]:
+        """Take ``aor``'s Redis lock (``SET NX PX``) and read its bindings, retrying with jittered
+        backoff up to ``lock_wait``; returns the token and the bindings' JSON."""
+        keys = [self._lock_key(aor), self._hash(aor)]
         token = f"{self._owner}:{next(self._tokens)}"
-        lease_ms = max(1, round(self.lock_lease * 1000))
+        args: list[str | int] = [token, max(1, round(self.lock_lease * 1000))]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.lock_wait
         delay = 0.002
         while True:
-            with _reachable():
-                if self._fast is not None:
-                    taken = await self._fast.call("SET", key, token, "NX", "PX", lease_ms)
-                else:
-                    taken = await self.client.set(key, token, nx=True, px=lease_ms)
-            if taken:
-                return token
+            values = await self._run(self._lock_script, keys, args)
+            if values is not None:
+                return token, values
             left = deadline - loop.time()
             if left <= 0:
                 raise BindingsBusy(f"Redis: {aor} locked by another process for over {self.lock_wait:g} s")

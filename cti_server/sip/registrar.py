@@ -220,8 +220,8 @@ class Registrar:
         outbound = self._check_outbound(request, path)
         # One REGISTER per AOR at a time among every process sharing the bindings: the read-check-write
         # of step 7 must not interleave, or a stale REGISTER could overwrite a newer one.
-        async with self.bindings.locked(aor):
-            current = await self._apply(request, aor, source, transport, now, path)
+        async with self.bindings.locked(aor) as bound:
+            current = await self._apply(request, aor, bound, source, transport, now, path)
         log.info("register_accepted", call_id=request.call_id, aor=aor, algorithm=result.algorithm,
                  qop=result.qop, bound=[b.contact for b in current], source=f"{source[0]}:{source[1]}",
                  transport=transport)
@@ -258,6 +258,7 @@ class Registrar:
         self,
         request: SipRequest,
         aor: str,
+        bound: list[Binding],
         source: tuple[str, int],
         transport: str,
         now: float,
@@ -270,14 +271,14 @@ class Registrar:
         if contacts == "*":
             if header_expires != 0 or len(request.headers.get_all("Contact")) != 1:
                 raise RegisterRejected(400, "Contact * Needs Expires 0 And No Other Contact")
-            for binding in await self.bindings.lookup(aor):
+            for binding in bound:
                 if binding.call_id == call_id and cseq <= binding.cseq:
                     raise RegisterRejected(500, "Out Of Order CSeq")
             for binding in await self.bindings.remove_all(aor):
                 self._publish("registration.removed", binding, now)
             return []
         wanted = [self._contact_request(c, header_expires) for c in contacts]
-        existing = {b.key: b for b in await self.bindings.lookup(aor)}
+        existing = {b.key: b for b in bound}
         for contact in wanted:
             old = existing.get(contact.key)
             if old is not None and old.call_id == call_id and cseq <= old.cseq:
@@ -319,7 +320,7 @@ class Registrar:
             fresh = previous is None or previous.expires_at <= now
             self._publish("registration.added" if fresh else "registration.refreshed", binding, now)
         # What the store now holds for this AOR, without reading it again (one round trip less on Redis):
-        # the lookup above plus these changes, as REGISTERs of one AOR are serialised (``locked``).
+        # the bindings read when the lock was taken plus these changes (REGISTERs of one AOR are serialised).
         return [b for b in existing.values() if b.expires_at > now]
 
     def _contact_request(self, contact: NameAddr, header_expires: int | None) -> ContactRequest:

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import pytest
 
-from cti_server.sip.bindings import AorLocks, Binding, BindingsBusy, InMemoryBindings, RegistrarBindings
+from cti_server.sip.bindings import Binding, BindingsBusy, InMemoryBindings, RegistrarBindings
 from cti_server.sip.message import SipRequest
 from cti_server.sip.redis_bindings import RedisBindings
 from cti_server.sip.registrar import STORE_RETRY_AFTER, Registrar
@@ -142,33 +142,32 @@ async def test_redis_lock_is_released_after_the_critical_section_and_on_errors(
         assert await store.client.pttl(f"{store.prefix}lock:{AOR}") > 0
 
 
-async def test_memory_locks_serialise_one_aor_and_forget_it_when_idle() -> None:
-    locks = AorLocks()
+async def test_locked_hands_over_the_aors_bindings(bindings: RegistrarBindings) -> None:
+    await bindings.add(binding(3))
+    async with bindings.locked(AOR) as bound:
+        assert bound == [binding(3)]
+    async with bindings.locked("sip:1002@cti.local") as bound:
+        assert bound == []
+
+
+async def test_memory_lock_serialises_one_aor_and_forgets_it_when_idle() -> None:
+    store = InMemoryBindings()
     order: list[str] = []
 
     async def hold(name: str) -> None:
-        async with locks.locked(AOR):
+        async with store.locked(AOR):
             order.append(f"{name}+")
             await asyncio.sleep(0)
             order.append(f"{name}-")
 
     await asyncio.gather(hold("x"), hold("y"), hold("z"))
     assert order == ["x+", "x-", "y+", "y-", "z+", "z-"]
-    assert len(locks) == 0
-    await locks.acquire(AOR)
-    waiter = asyncio.create_task(locks.acquire(AOR))
-    await asyncio.sleep(0)
-    waiter.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await waiter
-    locks.release(AOR)
-    assert len(locks) == 0
-
-
-async def test_memory_store_lock_spans_registrars_of_one_process() -> None:
-    store = InMemoryBindings()
+    assert len(store.locks) == 0
     async with store.locked(AOR):
-        waiter = asyncio.create_task(store.locked(AOR).__aenter__())
+        waiter = asyncio.create_task(store.locks.acquire(AOR))
         await asyncio.sleep(0)
         assert not waiter.done()
-    await waiter
+        waiter.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await waiter
+    assert len(store.locks) == 0
