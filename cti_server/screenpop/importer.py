@@ -6,7 +6,8 @@ loop every few hundred records so calls are never held up; each batch is written
 (``bulk.insert_driver_rows``: COPY on PostgreSQL, executemany on SQLite) in its own transaction. On a
 machine with more than one core, an import of more than one batch checks its records in a worker
 process (``import_rows.check_chunk``) while this process writes the batch before, so checking and
-writing overlap on two cores.
+writing overlap on two cores; on PostgreSQL the next batch's rows are also built while the server
+copies the batch before.
 
 Columns (CSV header names or JSON keys):
 
