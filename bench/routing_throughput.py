@@ -224,8 +224,10 @@ async def run(kind: str, agents: int, items: int, churn: int, workers: int,
                     counters["redis"] = PerfStat([await redis_pid(backend)])
                 await asyncio.sleep(0.5)  # perf attaches
             server_before, cpu_before = await redis_server_usec(backend), await redis_cpu_usec(backend)
-            parts = await run_phase(phase)
-            stats = {side: counter.stop() for side, counter in counters.items()}
+            try:
+                parts = await run_phase(phase)
+            finally:  # a failed phase leaves no perf attached to Redis
+                stats = {side: counter.stop() for side, counter in counters.items()}
             wall = max(p["end"] for p in parts) - min(p["start"] for p in parts)
             client_cpu = sum(p["cpu"] for p in parts)
             count = sum(p["count"] for p in parts)
