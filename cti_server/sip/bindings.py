@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import math
+from collections import deque
 from contextlib import AbstractAsyncContextManager
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -101,41 +102,57 @@ class RegistrarBindings(Protocol):
 
 
 class AorLocks:
-    """An ``asyncio.Lock`` per AOR for the tasks of this process, kept only while held or awaited."""
+    """One lock per AOR for the tasks of this process, first come first served, kept only while held.
 
-    __slots__ = ("_locks",)
+    An AOR nobody waits for costs one dict entry and no lock object (most REGISTERs); waiters queue
+    futures and ``release`` hands the lock to the first of them directly.
+    """
+
+    __slots__ = ("_held",)
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._held: dict[str, deque[asyncio.Future[None]] | None] = {}
+
+    def try_acquire(self, aor: str) -> bool:
+        """Take ``aor``'s lock if it is free; False if someone holds it."""
+        if aor in self._held:
+            return False
+        self._held[aor] = None
+        return True
 
     async def acquire(self, aor: str) -> None:
-        """Wait for ``aor``'s lock (first come, first served)."""
-        entry = self._locks.get(aor)
-        lock, users = entry if entry is not None else (asyncio.Lock(), 0)
-        self._locks[aor] = (lock, users + 1)
+        """Wait for ``aor``'s lock."""
+        if self.try_acquire(aor):
+            return
+        waiters = self._held[aor]
+        if waiters is None:
+            waiters = self._held[aor] = deque()
+        waiter = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
         try:
-            await lock.acquire()
-        except BaseException:  # cancelled while waiting: no longer a user
-            self._leave(aor)
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release(aor)  # handed the lock, then cancelled before running: pass it on
+            elif waiter in waiters:  # a release may have dropped it already
+                waiters.remove(waiter)
             raise
 
     def release(self, aor: str) -> None:
-        """Let the next waiter for ``aor`` in."""
-        self._locks[aor][0].release()
-        self._leave(aor)
-
-    def _leave(self, aor: str) -> None:
-        lock, users = self._locks[aor]
-        if users <= 1:
-            del self._locks[aor]
-        else:
-            self._locks[aor] = (lock, users - 1)
+        """Hand ``aor``'s lock to its first waiter, or free it."""
+        waiters = self._held[aor]
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        del self._held[aor]
 
     def __len__(self) -> int:
-        return len(self._locks)
+        return len(self._held)
 
 
-class _LockedAor(AbstractAsyncContextManager[list[Binding]]):
+class _LockedAor:
     __slots__ = ("_aor", "_store")
 
     def __init__(self, store: InMemoryBindings, aor: str) -> None:
@@ -143,8 +160,10 @@ class _LockedAor(AbstractAsyncContextManager[list[Binding]]):
         self._aor = aor
 
     async def __aenter__(self) -> list[Binding]:
-        await self._store.locks.acquire(self._aor)
-        return list(self._store._by_aor.get(self._aor, {}).values())
+        store = self._store
+        if not store.locks.try_acquire(self._aor):
+            await store.locks.acquire(self._aor)
+        return list(store._by_aor.get(self._aor, {}).values())
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._store.locks.release(self._aor)

@@ -171,3 +171,23 @@ async def test_memory_lock_serialises_one_aor_and_forgets_it_when_idle() -> None
         with pytest.raises(asyncio.CancelledError):
             await waiter
     assert len(store.locks) == 0
+
+
+async def test_memory_lock_passes_on_when_its_next_holder_is_cancelled() -> None:
+    """A waiter cancelled after it was handed the lock, or dropped while waiting, does not keep it."""
+    store = InMemoryBindings()
+    await store.locks.acquire(AOR)
+    handed = asyncio.create_task(store.locks.acquire(AOR))
+    dropped = asyncio.create_task(store.locks.acquire(AOR))
+    last = asyncio.create_task(store.locks.acquire(AOR))
+    await asyncio.sleep(0)
+    dropped.cancel()
+    store.locks.release(AOR)  # handed to the first waiter...
+    handed.cancel()  # ...which is cancelled before it runs
+    for task in (handed, dropped):
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    await last
+    assert len(store.locks) == 1
+    store.locks.release(AOR)
+    assert len(store.locks) == 0
