@@ -13,7 +13,7 @@ several processes sweep at once each expired binding goes to exactly one of them
 
 ``locked(aor)`` serialises the registrar's read-check-write of one REGISTER (Call-ID/CSeq order,
 ``sip.max_contacts_per_user``, ``Contact: *``) across every process on the prefix: tasks of one process
-queue on an ``asyncio.Lock`` first, then the process takes ``lock:<aor>`` with ``SET NX PX`` (a random
+queue in the process first (``AorLocks``), then the process takes ``lock:<aor>`` with ``SET NX PX`` (a random
 token, a lease of ``lock_lease`` seconds so a crashed holder blocks the AOR no longer than that) and
 reads the AOR's bindings in the same Lua step, retrying with jittered backoff for up to ``lock_wait``
 seconds (then ``BindingsBusy``: 503 with Retry-After). The holder's writes are fenced: the scripts
