@@ -40,11 +40,29 @@ _COMMON_NAME_ADDR_RE = re.compile(
     rf"<{FAST_URI_PATTERN}>((?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*)")
 
 
+# A display name before the common form (``sipp <sip:...>``, ``"Alice Smith" <sip:...>``): ASCII tokens
+# separated by blanks, or a quoted string without escapes; what parse_name_addr takes as the display
+# name is the text before the blanks before "<" (quotes removed).
+_COMMON_DISPLAY_RE = re.compile(rf'(?:"[^"\\]*"|[{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN_CHARS}]+)*)[ \t]*(?=<)')
+# A bare addr-spec (sipp's ``Contact: sip:sipp@host:port``), the same groups with no parameters.
+_COMMON_ADDR_SPEC_RE = re.compile(rf"{FAST_URI_PATTERN}()")
+
+
 def common_name_addr(value: str) -> re.Match[str] | None:
-    """The match of ``value`` when it has the common ``<sip:...>;params`` form (so it is valid)."""
+    """The match of ``value`` when it has the common ``[display-name] <sip:...>;params`` form, or is a
+    bare ``sip:user@host:port`` (so it is valid). A display name is the text before ``match.start()``."""
     if len(value) > MAX_URI_LENGTH:
         return None
-    match = _COMMON_NAME_ADDR_RE.fullmatch(value)
+    if value[:1] == "<":
+        match = _COMMON_NAME_ADDR_RE.fullmatch(value)
+    else:
+        display = _COMMON_DISPLAY_RE.match(value)
+        if display is not None:
+            match = _COMMON_NAME_ADDR_RE.fullmatch(value, display.end())
+        elif ";" in value or "," in value:  # an addr-spec's ";" starts header parameters, "," needs <>
+            return None
+        else:
+            match = _COMMON_ADDR_SPEC_RE.fullmatch(value)
     if match is None:
         return None
     port = match.group(4)
@@ -56,7 +74,13 @@ def name_addr_from_common(match: re.Match[str]) -> NameAddr:
     scheme, user, host, port, uri_params, params = match.groups()
     uri = SipUri(scheme, user, None, host, int(port) if port is not None else None,
                  split_simple_params(uri_params) if uri_params else {}, {})
-    return NameAddr(None, uri, split_simple_params(params) if params else {})
+    start = match.start()
+    display_name = None
+    if start:
+        display_name = match.string[:start].rstrip(" \t")
+        if display_name[:1] == '"':
+            display_name = display_name[1:-1]
+    return NameAddr(display_name, uri, split_simple_params(params) if params else {})
 
 
 def parse_header_params(text: str, what: str) -> dict[str, str | None]:

@@ -14,7 +14,13 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
 
-from cti_server.sip.address import NameAddr, name_addr_from_common, parse_contact_list, parse_name_addr
+from cti_server.sip.address import (
+    NameAddr,
+    common_name_addr,
+    name_addr_from_common,
+    parse_contact_list,
+    parse_name_addr,
+)
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, split_header_values
 from cti_server.sip.uri import SipUri, parse_uri
@@ -160,8 +166,9 @@ class _MessageBase:
             result: NameAddr = hit[1]
             return result
         common = cache.get(key + "_common")
-        value = (name_addr_from_common(common[1]) if common is not None and common[0] == raw
-                 else parse_name_addr(raw, what))
+        match = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
+        # the common form (a From the parser only checked, one set since) is built from its match
+        value = name_addr_from_common(match) if match is not None else parse_name_addr(raw, what)
         cache[key] = (raw, value)
         return value
 

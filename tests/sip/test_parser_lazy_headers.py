@@ -47,7 +47,8 @@ def test_second_contact_line_is_checked_too() -> None:
 
 
 _PIECES = st.sampled_from(["<", ">", "sip:", "sips:", "tel:", "a", "@", "example.com", "10.0.0.1", ":",
-                           "5060", "99999", ";", "tag", "=", "x", '"', " ", ",", "%41", "[::1]", "?h=v"])
+                           "5060", "99999", ";", "tag", "=", "x", '"', " ", ",", "%41", "[::1]", "?h=v",
+                           "Bob", "\t", "\\", "\u00f6"])
 
 
 @settings(max_examples=400, deadline=None)
@@ -58,6 +59,33 @@ def test_every_value_the_fast_check_accepts_parses(value: str) -> None:
     match = common_name_addr(value)
     if match is not None:  # and the object built from the match is the one the full parse gives
         assert name_addr_from_common(match) == parse_name_addr(value, "From")
+
+
+@pytest.mark.parametrize(("value", "display_name"), [
+    ("sipp <sip:sipp@127.0.0.1:5061>;tag=7SIPpTag007", "sipp"),
+    ('"Alice Smith" <sip:alice@example.com;transport=udp>;tag=x', "Alice Smith"),
+    ("Bob  Jones\t<sip:bob@example.com>", "Bob  Jones"),
+    ('"" <sip:x@example.com>', ""),
+    ('"a<b>" <sip:x@example.com:5060>', "a<b>"),
+])
+def test_display_names_take_the_fast_path(value: str, display_name: str) -> None:
+    match = common_name_addr(value)
+    assert match is not None
+    built = name_addr_from_common(match)
+    assert built == parse_name_addr(value, "From") and built.display_name == display_name
+
+
+def test_bare_addr_spec_takes_the_fast_path() -> None:
+    match = common_name_addr("sip:sipp@127.0.0.1:5061")  # sipp's Contact
+    assert match is not None
+    assert name_addr_from_common(match) == parse_name_addr("sip:sipp@127.0.0.1:5061", "Contact")
+
+
+@pytest.mark.parametrize("value", ['"esc\\"aped" <sip:x@example.com>', "J\u00f6rg <sip:x@example.com>",
+                                   "a <sip:x@example.com:70000>", "a b", "sip:a@example.com;tag=1",
+                                   "sip:a,b@example.com", "sip:a@example.com:70000"])
+def test_other_display_names_are_left_to_the_full_parse(value: str) -> None:
+    assert common_name_addr(value) is None
 
 
 def test_to_tag_of_a_validated_to_without_tag_is_none_without_a_parse() -> None:
