@@ -92,12 +92,14 @@ class AnchoredMedia:
     # --- offer / answer (cti_server.media.offer_answer) ---------------------------------------------------
 
     def offer(self, leg_id: str) -> bytes:
-        return self._leg(leg_id).sdp.create_offer().serialize()
+        sdp = self._leg(leg_id).sdp
+        sdp.create_offer()
+        return sdp.serialized
 
     def answer(self, leg_id: str, offer: bytes) -> Answer:
         leg = self._leg(leg_id)
         try:
-            description, negotiated = leg.sdp.create_answer(_parse(offer))
+            _, negotiated = leg.sdp.create_answer(_parse(offer))
         except OfferAnswerError as exc:
             raise MediaError(exc.reason) from None
         except SdpParseError as exc:
@@ -105,7 +107,7 @@ class AnchoredMedia:
         self._apply(leg, negotiated)
         # A peer that gives no address to send to (the old c=0.0.0.0) is holding (RFC 3264 section 8.4).
         offered = "inactive" if negotiated.remote_address is None else negotiated.remote_direction
-        return Answer(description.serialize(), Direction(offered))
+        return Answer(leg.sdp.serialized, Direction(offered))
 
     def accept_answer(self, leg_id: str, answer: bytes) -> None:
         leg = self._leg(leg_id)

@@ -116,6 +116,8 @@ class LocalSdp:
     session_id: str = field(default_factory=lambda: str(random.randrange(1, 2**62)))
     version: int = field(default_factory=lambda: random.randrange(1, 2**31))
     _last_body: tuple[str, ...] | None = field(default=None, init=False, repr=False)
+    serialized: bytes = field(default=b"", init=False, repr=False)
+    """The last offer or answer built, as ``serialize()`` writes it (made from the same lines, once)."""
     _offered: MediaDescription | None = field(default=None, init=False, repr=False)
 
     def create_offer(self, hold: bool = False) -> SessionDescription:
@@ -182,7 +184,7 @@ class LocalSdp:
                 break
         if chosen is None:
             raise OfferAnswerError("the answer names none of the codecs we offered")
-        dtmf_type = _telephone_event_type(media)
+        dtmf_type = _telephone_event_type(media, rtpmaps)
         remote_direction = answer.direction_of(media)
         remote_address, rtcp_address = self._remote(answer, media)
         our_direction = offered.direction
@@ -208,7 +210,7 @@ class LocalSdp:
                 by_name.setdefault(name.upper(), payload_type)
         for name in self.policy.codecs:
             if name in by_name:
-                return name, by_name[name], _telephone_event_type(offered)
+                return name, by_name[name], _telephone_event_type(offered, rtpmaps)
         return None
 
     @staticmethod
@@ -246,16 +248,24 @@ class LocalSdp:
             connection=Connection(self.address, addrtype),
             media=media,
         )
-        body = tuple(session.lines()[2:])
+        lines = session.lines()
+        body = tuple(lines[2:])
         if self._last_body is not None and body != self._last_body:
             self.version += 1
             session.origin.session_version = self.version
+            lines[1] = f"o={session.origin}"
         self._last_body = body
+        self.serialized = ("\r\n".join(lines) + "\r\n").encode("utf-8", "surrogateescape")
         return session
 
 
-def _telephone_event_type(media: MediaDescription) -> int | None:
-    for payload_type, (name, rate, _channels) in media.rtpmaps.items():
-        if name.lower() == TELEPHONE_EVENT and rate == 8000 and payload_type in media.payload_types:
-            return payload_type
+def _telephone_event_type(media: MediaDescription, rtpmaps: dict[int, tuple[str, int, int]]
+                          ) -> int | None:
+    """The RFC 4733 payload type ``media`` lists (``rtpmaps``: its ``rtpmaps``, read once by the caller)."""
+    listed: list[int] | None = None
+    for payload_type, (name, rate, _channels) in rtpmaps.items():
+        if name.lower() == TELEPHONE_EVENT and rate == 8000:
+            listed = media.payload_types if listed is None else listed
+            if payload_type in listed:
+                return payload_type
     return None

@@ -122,6 +122,14 @@ def test_offer_lists_codecs_by_preference_and_version_moves_only_on_change() -> 
     assert sdp.create_offer(hold=True).origin.session_version == 8
 
 
+def test_serialized_is_the_last_description_built_with_its_version() -> None:
+    sdp = local()
+    assert sdp.create_offer().serialize() == sdp.serialized
+    assert sdp.create_offer(hold=True).serialize() == sdp.serialized
+    assert sdp.create_answer(offer(AUDIO))[0].serialize() == sdp.serialized
+    assert b"o=cti-server 42 9 IN IP4 203.0.113.1\r\n" in sdp.serialized  # hold, then the answer
+
+
 def test_accept_answer_uses_the_answerers_first_codec() -> None:
     sdp = local()
     sdp.create_offer()
