@@ -23,7 +23,7 @@ from cti_server.sip.address import (
 )
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, split_header_values
-from cti_server.sip.uri import SipUri, parse_uri
+from cti_server.sip.uri import SipUri, parse_uri, split_simple_params
 from cti_server.sip.via import BRANCH_MAGIC_COOKIE, Via, parse_via
 
 SIP_VERSION = "SIP/2.0"
@@ -182,10 +182,25 @@ class _MessageBase:
         """The To header field (RFC 3261 section 20.39)."""
         return self._name_addr("to", self._required("To"), "To")
 
+    def _tag(self, key: str, raw: str, what: str) -> str | None:
+        """The tag of From or To: of the address if built, else from the header parameters of the
+        common form's match (no URI or address built), else of the parsed address."""
+        cache = self._cache
+        hit = cache.get(key)
+        if hit is not None and hit[0] == raw:
+            tag: str | None = hit[1].tag
+            return tag
+        common = cache.get(key + "_common")
+        match = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
+        if match is None:
+            return self._name_addr(key, raw, what).tag
+        params = match.group(6)
+        return split_simple_params(params).get("tag") if params else None
+
     @property
     def from_tag(self) -> str | None:
         """The From tag (RFC 3261 section 19.3)."""
-        return self.from_addr.tag
+        return self._tag("from", self._required("From"), "From")
 
     @property
     def to_tag(self) -> str | None:
@@ -194,7 +209,7 @@ class _MessageBase:
         checked = self._cache.get("to_common")
         if checked is not None and checked[0] == raw and "tag" not in raw.lower():
             return None  # the parser validated this value, and it has no tag parameter: no parse needed
-        return self.to_addr.tag
+        return self._tag("to", raw, "To")
 
     @property
     def contacts(self) -> list[NameAddr] | Literal["*"]:

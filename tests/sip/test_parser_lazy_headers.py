@@ -100,6 +100,22 @@ def test_to_tag_of_a_validated_to_with_tag_is_read(to: str) -> None:
     assert message.to_tag == to.split("=")[1].split(";")[0]
 
 
+@pytest.mark.parametrize(("from_", "to", "tags"), [
+    ("sipp <sip:sipp@10.0.0.1:5061>;tag=7SIPpTag007", "s <sip:a@example.com>;TAG=Abc",
+     ("7SIPpTag007", "Abc")),
+    ('"A" <sip:a@example.com>;x=1;tag=f', "<sip:a@example.com>;tag=t;x", ("f", "t")),
+    ("<sip:a@example.com>;tag=1", "<sip:a@example.com>;x=tag", ("1", None)),
+])
+def test_tags_are_read_without_building_the_addresses(from_: str, to: str,
+                                                      tags: tuple[str, str | None]) -> None:
+    first = parse_message(register(from_.replace("tag=", "tag=seen"), to, "<sip:a@10.0.0.1>"))
+    assert first.from_tag is not None  # a From address seen before takes the parser's shortcut
+    message = parse_message(register(from_, to, "<sip:a@10.0.0.1>"))
+    assert (message.from_tag, message.to_tag) == tags
+    assert "from" not in message._cache and "to" not in message._cache
+    assert (message.from_addr.tag, message.to_addr.tag) == tags
+
+
 def test_to_tag_follows_a_to_header_changed_after_the_parse() -> None:
     message = parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
     message.headers.set("To", "<sip:a@example.com>;tag=later")
