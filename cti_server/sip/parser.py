@@ -252,9 +252,9 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
             raw = max_forwards[0]
             if raw not in _max_forwards:
                 _remember(_max_forwards, raw, parse_max_forwards(raw))
-    # From, To and Contact in the common <sip:...>;params form are validated by one match, kept for
-    # the accessors to build the objects from when read; any other form is parsed at once so that a bad
-    # one raises here.
+    # From, To and Contact in the common [display-name] <sip:...>;params form (or a bare
+    # sip:user@host:port) are validated by one match, kept for the accessors to build the objects from
+    # when read; any other form is parsed at once so that a bad one raises here.
     raw = index["from"][0]
     if not _is_known_with_tag(raw):  # else valid, and parsed only if read (a REGISTER's never is)
         match = _common_name_addr(raw)
@@ -319,7 +319,7 @@ def _is_known_with_tag(value: str) -> bool:
 
 
 def _is_common_name_addr(value: str) -> bool:
-    """True when ``value`` has the common ``<sip:...>;params`` form (valid, so its parse can wait)."""
+    """True when ``value`` has the common form of ``common_name_addr`` (valid, so its parse can wait)."""
     return common_name_addr(value) is not None
 
 
