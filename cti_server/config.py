@@ -78,18 +78,26 @@ class SipRegistrarConfig:
 
     ``bindings``: ``memory`` (one process) or ``redis`` (every server process on that Redis sees every
     registered phone, so a call arriving at one process rings a phone registered with another).
-    ``redis_url``: "" reuses ``routing.redis_url``. ``redis_prefix``: the keys' prefix.
+    ``redis_url``: "" reuses ``routing.redis_url``. ``redis_prefix``: the keys' prefix. With Redis, a
+    REGISTER holds its AOR's lock across processes: ``lock_lease`` seconds at most (a crashed holder blocks
+    the AOR that long), and a REGISTER that waits ``lock_wait`` seconds for it gets 503.
     """
 
     bindings: str = "memory"
     redis_url: str = ""
     redis_prefix: str = "cti:sip:bindings:"
+    lock_lease: float = 5.0
+    lock_wait: float = 2.0
 
     def __post_init__(self) -> None:
         check_choice("bindings", self.bindings, REGISTRAR_BINDINGS)
         check_redis_url("redis_url", self.redis_url, allow_empty=True)
         if not self.redis_prefix:
             raise ConfigError("redis_prefix", "must not be empty")
+        if self.lock_lease < 0.1:
+            raise ConfigError("lock_lease", "must be >= 0.1 seconds (a REGISTER holds it a few round trips)")
+        if self.lock_wait <= 0:
+            raise ConfigError("lock_wait", "must be > 0 seconds")
 
 
 @dataclass(frozen=True)

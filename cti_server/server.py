@@ -121,7 +121,8 @@ def build_bindings(config: Config) -> tuple[RegistrarBindings, list[Component]]:
         return InMemoryBindings(), []
     from cti_server.sip.redis_bindings import RedisBindings
 
-    store = RedisBindings.from_url(settings.redis_url or config.routing.redis_url, settings.redis_prefix)
+    store = RedisBindings.from_url(settings.redis_url or config.routing.redis_url, settings.redis_prefix,
+                                   lock_lease=settings.lock_lease, lock_wait=settings.lock_wait)
     return store, [store]
 
 

@@ -44,6 +44,8 @@ def test_env_overrides_nested_keys() -> None:
         ({"calls": {"dids": [{"number": "100", "call_center": "cc", "queue": "q", "waiting": "jazz"}]}},
          "calls.dids[0].waiting"),
         ({"media": {"ringback_tone": "mars"}}, "media.ringback_tone"),
+        ({"sip": {"registrar": {"lock_lease": 0}}}, "sip.registrar.lock_lease"),
+        ({"sip": {"registrar": {"lock_wait": -1}}}, "sip.registrar.lock_wait"),
         ({"sip": {"registrar": {"bindings": "postgres"}}}, "sip.registrar.bindings"),
         ({"sip": {"registrar": {"redis_url": "127.0.0.1:6379"}}}, "sip.registrar.redis_url"),
         ({"sip": {"registrar": {"redis_prefix": ""}}}, "sip.registrar.redis_prefix"),
@@ -94,3 +96,14 @@ def test_cli_reports_unreachable_registrar_redis(tmp_path: Path, capsys: pytest.
     assert main(["run", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "cannot start" in err and "sip.registrar" in err and "127.0.0.1:1" in err
+
+
+def test_registrar_lock_settings_reach_the_redis_bindings_store() -> None:
+    from cti_server.server import build_bindings
+    from cti_server.sip.redis_bindings import RedisBindings
+
+    config = config_from_mapping({"sip": {"registrar": {
+        "bindings": "redis", "redis_url": "redis://127.0.0.1:6379/0", "lock_lease": 3.5, "lock_wait": 0.5}}})
+    store, components = build_bindings(config)  # connects lazily: nothing is sent here
+    assert isinstance(store, RedisBindings) and components == [store]
+    assert (store.lock_lease, store.lock_wait) == (3.5, 0.5)
