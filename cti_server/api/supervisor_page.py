@@ -23,7 +23,7 @@ from cti_server.api.supervisor import report_scope
 from cti_server.api.validation import Schema
 from cti_server.api.work_items import engine_of
 from cti_server.routing.backend import item_order_score
-from cti_server.routing.model import ItemState, WorkItem
+from cti_server.routing.model import ItemState, NotFound, WorkItem
 
 SUPERVISOR_PAGE_DIR = Path(__file__).resolve().parents[2] / "softphone_web" / "supervisor"
 """softphone_web/supervisor: index.html, supervisor.js, supervisor.css (plain HTML and JS, no build step)."""
@@ -81,15 +81,21 @@ async def waiting_items(request: web.Request) -> web.Response:
     per_queue = _per_queue(request)
     engine = engine_of(request)
     scope = report_scope(request)
-    found = [item for item in await engine.backend.list_items(request.query.get("queue") or None)
-             if item.state in MOVABLE and (scope is None or item.call_center == scope)]
-    found.sort(key=lambda item: (item.queue, item_order_score(item.priority, item.created)))
+    wanted = request.query.get("queue") or None
+    queues = sorted(q.id for q in await engine.backend.list_queues()
+                    if (scope is None or q.call_center == scope) and (wanted is None or q.id == wanted))
     items: list[dict[str, Any]] = []
-    listed: dict[str, int] = {}
-    for item in found:
-        listed[item.queue] = listed.get(item.queue, 0) + 1
-        if listed[item.queue] <= per_queue:
-            items.append({**item.summary(), "queued_at": item.queued_at, "label": _label(item)})
+    for queue_id in queues:
+        try:
+            # Reads only the first per_queue waiting items and those on offer, not every open item.
+            found = await engine.backend.movable_items(queue_id, per_queue)
+        except NotFound:
+            continue  # deleted since it was listed
+        found = [item for item in found
+                 if item.state in MOVABLE and (scope is None or item.call_center == scope)]
+        found.sort(key=lambda item: item_order_score(item.priority, item.created))
+        items.extend({**item.summary(), "queued_at": item.queued_at, "label": _label(item)}
+                     for item in found[:per_queue])
     return web.json_response({"items": items, "server_time": engine.clock.now()})
 
 

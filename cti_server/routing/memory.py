@@ -204,6 +204,13 @@ class MemoryRoutingBackend:
     async def list_items(self, queue_id: str | None = None) -> list[WorkItem]:
         return [i for i in self._items.values() if queue_id is None or i.queue == queue_id]
 
+    async def movable_items(self, queue_id: str, limit: int) -> list[WorkItem]:
+        _get(self._queues, queue_id, "queue")
+        waiting = self._waiting.get(queue_id) or SortedList()
+        first = [self._items[item_id] for _score, item_id in waiting.islice(0, limit)]
+        offered = [i for i in self._items.values() if i.queue == queue_id and i.state is ItemState.OFFERED]
+        return first + offered
+
     async def offer_item(self, item_id: str, now: float) -> Offer | None:
         return self._route_item(item_id, now)
 

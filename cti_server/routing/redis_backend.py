@@ -199,6 +199,23 @@ class RedisRoutingBackend:
         items = [_item(d) for d in await self._hvals("item")]
         return [i for i in items if queue_id is None or i.queue == queue_id]
 
+    async def movable_items(self, queue_id: str, limit: int) -> list[WorkItem]:
+        await self._hget("queue", queue_id, "queue")
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.zrange(self.prefix + "w:" + queue_id, 0, limit - 1)
+            pipe.smembers(self.prefix + "o:" + queue_id)
+            waiting, offered = await pipe.execute()
+        ids = [str(i) for i in waiting] + sorted(str(i) for i in offered)
+        if not ids:
+            return []
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hmget(self.prefix + "item", ids)
+            pipe.hmget(self.prefix + "data", ids)
+            raws, datas = await pipe.execute()
+        # An item served or closed between the two reads is left out.
+        return [_item(json.loads(raw), json.loads(data) if data else {})
+                for raw, data in zip(raws, datas, strict=True) if raw is not None]
+
     async def offer_item(self, item_id: str, now: float) -> Offer | None:
         raw = await self._call("offer_item", item_id, repr(now), self.scan_depth)
         return _offer(json.loads(raw)) if raw else None

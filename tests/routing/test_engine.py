@@ -457,3 +457,29 @@ async def test_offers_timing_out_together_are_announced_before_the_agent_is_offe
     assert sorted(e.data["item"]["id"] for e in routing.events if e.topic == "work_item.timed_out") == [
         first.id, second.id]
     assert (await routing.backend.get_agent("a1")).used == 2
+
+
+async def test_movable_items_reads_the_first_waiting_in_serving_order_and_those_on_offer(
+        routing: Routing) -> None:
+    """What the supervisor page lists per queue: the first N waiting (priority, then oldest), then the
+    items on offer; not the assigned ones, not other queues'."""
+    await routing.queue("sales")
+    await routing.agent("a1", capacity=1)
+    offered = await routing.item(data={"subject": "first"})  # offered to a1 at once
+    assert await routing.state(offered.id) == ("offered", "a1")
+    routing.clock.advance(1)
+    old = await routing.item()
+    routing.clock.advance(1)
+    urgent = await routing.item(priority=5)
+    routing.clock.advance(1)
+    newest = await routing.item()
+    await routing.item(queue="sales")
+    listed = await routing.backend.movable_items("support", 2)
+    assert [i.id for i in listed] == [urgent.id, old.id, offered.id]
+    assert [str(i.state) for i in listed] == ["queued", "queued", "offered"]
+    assert listed[2].data == {"subject": "first"}  # the payload comes along (the page labels items)
+    assert newest.id in [i.id for i in await routing.backend.movable_items("support", 10)]
+    await routing.engine.accept(offered.id, "a1")
+    assert offered.id not in [i.id for i in await routing.backend.movable_items("support", 10)]
+    with pytest.raises(NotFound):
+        await routing.backend.movable_items("no-such-queue", 10)
