@@ -133,14 +133,16 @@ async def queue_figures(backend: RoutingBackend, now: float, window_s: float,
 
 async def agent_figures(backend: RoutingBackend, now: float,
                         call_center: str | None = None) -> list[AgentFigures]:
-    """Every agent (of ``call_center``) now."""
+    """Every agent (of ``call_center``) now; their items come in one read."""
     out: list[AgentFigures] = []
-    for agent in await backend.list_agents():
-        if call_center is not None and agent.call_center != call_center:
-            continue
+    agents = [a for a in await backend.list_agents() if call_center is None or a.call_center == call_center]
+    items = await backend.get_open_items([item_id for agent in agents for item_id in agent.items])
+    for agent in agents:
         work = []
         for item_id in agent.items:
-            item = await backend.get_item(item_id)
+            item = items.get(item_id)
+            if item is None:
+                continue  # closed since the agent was read
             work.append({"id": item.id, "channel": item.channel, "state": str(item.state),
                          "queue": item.queue, "size": item.size, "wrap_up": item.ended_at is not None})
         out.append(AgentFigures(agent.id, agent.call_center, agent.name, agent.status,

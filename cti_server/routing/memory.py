@@ -201,6 +201,9 @@ class MemoryRoutingBackend:
             raise NotFound(f"no work item {item_id}")
         return item
 
+    async def get_open_items(self, item_ids: list[str]) -> dict[str, WorkItem]:
+        return {i: self._items[i] for i in item_ids if i in self._items}
+
     async def list_items(self, queue_id: str | None = None) -> list[WorkItem]:
         return [i for i in self._items.values() if queue_id is None or i.queue == queue_id]
 

@@ -195,6 +195,13 @@ class RedisRoutingBackend:
             open_raw, done_raw, data = await pipe.execute()
         return open_raw or done_raw, data
 
+    async def get_open_items(self, item_ids: list[str]) -> dict[str, WorkItem]:
+        if not item_ids:
+            return {}
+        raws = await self.client.hmget(self.prefix + "item", item_ids)
+        return {item_id: _item(json.loads(raw), {})
+                for item_id, raw in zip(item_ids, raws, strict=True) if raw is not None}
+
     async def list_items(self, queue_id: str | None = None) -> list[WorkItem]:
         items = [_item(d) for d in await self._hvals("item")]
         return [i for i in items if queue_id is None or i.queue == queue_id]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from cti_server.routing.figures import agent_figures
 from cti_server.routing.model import (
     Agent,
     NotFound,
@@ -483,3 +484,24 @@ async def test_movable_items_reads_the_first_waiting_in_serving_order_and_those_
     assert offered.id not in [i.id for i in await routing.backend.movable_items("support", 10)]
     with pytest.raises(NotFound):
         await routing.backend.movable_items("no-such-queue", 10)
+
+
+async def test_agent_figures_read_every_agents_work_at_once(routing: Routing) -> None:
+    """The supervisor's per-agent picture: each agent's items (offered, assigned, in wrap-up) from one
+    read of the open items; a closed item is not open any more."""
+    await routing.config(after_call_work_s=30)
+    await routing.agent("a1", capacity=2)
+    await routing.agent("a2", capacity=1)
+    first, second, third = [await routing.item() for _ in range(3)]
+    assert {i: (await routing.state(i))[0] for i in (first.id, second.id, third.id)} == {
+        first.id: "offered", second.id: "offered", third.id: "offered"}
+    await routing.engine.accept(first.id, (await routing.state(first.id))[1] or "")
+    await routing.engine.end_conversation(first.id)  # wrap-up: still open
+    open_items = await routing.backend.get_open_items([first.id, second.id, "no-such-item"])
+    assert set(open_items) == {first.id, second.id} and open_items[first.id].ended_at is not None
+    figures = {f.agent: f for f in await agent_figures(routing.backend, routing.clock.now())}
+    held = {a: sorted(w["id"] for w in f.work) for a, f in figures.items()}
+    assert sorted(held["a1"] + held["a2"]) == sorted([first.id, second.id, third.id])
+    assert any(w["wrap_up"] for f in figures.values() for w in f.work if w["id"] == first.id)
+    await routing.engine.close(first.id)
+    assert first.id not in await routing.backend.get_open_items([first.id])
