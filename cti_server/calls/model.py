@@ -11,7 +11,6 @@ The allowed changes are the table ``TRANSITIONS``; anything else raises ``CallSt
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -19,6 +18,7 @@ from typing import Any
 
 from cti_server.calls.caller_id import CallerId
 from cti_server.events import Event
+from cti_server.sip.message import random_bytes
 
 
 class CallState(StrEnum):
@@ -87,7 +87,7 @@ class Leg:
 
     role: LegRole
     peer: str
-    leg_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    leg_id: str = field(default_factory=lambda: random_bytes(6).hex())
     dialog: Any = None
     media: Any = None
     held: bool = False
@@ -107,7 +107,7 @@ class Call:
     direction: Direction
     publish: EventSink
     now: float
-    call_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    call_id: str = field(default_factory=lambda: random_bytes(16).hex())
     target: dict[str, Any] = field(default_factory=dict)
     legs: list[Leg] = field(default_factory=list)
     state: CallState = CallState.OFFERED

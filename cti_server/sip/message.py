@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -381,7 +380,7 @@ def new_tag() -> str:
 
 def new_call_id(host: str) -> str:
     """A fresh globally unique Call-ID ``random@host`` (RFC 3261 section 8.1.1.4)."""
-    return f"{secrets.token_hex(12)}@{host}"
+    return f"{_random_pool.take(12).hex()}@{host}"
 
 
 HeaderSource = Headers | Mapping[str, str] | Iterable[tuple[str, str]]

@@ -74,3 +74,14 @@ def test_nothing_after_the_end() -> None:
         call.answered(12.0, answered_by="1001")
     with pytest.raises(CallStateError):
         call.ringing(12.0)
+
+
+def test_call_and_leg_ids_are_unique_lower_hex_of_the_old_lengths() -> None:
+    events: list[Event] = []
+    calls = [new_call(events) for _ in range(200)]
+    call_ids = {call.call_id for call in calls}
+    leg_ids = {call.legs[0].leg_id for call in calls}
+    assert len(call_ids) == 200 and len(leg_ids) == 200
+    hexdigits = set("0123456789abcdef")
+    assert all(len(i) == 32 and set(i) <= hexdigits for i in call_ids)
+    assert all(len(i) == 12 and set(i) <= hexdigits for i in leg_ids)

@@ -151,7 +151,9 @@ def test_identifiers_are_unique_and_well_formed() -> None:
     branches = {new_branch() for _ in range(100)}
     assert len(branches) == 100 and all(b.startswith("z9hG4bK") and len(b) > 16 for b in branches)
     assert len({new_tag() for _ in range(100)}) == 100
-    assert new_call_id("h") != new_call_id("h")
+    call_ids = {new_call_id("h") for _ in range(100)}
+    assert len(call_ids) == 100
+    assert all(c.endswith("@h") and len(c) == 26 and int(c[:24], 16) >= 0 for c in call_ids)
 
 
 def test_equality_ignores_cache() -> None:
