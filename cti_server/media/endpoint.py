@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import logging
 import math
 import os
 import random
@@ -34,6 +35,7 @@ import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -386,7 +388,7 @@ class RtpEndpoint:
         self._timed_out = False
         self._seen_packets = 0
         self._last_change = self._loop.time()
-        self._log = log.bind(call_id=call_id, leg=leg, port=self.local_address[1])
+        self._bound_log: Any = None  # bound on first use (see _log): most endpoints never log
         self._poller = MediaSocketPoller.for_loop(self._loop)
         self._poller.add(rtp_sock.fileno(), self._on_rtp_readable)
         self._poller.add(rtcp_sock.fileno(), self._on_rtcp_readable)
@@ -427,6 +429,14 @@ class RtpEndpoint:
         """Whether ``on_rtp``, ``on_rtcp`` and relaying run on the media thread rather than the event
         loop (``MediaSocketPoller.threaded``): a handler there must not touch asyncio objects directly."""
         return self._poller.in_thread
+
+    @property
+    def _log(self) -> Any:
+        """The module logger bound to this endpoint's call, leg and port, made on first use."""
+        bound = self._bound_log
+        if bound is None:
+            bound = self._bound_log = log.bind(call_id=self.call_id, leg=self.leg, port=self.local_address[1])
+        return bound
 
     @property
     def port(self) -> int:
@@ -685,7 +695,8 @@ class RtpEndpoint:
             sock.close()
         if self._release is not None:
             self._release()
-        self._log.debug("rtp_endpoint_closed", **self.counters.as_dict())
+        if log.is_enabled_for(logging.DEBUG):  # else neither the bound logger nor the counters' dict
+            self._log.debug("rtp_endpoint_closed", **self.counters.as_dict())
 
 
 def _bind_pair(host: str, port: int, receive_buffer: int = 0) -> tuple[socket.socket, socket.socket]:
