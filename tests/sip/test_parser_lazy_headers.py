@@ -150,3 +150,25 @@ def test_a_from_with_a_bad_tag_on_a_seen_address_still_raises(tag: str) -> None:
     parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
     with pytest.raises(SipParseError):
         parse_message(register(f"<sip:a@example.com>;tag={tag}", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+
+
+def test_call_id_cseq_and_top_via_follow_every_kind_of_header_edit() -> None:
+    message = parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>", "<sip:a@10.0.0.1>"))
+    assert (message.call_id, message.cseq.number, message.top_via.branch) == ("a@b", 1, "z9hG4bK1")
+    message.headers.set("Call-ID", " c@d ")
+    message.headers.set("CSeq", "2 REGISTER")
+    assert (message.call_id, message.cseq.number) == ("c@d", 2)
+    message.headers.prepend("Via", "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK2")
+    assert message.top_via.branch == "z9hG4bK2"
+    assert message.headers.remove_first("Via") is not None
+    assert message.top_via.branch == "z9hG4bK1"
+    message.headers.remove("Call-ID")
+    with pytest.raises(SipParseError):
+        _ = message.call_id
+    message.headers.add("Call-ID", "e@f")
+    assert message.call_id == "e@f"
+    copy = message.headers.copy()
+    copy.set("Call-ID", "g@h")
+    assert message.call_id == "e@f"  # a copy's edit leaves the original's values alone
+    message.headers = copy
+    assert message.call_id == "g@h"
