@@ -216,3 +216,15 @@ class Call:
         data = self.to_dict()
         data.update(extra)
         self.publish(Event(topic, data, call_center=self.call_center, timestamp=now))
+
+
+def queue_item_id(call_id: str, requeues: int) -> str:
+    """The work item of a queued call: the call's id, and ``<call id>.<n>`` once it has been queued
+    again ``n`` times (an accepted ring the phone did not answer)."""
+    return f"{call_id}.{requeues}" if requeues else call_id
+
+
+def call_id_of_item(item_id: str) -> str:
+    """The call a voice item of ``queue_item_id`` is for (call ids are hex: a ``.<n>`` ends a requeue)."""
+    head, dot, count = item_id.rpartition(".")
+    return head if dot and count.isdigit() else item_id

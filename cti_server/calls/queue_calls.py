@@ -58,7 +58,7 @@ import structlog
 
 from cti_server.calls.b2bua import B2bua
 from cti_server.calls.media_session import MediaError
-from cti_server.calls.model import EndReason
+from cti_server.calls.model import EndReason, queue_item_id
 from cti_server.calls.routing import CallRoute
 from cti_server.calls.screenpop_hook import CallScreenPopHook
 from cti_server.calls.session import CallSession, SipLeg
@@ -197,7 +197,7 @@ class QueueCalls:
                 record=record if isinstance(record, str) else None,
                 data={"call_id": call.call_id, "caller": call.caller.number, "called": call.called_number},
             )
-            item = WorkItem(id=call.call_id, **queued.item_args)
+            item = WorkItem(id=queue_item_id(call.call_id, 0), **queued.item_args)
             if session.ending:
                 return
             stored = await self.engine().enqueue(item)
@@ -403,7 +403,7 @@ class QueueCalls:
         call_id = queued.session.call.call_id
         old = queued.item_id
         queued.requeues += 1
-        queued.item_id = f"{call_id}.{queued.requeues}"
+        queued.item_id = queue_item_id(call_id, queued.requeues)
         queued.seen = (-1, -1)
         self.by_item.pop(old, None)
         self.by_item[queued.item_id] = queued

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from cti_server.api.auth import SESSION_COOKIE, Principal, principal_from_token
 from cti_server.api.keys import BUS_KEY, CONFIG_KEY
+from cti_server.calls.model import call_id_of_item
 from cti_server.events import Event, Subscription
 
 log = structlog.get_logger(__name__)
@@ -98,20 +99,13 @@ class SupervisorNamespace(_AuthenticatedNamespace):
         return [f"cc:{principal.call_center_id}"]
 
 
-def _call_id_of(item: dict[str, Any]) -> str | None:
-    """The call a voice item's summary names (``call_id``: a call queued again after its agent's phone
-    did not answer has item id ``<call id>.<n>``), else the item id."""
-    call_id = item.get("call_id", item.get("id"))
-    return call_id if isinstance(call_id, str) else None
-
-
 class BusForwarder:
     """Subscribes to the bus and emits each routing event to the rooms it concerns.
 
-    ``call.*`` events name no agent: the forwarder keeps which agent each voice item's call (the ``call_id``
-    of its summary) is offered to or held by, from the ``work_item.*`` events, and sends the call's
-    events to that agent (after the answer the call's ``target.agent`` says it too). The entry goes with
-    ``call.ended``.
+    ``call.*`` events name no agent: the forwarder keeps which agent each voice item's call
+    (``call_id_of_item``) is offered to or held by, from the ``work_item.*`` events, and sends the
+    call's events to that agent (after the answer the call's ``target.agent`` says it too). The entry
+    goes with ``call.ended``.
     """
 
     def __init__(self, sio: socketio.AsyncServer) -> None:
@@ -147,9 +141,9 @@ class BusForwarder:
         item = data.get("item")
         if not isinstance(item, dict) or item.get("channel") != "voice":
             return
-        call_id = _call_id_of(item)
-        if call_id is None:
+        if not isinstance(item.get("id"), str):
             return
+        call_id = call_id_of_item(item["id"])  # a requeued call's item is <call id>.<n>
         agent = data.get("agent")
         if topic in ("work_item.offered", "work_item.accepted") and isinstance(agent, str):
             self.voice_agents[call_id] = agent

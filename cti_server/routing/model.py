@@ -134,16 +134,12 @@ class WorkItem:
         }
 
     def summary(self) -> dict[str, Any]:
-        """The fields events carry (no offer history or payload): cheap enough for every routing step.
-        A voice item also names its call (``data.call_id``): a requeued call's item is ``<call>.<n>``."""
-        view = {
+        """The fields events carry (no offer history or payload): cheap enough for every routing step."""
+        return {
             "id": self.id, "channel": self.channel, "queue": self.queue, "call_center": self.call_center,
             "size": self.size, "priority": self.priority, "record": self.record, "created": self.created,
             "state": str(self.state), "agent": self.agent, "offer_no": self.offer_no,
         }
-        if self.channel == "voice":
-            view["call_id"] = self.data.get("call_id", self.id)
-        return view
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WorkItem:

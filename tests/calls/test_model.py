@@ -7,7 +7,17 @@ import json
 import pytest
 
 from cti_server.calls.caller_id import CallerId
-from cti_server.calls.model import Call, CallState, CallStateError, Direction, EndReason, Leg, LegRole
+from cti_server.calls.model import (
+    Call,
+    CallState,
+    CallStateError,
+    Direction,
+    EndReason,
+    Leg,
+    LegRole,
+    call_id_of_item,
+    queue_item_id,
+)
 from cti_server.events import Event
 
 
@@ -85,3 +95,11 @@ def test_call_and_leg_ids_are_unique_lower_hex_of_the_old_lengths() -> None:
     hexdigits = set("0123456789abcdef")
     assert all(len(i) == 32 and set(i) <= hexdigits for i in call_ids)
     assert all(len(i) == 12 and set(i) <= hexdigits for i in leg_ids)
+
+
+def test_a_requeued_calls_item_id_names_its_call() -> None:
+    call_id = Call(caller=CallerId("+15551234", None, "from"), called_number="100", call_center=None,
+                   direction=Direction.INBOUND, publish=lambda event: None, now=0.0).call_id
+    assert queue_item_id(call_id, 0) == call_id and call_id_of_item(call_id) == call_id
+    assert queue_item_id(call_id, 2) == f"{call_id}.2" and call_id_of_item(f"{call_id}.2") == call_id
+    assert call_id_of_item("chat.item") == "chat.item"  # not a requeue count: the id as it is
