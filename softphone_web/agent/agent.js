@@ -60,22 +60,8 @@ function setLive(on) {
 
 // --- state from the server -----------------------------------------------------------------------------
 
-let refreshing = null;
-let refreshAgain = false;
-
-function refresh() {
-  if (refreshing) {
-    refreshAgain = true;
-    return refreshing;
-  }
-  refreshing = (async () => {
-    do {
-      refreshAgain = false;
-      await load();
-    } while (refreshAgain);
-  })().finally(() => { refreshing = null; });
-  return refreshing;
-}
+// One load at a time; calls made while it runs get exactly one more (common/live.js).
+const refresh = coalesced(load);
 
 async function load() {
   let work;
