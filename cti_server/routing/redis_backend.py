@@ -207,11 +207,13 @@ class RedisRoutingBackend:
         return [i for i in items if queue_id is None or i.queue == queue_id]
 
     async def movable_items(self, queue_id: str, limit: int) -> list[WorkItem]:
-        await self._hget("queue", queue_id, "queue")
         async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hexists(self.prefix + "queue", queue_id)
             pipe.zrange(self.prefix + "w:" + queue_id, 0, limit - 1)
             pipe.smembers(self.prefix + "o:" + queue_id)
-            waiting, offered = await pipe.execute()
+            known, waiting, offered = await pipe.execute()
+        if not known:
+            raise NotFound(f"no queue {queue_id}")
         ids = [str(i) for i in waiting] + sorted(str(i) for i in offered)
         if not ids:
             return []
