@@ -238,8 +238,7 @@ class B2bua:
         try:
             await self.media.open_leg(a.leg_id, call.call_id)
             if request.body:
-                answer = self.media.answer(a.leg_id, request.body)
-                a.local_sdp = answer.sdp
+                a.local_sdp = self.media.answer(a.leg_id, request.body).sdp
             else:
                 a.pending_offer = True
                 a.local_sdp = self.media.offer(a.leg_id)

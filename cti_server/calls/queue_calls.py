@@ -26,8 +26,8 @@ The path (docs: README "Calls", ARCHITECTURE "the path of one inbound call"):
 
    Everything is decided from the item's state (offered/assigned/queued/closed/withdrawn, ``offer_no``):
    the engine's events are the fast path; ``apply`` ignores a state older than one already acted on.
-   (The socket.io forwarder maps voice item ids to calls by id, so the ``call.*`` events of a call queued
-   again as ``<call id>.<n>`` reach that item's agent only once answered, by ``target.agent``.)
+   (A call queued again is item ``<call id>.<n>``, ``calls.model.queue_item_id``; the socket.io forwarder
+   reads the call back with ``call_id_of_item``, so the call's events reach that item's agent.)
 4. ``call.ended``: a caller who hangs up while queued or offered withdraws the item (``abandoned``); a
    call that was answered ends the conversation (after-call work, then closed).
 
