@@ -510,13 +510,19 @@ EVENT_LOOPS = ("auto", "asyncio", "uvloop")
 
 @dataclass(frozen=True)
 class ServerConfig:
-    """The process itself: which asyncio event loop ``cti-server run`` runs on."""
+    """The process itself: which asyncio event loop ``cti-server run`` runs on, and how long its
+    shutdown waits for work in flight."""
 
     # auto: uvloop when it is installed (a runtime dependency), else asyncio's own loop.
     event_loop: str = "auto"
+    # Seconds each shutdown step lets work in flight (event handlers, store reads) finish before it is
+    # cancelled; a task that outlives its cancel gets this long again (cti_server/shutdown.py).
+    shutdown_grace: float = 2.0
 
     def __post_init__(self) -> None:
         check_choice("event_loop", self.event_loop, EVENT_LOOPS)
+        if not 0 <= self.shutdown_grace <= 60:
+            raise ConfigError("shutdown_grace", f"must be 0-60 seconds, got {self.shutdown_grace}")
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from cti_server.api import create_app
 from cti_server.config import Config
 from cti_server.event_loop import tune_garbage_collector, tune_switch_interval
 from cti_server.events import EventBus
+from cti_server.shutdown import other_tasks, settle
 from cti_server.sip.bindings import InMemoryBindings, RegistrarBindings
 
 log = structlog.get_logger(__name__)
@@ -75,13 +76,16 @@ class CtiServer:
             raise
 
     async def stop(self) -> None:
+        """Stop the components in reverse start order. After each, the event handlers it set off (a
+        call's ``call.ended`` writing its log) finish while the components they use still run."""
+        grace = self.config.server.shutdown_grace
         while self._started:
             component = self._started.pop()
             try:
                 await component.stop()
             except Exception:
                 log.exception("component_stop_failed", component=type(component).__name__)
-        await self.bus.drain()
+            await self.bus.settle(grace)
 
 
 def build_components(server: CtiServer) -> list[Component]:
@@ -142,3 +146,6 @@ async def run_until_signalled(config: Config) -> None:
     finally:
         log.info("server_stopping")
         await server.stop()
+        # Whatever still runs is cancelled here, where a task that outlives one cancel gets another,
+        # not by asyncio.run's single cancel, after which the process would wait for it for ever.
+        await settle(other_tasks(), config.server.shutdown_grace, what="leftover tasks", wait_first=False)

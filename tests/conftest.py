@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import inspect
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -49,3 +51,43 @@ def make_config(**sections: Any) -> Config:
 @pytest.fixture
 def config() -> Iterator[Config]:
     yield make_config()
+
+
+#: Seconds a task left behind by a test gets to finish after each cancel.
+LEFTOVER_TASK_GRACE = 2.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every coroutine test gets ``_leftover_tasks_end`` as its first fixture (torn down last)."""
+    for item in items:
+        function = getattr(item, "function", None)
+        if function is not None and inspect.iscoroutinefunction(function):
+            item.fixturenames.insert(0, "_leftover_tasks_end")  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+async def _leftover_tasks_end() -> AsyncIterator[None]:
+    """After a coroutine test and its fixtures: cancel the tasks it left running, as the event loop's
+    close would, but name any that does not end, instead of hanging the run until the test timeout."""
+    yield
+    me = asyncio.current_task()
+    pending = {task for task in asyncio.all_tasks() if task is not me}
+    stuck: dict[asyncio.Task[object], str] = {}
+    for _round in range(3):
+        if not pending:
+            break
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=LEFTOVER_TASK_GRACE)
+        for task in pending:
+            stuck.setdefault(task, _describe(task))
+    if stuck:
+        pytest.fail(f"{len(stuck)} task(s) left by the test ignored cancellation ({len(pending)} never "
+                    "ended):\n" + "\n".join(stuck.values()))
+
+
+def _describe(task: asyncio.Task[object]) -> str:
+    frames = "".join(f"\n    {frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}"
+                     for frame in task.get_stack())
+    waiter = getattr(task, "_fut_waiter", None)
+    return f"{task.get_name()} {task.get_coro()!r} waiting on {waiter!r}{frames}"

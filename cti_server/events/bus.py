@@ -19,9 +19,14 @@ from typing import Any
 
 import structlog
 
+from cti_server.shutdown import settle
+
 log = structlog.get_logger(__name__)
 
 Handler = Callable[["Event"], Awaitable[None] | None]
+
+MAX_SETTLE_ROUNDS = 5
+"""Rounds of ``settle``: handlers that publish start handlers of their own, a chain a few deep."""
 
 MAX_CACHED_TOPICS = 1024
 """Topics whose matching subscribers are remembered (past this the cache starts again)."""
@@ -96,6 +101,14 @@ class EventBus:
             log.exception("event_handler_failed", topic=event.topic, pattern=sub.pattern)
 
     async def drain(self) -> None:
-        """Wait for the coroutine handlers started so far (tests and shutdown use this)."""
+        """Wait for the coroutine handlers started so far (tests use this)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def settle(self, grace: float) -> None:
+        """Shutdown: let the running handlers finish for ``grace`` seconds (those they start too), then
+        cancel the rest (``shutdown.settle``)."""
+        for _round in range(MAX_SETTLE_ROUNDS):
+            if not self._tasks:
+                return
+            await settle(list(self._tasks), grace, what="event handlers")

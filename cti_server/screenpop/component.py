@@ -22,6 +22,7 @@ from aiohttp import web
 from cti_server.events import Event, EventBus, Subscription
 from cti_server.screenpop.call_logs import CallLogWriter
 from cti_server.screenpop.lookup import ScreenPopLookup
+from cti_server.shutdown import DEFAULT_GRACE
 from cti_server.store import Store
 from cti_server.webhooks.delivery import WebhookDispatcher
 
@@ -83,8 +84,10 @@ class ScreenPopComponent:
     """Starts the call pops, the call-log writer and the webhook dispatcher; stops them in reverse."""
 
     def __init__(
-        self, store: Store, bus: EventBus, lookup: ScreenPopLookup, webhooks: WebhookDispatcher
+        self, store: Store, bus: EventBus, lookup: ScreenPopLookup, webhooks: WebhookDispatcher,
+        *, grace: float = DEFAULT_GRACE,
     ) -> None:
+        self.grace = grace  # server.shutdown_grace: how long stop lets store reads in flight finish
         self.lookup = lookup
         self.webhooks = webhooks
         self.call_pops = CallScreenPops(lookup, bus)
@@ -99,17 +102,18 @@ class ScreenPopComponent:
         log.info("screenpop_started", deadline_ms=self.lookup.config.deadline_ms)
 
     async def stop(self) -> None:
-        await self.webhooks.stop()
+        await self.webhooks.stop(self.grace)
         await self.call_logs.stop()
         await self.call_pops.stop()
-        await self.lookup.stop()
+        await self.lookup.stop(self.grace)
         await asyncio.sleep(0)
 
 
 def component_for_app(app: web.Application) -> ScreenPopComponent:
     """The component over the lookup and dispatcher ``create_app`` put in ``app`` (an aiohttp Application)."""
-    from cti_server.api.keys import BUS_KEY, STORE_KEY
+    from cti_server.api.keys import BUS_KEY, CONFIG_KEY, STORE_KEY
     from cti_server.api.screenpop import SCREENPOP_KEY
     from cti_server.api.webhooks import WEBHOOKS_KEY
 
-    return ScreenPopComponent(app[STORE_KEY], app[BUS_KEY], app[SCREENPOP_KEY], app[WEBHOOKS_KEY])
+    return ScreenPopComponent(app[STORE_KEY], app[BUS_KEY], app[SCREENPOP_KEY], app[WEBHOOKS_KEY],
+                              grace=app[CONFIG_KEY].server.shutdown_grace)

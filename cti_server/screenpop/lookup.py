@@ -30,6 +30,7 @@ from cti_server.screenpop.rules import (
     build_pop,
     unfinished_pop,
 )
+from cti_server.shutdown import DEFAULT_GRACE, settle
 
 log = structlog.get_logger(__name__)
 
@@ -123,11 +124,12 @@ class ScreenPopLookup:
             self._publish(POPPED, pop)
         return pop
 
-    async def stop(self) -> None:
-        """Cancel late lookups still running (server shutdown)."""
-        for task in list(self._late):
-            task.cancel()
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Server shutdown: late lookups still running get ``grace`` seconds, then are cancelled (a store
+        read cancelled half-way can leave SQLAlchemy's connection close hanging: see shutdown.py)."""
+        late = list(self._late)
         self._late.clear()
+        await settle(late, grace, what="late screen pops")
 
     async def profile(self, call_center: str) -> CallCenterProfile:
         """The call center's profile, cached for ``profile_cache_seconds`` (an unknown one too)."""
@@ -223,7 +225,7 @@ class ScreenPopLookup:
         loop = asyncio.get_running_loop()
         timer = loop.call_later(self.config.late_result_ms / 1000, task.cancel)
 
-        def settle(done: asyncio.Task[ScreenPop]) -> None:
+        def finished(done: asyncio.Task[ScreenPop]) -> None:
             timer.cancel()
             self._late.discard(done)
             if done.cancelled():
@@ -236,7 +238,7 @@ class ScreenPopLookup:
             if publish:
                 self._publish(RESOLVED, done.result())
 
-        task.add_done_callback(settle)
+        task.add_done_callback(finished)
         return unfinished_pop(
             call_center_id=self._cached_id(call_center),
             caller=caller,

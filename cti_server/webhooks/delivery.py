@@ -37,6 +37,7 @@ from sqlalchemy import or_, select, update
 
 from cti_server.config import WebhooksConfig
 from cti_server.events import Event, EventBus, Subscription
+from cti_server.shutdown import DEFAULT_GRACE, settle
 from cti_server.store import Store
 from cti_server.store.models import CallCenter, WebhookAttempt, WebhookDelivery, WebhookSubscription
 from cti_server.webhooks.signing import DELIVERY_HEADER, EVENT_HEADER, retry_delay, signed_headers
@@ -119,12 +120,13 @@ class WebhookDispatcher:
         self._worker = asyncio.create_task(self._run(), name="webhook-worker")
         self._wake.set()  # resume deliveries left pending by a previous run
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = DEFAULT_GRACE) -> None:
+        """Stop taking events, let target loads in flight finish (store reads: see shutdown.py), write
+        the queued deliveries, then stop the worker and the sends in flight."""
         for subscription in self._subscriptions:
             self.bus.unsubscribe(subscription)
         self._subscriptions = []
-        for loading in list(self._loading.values()):
-            loading.cancel()
+        await settle(list(self._loading.values()), grace, what="webhook target loads")
         await self.flush()
         if self._worker is not None:
             self._worker.cancel()
