@@ -49,6 +49,7 @@ def test_env_overrides_nested_keys() -> None:
         ({"sip": {"registrar": {"bindings": "postgres"}}}, "sip.registrar.bindings"),
         ({"sip": {"registrar": {"redis_url": "127.0.0.1:6379"}}}, "sip.registrar.redis_url"),
         ({"sip": {"registrar": {"redis_prefix": ""}}}, "sip.registrar.redis_prefix"),
+        ({"server": {"shutdown_grace": -1}}, "server.shutdown_grace"),
     ],
 )
 def test_bad_values_name_the_key(data: dict, key: str) -> None:
