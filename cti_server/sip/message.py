@@ -132,15 +132,44 @@ class _MessageBase:
             raise SipParseError(f"missing {name}")
         return value
 
+    # The accessors below read the Headers index directly: ``headers.get(name)`` of a header that is
+    # never split (Call-ID, CSeq, From, To) is the first line's value, and of Via it is that value too
+    # when it holds one non-blank element (else they fall back to ``headers.get``).
+
+    def _line(self, key: str, name: str) -> str:
+        """``_required(name)`` of a header that is never split, ``key`` its lower-case name."""
+        headers = self.headers
+        index = headers._index
+        values = (index if index is not None else headers._lookup()).get(key)
+        if values is None:
+            raise SipParseError(f"missing {name}")
+        return values[0]
+
     @property
     def call_id(self) -> str:
         """The Call-ID header field (RFC 3261 section 20.8)."""
-        return self._required("Call-ID").strip()
+        headers = self.headers
+        index = headers._index
+        values = (index if index is not None else headers._lookup()).get("call-id")
+        if values is None:
+            raise SipParseError("missing Call-ID")
+        return values[0].strip()
 
     @property
     def cseq(self) -> CSeq:
         """The CSeq header field (RFC 3261 section 20.16)."""
-        result: CSeq = self._cached("cseq", self._required("CSeq"), parse_cseq)
+        headers = self.headers
+        index = headers._index
+        values = (index if index is not None else headers._lookup()).get("cseq")
+        if values is None:
+            raise SipParseError("missing CSeq")
+        raw = values[0]
+        hit = self._cache.get("cseq")
+        if hit is not None and hit[0] == raw:
+            result: CSeq = hit[1]
+            return result
+        result = parse_cseq(raw)
+        self._cache["cseq"] = (raw, result)
         return result
 
     @property
@@ -153,18 +182,30 @@ class _MessageBase:
     @property
     def top_via(self) -> Via:
         """The topmost Via (RFC 3261 section 18.2.1); SipParseError when there is none."""
-        raw = self._required("Via")
-        result: Via = self._cached("top_via", raw, parse_via)
+        headers = self.headers
+        index = headers._index
+        values = (index if index is not None else headers._lookup()).get("via")
+        if values is None:
+            raise SipParseError("missing Via")
+        raw = values[0]
+        if "," in raw or not raw.strip():
+            raw = self._required("Via")
+        hit = self._cache.get("top_via")
+        if hit is not None and hit[0] == raw:
+            result: Via = hit[1]
+            return result
+        result = parse_via(raw)
+        self._cache["top_via"] = (raw, result)
         return result
 
-    def _name_addr(self, key: str, raw: str, what: str) -> NameAddr:
+    def _name_addr(self, key: str, common_key: str, raw: str, what: str) -> NameAddr:
         """From or To: cached, else built from the parser's match of the common form, else parsed."""
         cache = self._cache
         hit = cache.get(key)
         if hit is not None and hit[0] == raw:
             result: NameAddr = hit[1]
             return result
-        common = cache.get(key + "_common")
+        common = cache.get(common_key)
         match = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
         # the common form (a From the parser only checked, one set since) is built from its match
         value = name_addr_from_common(match) if match is not None else parse_name_addr(raw, what)
@@ -174,41 +215,48 @@ class _MessageBase:
     @property
     def from_addr(self) -> NameAddr:
         """The From header field (RFC 3261 section 20.20)."""
-        return self._name_addr("from", self._required("From"), "From")
+        return self._name_addr("from", "from_common", self._line("from", "From"), "From")
 
     @property
     def to_addr(self) -> NameAddr:
         """The To header field (RFC 3261 section 20.39)."""
-        return self._name_addr("to", self._required("To"), "To")
+        return self._name_addr("to", "to_common", self._line("to", "To"), "To")
 
-    def _tag(self, key: str, raw: str, what: str) -> str | None:
-        """The tag of From or To: of the address if built, else from the header parameters of the
-        common form's match (no URI or address built), else of the parsed address."""
+    def _tag(self, key: str, common_key: str, tag_key: str, raw: str, what: str) -> str | None:
+        """The tag of From or To: of the address if built, else as read before from this raw text, else
+        from the header parameters of the common form's match (no URI or address built), else of the
+        parsed address."""
         cache = self._cache
         hit = cache.get(key)
         if hit is not None and hit[0] == raw:
             tag: str | None = hit[1].tag
             return tag
-        common = cache.get(key + "_common")
+        hit = cache.get(tag_key)
+        if hit is not None and hit[0] == raw:
+            tag = hit[1]
+            return tag
+        common = cache.get(common_key)
         match = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
         if match is None:
-            return self._name_addr(key, raw, what).tag
+            return self._name_addr(key, common_key, raw, what).tag
         params = match.group(6)
-        return split_simple_params(params).get("tag") if params else None
+        tag = split_simple_params(params).get("tag") if params else None
+        cache[tag_key] = (raw, tag)
+        return tag
 
     @property
     def from_tag(self) -> str | None:
         """The From tag (RFC 3261 section 19.3)."""
-        return self._tag("from", self._required("From"), "From")
+        return self._tag("from", "from_common", "from_tag", self._line("from", "From"), "From")
 
     @property
     def to_tag(self) -> str | None:
         """The To tag (RFC 3261 section 19.3)."""
-        raw = self._required("To")
+        raw = self._line("to", "To")
         checked = self._cache.get("to_common")
         if checked is not None and checked[0] == raw and "tag" not in raw.lower():
             return None  # the parser validated this value, and it has no tag parameter: no parse needed
-        return self._tag("to", raw, "To")
+        return self._tag("to", "to_common", "to_tag", raw, "To")
 
     @property
     def contacts(self) -> list[NameAddr] | Literal["*"]:
@@ -415,12 +463,12 @@ def make_response(
     if not 100 <= status <= 699:
         raise ValueError(f"status must be 100..699, got {status}")
     entries = [("via", "Via", value) for value in request.headers.get_lines("Via")]
-    to_value = request._required("To")
+    to_value = request._line("to", "To")
     if to_tag is not None and request.to_tag is None:
         to_value = f"{to_value};tag={to_tag}"
-    entries += (("from", "From", request._required("From")), ("to", "To", to_value),
-                ("call-id", "Call-ID", request._required("Call-ID")),
-                ("cseq", "CSeq", request._required("CSeq")))
+    entries += (("from", "From", request._line("from", "From")), ("to", "To", to_value),
+                ("call-id", "Call-ID", request._line("call-id", "Call-ID")),
+                ("cseq", "CSeq", request._line("cseq", "CSeq")))
     out = Headers._from_entries(entries)
     if status == 100:
         timestamp = request.headers.get("Timestamp")

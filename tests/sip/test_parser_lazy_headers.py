@@ -172,3 +172,14 @@ def test_call_id_cseq_and_top_via_follow_every_kind_of_header_edit() -> None:
     assert message.call_id == "e@f"  # a copy's edit leaves the original's values alone
     message.headers = copy
     assert message.call_id == "g@h"
+
+
+def test_tags_read_once_follow_later_from_and_to_edits() -> None:
+    message = parse_message(register("<sip:a@example.com>;tag=1", "<sip:a@example.com>;tag=2",
+                                     "<sip:a@10.0.0.1>"))
+    assert (message.from_tag, message.to_tag) == ("1", "2")
+    message.headers.set("From", "<sip:a@example.com>;tag=3")
+    message.headers.set("To", "<sip:a@example.com>")
+    assert (message.from_tag, message.to_tag) == ("3", None)
+    message.headers.set("To", "Bob <sip:b@example.com>;x=1;tag=4")
+    assert message.to_tag == "4" and message.to_addr.tag == "4"
