@@ -92,14 +92,12 @@ class AnchoredMedia:
     # --- offer / answer (cti_server.media.offer_answer) ---------------------------------------------------
 
     def offer(self, leg_id: str) -> bytes:
-        sdp = self._leg(leg_id).sdp
-        sdp.create_offer()
-        return sdp.serialized
+        return self._leg(leg_id).sdp.offer()
 
     def answer(self, leg_id: str, offer: bytes) -> Answer:
         leg = self._leg(leg_id)
         try:
-            _, negotiated = leg.sdp.create_answer(_parse(offer))
+            negotiated = leg.sdp.answer(_parse(offer))
         except OfferAnswerError as exc:
             raise MediaError(exc.reason) from None
         except SdpParseError as exc:
