@@ -26,11 +26,28 @@ STATIC_PAYLOAD_TYPES: Final[dict[int, tuple[str, int, int]]] = {
 """Static RTP payload types (RFC 3551 section 6): payload type -> (encoding, clock rate, channels)."""
 
 MAX_SDP_SIZE: Final = 65536
-_LINE_RE = re.compile(r"([a-z])=(.*)")
+_LINE_KINDS: Final = frozenset("abcdefghijklmnopqrstuvwxyz")
+"""The <type> of a line, ``[a-z]`` (RFC 4566 section 5)."""
+_HEAD_RE = re.compile(
+    r"v=0\r?\n"
+    r"o=([^ \r\n]+) ([0-9]{1,20}) ([0-9]{1,19}) ([^ \r\n]+) ([^ \r\n]+) ([^ \r\n]+)\r?\n"
+    r"s=([^\r\n]*)\r?\n"
+    r"(?:c=([^ \r\n]+) (IP4|IP6) ([^ /\r\n]+)\r?\n)?"
+    r"(?:t=([0-9]{1,19}) ([0-9]{1,19})\r?\n)?"
+)
+"""The usual first lines (v= o= s=, then c= without TTL and t=) in one match: what the line-by-line
+parse would make of them, in one step (no blanks to strip, numbers that fit their fields)."""
 _TOKEN_RE = re.compile(r"[A-Za-z0-9\-.!%*_+`'~]+")
+_COMMON_TOKENS: Final = frozenset({
+    "audio", "video", "application", "text", "message", "image",  # m= media
+    "rtpmap", "fmtp", "ptime", "maxptime", "rtcp", "rtcp-mux", "rtcp-fb", "ssrc", "sendrecv", "sendonly",
+    "recvonly", "inactive", "silenceSupp", "label", "mid", "setup", "connection", "fingerprint", "crypto",
+    "ice-ufrag", "ice-pwd", "ice-options", "candidate", "end-of-candidates", "group", "msid",
+    "msid-semantic", "extmap", "tool", "X-nat",
+})  # fmt: skip
+"""Names known to be tokens (``_TOKEN_RE``): most a= and m= lines skip the regex."""
 _RTPMAP_RE = re.compile(r"([0-9]{1,3}) +([^/ ]+)/([0-9]{1,9})(?:/([0-9]{1,3}))? *")
 _FMTP_RE = re.compile(r"([0-9]{1,3}) +(.*)")
-_DIGITS_RE = re.compile(r"[0-9]+")  # str.isdigit() also accepts digits int() refuses ("²")
 _PTIME_RE = re.compile(r" *([0-9]{1,6})(?:\.[0-9]*)? *")
 
 Attribute = tuple[str, str | None]
@@ -139,7 +156,7 @@ class MediaDescription(_Attributes):
     @property
     def payload_types(self) -> list[int]:
         """The formats as RTP payload types (for RTP/AVP-family protocols; non-numeric ones skipped)."""
-        return [int(fmt) for fmt in self.formats if _DIGITS_RE.fullmatch(fmt) and len(fmt) <= 3]
+        return [int(fmt) for fmt in self.formats if len(fmt) <= 3 and _is_digits(fmt)]
 
     @property
     def rtpmaps(self) -> dict[int, tuple[str, int, int]]:
@@ -278,10 +295,17 @@ class SessionDescription(_Attributes):
         return str(self).encode("utf-8", "surrogateescape")
 
 
+def _is_digits(text: str) -> bool:
+    """``text`` is one or more of 0-9 (``str.isdigit`` alone also takes digits ``int`` refuses, "²")."""
+    return text.isascii() and text.isdigit()
+
+
 def _int_field(text: str, what: str, maximum: int) -> int:
-    if len(text) > 20 or _DIGITS_RE.fullmatch(text) is None or int(text) > maximum:
-        raise SdpParseError(f"invalid {what}: {text[:30]!r}")
-    return int(text)
+    if len(text) <= 20 and text.isascii() and text.isdigit():
+        value = int(text)
+        if value <= maximum:
+            return value
+    raise SdpParseError(f"invalid {what}: {text[:30]!r}")
 
 
 def _parse_origin(value: str) -> Origin:
@@ -289,7 +313,7 @@ def _parse_origin(value: str) -> Origin:
     if len(parts) != 6 or not all(parts):
         raise SdpParseError(f"invalid o= line: {value[:60]!r}")
     username, session_id, version, nettype, addrtype, address = parts
-    if _DIGITS_RE.fullmatch(session_id) is None:
+    if not _is_digits(session_id):
         raise SdpParseError(f"invalid o= sess-id: {session_id[:30]!r}")
     return Origin(username, session_id, _int_field(version, "o= sess-version", 2**64 - 1),
                   nettype, addrtype, address)
@@ -329,7 +353,7 @@ def _parse_media(value: str) -> MediaDescription:
     if len(parts) < 4 or not all(parts):
         raise SdpParseError(f"invalid m= line: {value[:60]!r}")
     media, port_text, proto, *formats = parts
-    if _TOKEN_RE.fullmatch(media) is None:
+    if media not in _COMMON_TOKENS and _TOKEN_RE.fullmatch(media) is None:
         raise SdpParseError(f"invalid m= media: {media[:30]!r}")
     port_part, slash, count_part = port_text.partition("/")
     port = _int_field(port_part, "m= port", 65535)
@@ -339,7 +363,7 @@ def _parse_media(value: str) -> MediaDescription:
 
 def _parse_attribute(value: str) -> Attribute:
     name, colon, attr_value = value.partition(":")
-    if _TOKEN_RE.fullmatch(name) is None:
+    if name not in _COMMON_TOKENS and _TOKEN_RE.fullmatch(name) is None:
         raise SdpParseError(f"invalid a= attribute name: {name[:30]!r}")
     return (name, attr_value if colon else None)
 
@@ -358,19 +382,39 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
         text = data
         if len(text) > MAX_SDP_SIZE:
             raise SdpParseError(f"SDP larger than {MAX_SDP_SIZE} bytes")
+    session = SessionDescription(times=[])
+    seen: set[str] = set()  # of v, o and s
+    number = 0  # of the last line read
+    head = _HEAD_RE.match(text)
+    if head is not None:
+        user, session_id, version, nettype, addrtype, address, name, c_net, c_type, c_address, start, stop = (
+            head.groups())
+        session.origin = Origin(user, session_id, int(version), nettype, addrtype, address)
+        session.session_name = name
+        number = 3
+        if c_address is not None:
+            session.connection = Connection(c_address, c_type, c_net)
+            number += 1
+        if start is not None:
+            session.times.append((int(start), int(stop)))
+            number += 1
+        seen.update("vos")
+        text = text[head.end():]
     lines = [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
     while lines and not lines[-1]:
         lines.pop()
-    if not lines:
+    if not lines and not number:
         raise SdpParseError("empty SDP")
-    session = SessionDescription(times=[])
     current: MediaDescription | None = None
-    seen: set[str] = set()
-    for number, line in enumerate(lines, start=1):
-        match = _LINE_RE.fullmatch(line)
-        if match is None:
+    for line in lines:
+        number += 1
+        kind = line[:1]
+        if line[1:2] != "=" or kind not in _LINE_KINDS:
             raise SdpParseError(f"line {number}: not <type>=<value>: {line[:40]!r}")
-        kind, value = match.groups()
+        value = line[2:]
+        if kind == "a" and number > 1:  # most lines: no strip, the same at both levels
+            (session if current is None else current).attributes.append(_parse_attribute(value))
+            continue
         if kind in "ocmtb":
             value = value.strip(" ")  # trailing blanks some endpoints send in structured lines
         if number == 1 and kind != "v":
@@ -382,9 +426,10 @@ def parse_sdp(data: str | bytes) -> SessionDescription:
         if current is not None:
             _parse_media_line(current, kind, value, number)
             continue
-        if kind in "vos" and kind in seen:
-            raise SdpParseError(f"line {number}: more than one {kind}= line")
-        seen.add(kind)
+        if kind in "vos":
+            if kind in seen:
+                raise SdpParseError(f"line {number}: more than one {kind}= line")
+            seen.add(kind)
         _parse_session_line(session, kind, value, number)
     for required in "os":
         if required not in seen:
@@ -406,6 +451,12 @@ def _parse_session_line(session: SessionDescription, kind: str, value: str, numb
         session.origin = _parse_origin(value)
     elif kind == "s":
         session.session_name = value
+    elif kind == "c":
+        session.connection = _parse_connection(value)
+    elif kind == "t":
+        start, _, stop = value.partition(" ")
+        session.times.append(
+            (_int_field(start, "t= start", 2**64 - 1), _int_field(stop, "t= stop", 2**64 - 1)))
     elif kind == "i":
         session.information = value
     elif kind == "u":
@@ -414,14 +465,8 @@ def _parse_session_line(session: SessionDescription, kind: str, value: str, numb
         session.emails.append(value)
     elif kind == "p":
         session.phones.append(value)
-    elif kind == "c":
-        session.connection = _parse_connection(value)
     elif kind == "b":
         session.bandwidths.append(_parse_bandwidth(value))
-    elif kind == "t":
-        start, _, stop = value.partition(" ")
-        session.times.append(
-            (_int_field(start, "t= start", 2**64 - 1), _int_field(stop, "t= stop", 2**64 - 1)))
     elif kind == "r":
         session.repeats.append(value)
     elif kind == "z":
@@ -435,10 +480,10 @@ def _parse_session_line(session: SessionDescription, kind: str, value: str, numb
 
 
 def _parse_media_line(media: MediaDescription, kind: str, value: str, number: int) -> None:
-    if kind == "i":
-        media.title = value
-    elif kind == "c":
+    if kind == "c":
         media.connection = _parse_connection(value)
+    elif kind == "i":
+        media.title = value
     elif kind == "b":
         media.bandwidths.append(_parse_bandwidth(value))
     elif kind == "k":

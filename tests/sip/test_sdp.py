@@ -211,3 +211,36 @@ def test_trailing_blanks_in_structured_lines_are_tolerated() -> None:
                     "m=audio 4000 RTP/AVP 0 8 \r\n")
     assert sdp.media[0].formats == ["0", "8"] and sdp.connection is not None
     assert sdp.connection.address == "192.0.2.1"
+
+
+@pytest.mark.parametrize("head", [
+    "v=0\r\no=- 1 2 IN IP4 h\r\ns=x y\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n",
+    "v=0\no=alice 2890844526 18446744073709551615 IN IP6 ::1\ns=\nc=IN IP6 2001:db8::1\nt=3 4\n",
+    "v=0\r\no=- 1 2 IN IP4 h\r\ns=-\r\nt=0 0\r\nc=IN IP4 192.0.2.1\r\n",
+    "v=0\r\no=- 1 2 IN IP4 h\r\ns=-\r\nc=IN IP4 224.2.1.1/127/3\r\nt=0 0\r\n",
+    "v=0\r\no=- 1 2 IN IP4 h\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=18446744073709551615 0\r\n",
+])
+def test_usual_first_lines_parse_as_the_same_lines_with_blanks(head: str) -> None:
+    # The first lines of the common shape are read in one step; with trailing blanks (which structured
+    # lines may have) they are read line by line. Both readings must agree.
+    media = "m=audio 4000 RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendonly\r\n"
+    blank = "".join(f"{line} \n" if line[:1] in "oct" else f"{line}\n" for line in head.splitlines())
+    assert parse_sdp(head + media) == parse_sdp(blank + media)
+    assert parse_sdp(head + media).serialize() == parse_sdp(blank + media).serialize()
+
+
+@pytest.mark.parametrize("text", [
+    "v=0\r\no=- 1 99999999999999999999 IN IP4 h\r\ns=-\r\nc=IN IP4 h\r\nt=0 0\r\n",
+    "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 h\r\nt=18446744073709551616 0\r\n",
+    "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\ns=-\r\nt=0 0\r\n",
+    "v=0\r\no=- 1 1 IN IP4 h\r\ns=-\r\nc=IN IP4 h\r\nt=0 0\r\nv=0\r\n",
+])
+def test_usual_first_lines_keep_their_limits(text: str) -> None:
+    with pytest.raises(SdpParseError):
+        parse_sdp(text)
+
+
+def test_common_names_are_tokens() -> None:
+    from cti_server.sip.sdp import _COMMON_TOKENS, _TOKEN_RE
+
+    assert all(_TOKEN_RE.fullmatch(name) for name in _COMMON_TOKENS)
