@@ -130,9 +130,13 @@ class Transaction:
 
     def fire_timers(self, now: float) -> list[Output]:
         """Fire every timer whose deadline is at or before ``now``, earliest first."""
-        self._begin(now)
-        self._fire_due()
-        return self._end()
+        self._now = now
+        out = self._out = []
+        if self.deadlines:
+            self._fire_due()
+        # Let go of the outputs: a transaction waiting out timer J should hold no more than it needs.
+        self._out = _IDLE
+        return out
 
     def transport_error(self, now: float) -> list[Output]:
         """The transport failed to send one of this transaction's messages (17.1.4, 17.2.4)."""
@@ -140,20 +144,14 @@ class Transaction:
 
     # -- machinery ---------------------------------------------------------------------------------
 
-    def _begin(self, now: float) -> None:
-        self._now = now
-        self._out = []
-
-    def _end(self) -> list[Output]:
-        # Let go of the outputs: a transaction waiting out timer J should hold no more than it needs.
-        out, self._out = self._out, _IDLE
-        return out
-
     def _run(self, event: str, message: Message, now: float) -> list[Output]:
-        self._begin(now)
+        self._now = now
+        out = self._out = []
         self._step(event, message)
-        self._fire_due()
-        return self._end()
+        if self.deadlines:
+            self._fire_due()
+        self._out = _IDLE  # as in fire_timers
+        return out
 
     def _step(self, event: str, message: Message) -> None:
         entry = self.TABLE.get((self.state, event))
@@ -173,9 +171,12 @@ class Transaction:
         # Zero-length timers (reliable transports) fire here at once, so a TCP transaction ends
         # without a trip through the event loop.
         deadlines = self.deadlines
+        now = self._now
+        if min(deadlines.values()) > now:
+            return  # the usual case: nothing due
         while deadlines and self.state != TERMINATED:
             name = min(deadlines, key=deadlines.__getitem__)
-            if deadlines[name] > self._now:
+            if deadlines[name] > now:
                 return
             del deadlines[name]
             self._step("timer_" + name, None)
@@ -194,12 +195,19 @@ class Transaction:
 
 def _arm_first(name: str) -> Action:
     """Start timer ``name`` with its RFC 3261 table-4 duration (skipped when that is 0 and it retransmits)."""
+    attribute = name.lower()
+    if name in "AEG":
+
+        def arm_retransmit(tx: Transaction, _m: Message) -> None:
+            duration: float = getattr(tx.timers, attribute)
+            if duration:  # else no retransmissions: a reliable transport
+                tx.intervals[name] = duration
+                tx.deadlines[name] = tx._now + duration
+
+        return arm_retransmit
 
     def arm(tx: Transaction, _m: Message) -> None:
-        duration: float = getattr(tx.timers, name.lower())
-        if duration == 0 and name in "AEG":
-            return  # no retransmissions on a reliable transport
-        tx._arm(name, duration)
+        tx.deadlines[name] = tx._now + getattr(tx.timers, attribute)
 
     return arm
 
