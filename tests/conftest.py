@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
+import structlog
 
 from cti_server.config import Config, config_from_mapping
 
@@ -51,6 +52,16 @@ def make_config(**sections: Any) -> Config:
 @pytest.fixture
 def config() -> Iterator[Config]:
     yield make_config()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_config_restored() -> Iterator[None]:
+    """A test that runs the CLI configures structlog (e.g. level "error"); the next test's
+    ``capture_logs`` must not inherit that filter."""
+    saved = structlog.get_config()
+    yield
+    if structlog.get_config() != saved:
+        structlog.configure(**saved)
 
 
 #: Seconds a task left behind by a test gets to finish after each cancel.

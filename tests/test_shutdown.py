@@ -64,16 +64,19 @@ async def test_settle_gives_up_on_a_task_that_never_ends_and_names_it() -> None:
             except asyncio.CancelledError:
                 continue
 
-    task = asyncio.ensure_future(deaf(), )
+    task = asyncio.ensure_future(deaf())
     task.set_name("deaf-task")
     await asyncio.sleep(0)
-    with capture_logs() as logs:
-        assert await settle([task], grace=0.02, what="test tasks") == 1
+    try:
+        with capture_logs() as logs:
+            left = await settle([task], grace=0.02, what="test tasks")
+    finally:
+        release.set()
+        task.cancel()
+        await task
+    assert left == 1
     assert [(e["event"], e["what"], e["tasks"]) for e in logs] == [
         ("shutdown_tasks_left", "test tasks", ["deaf-task"])]
-    release.set()
-    task.cancel()
-    await task
 
 
 @pytest.mark.parametrize("topic", ["call.ended", "work_item.created", "screenpop.popped"])
