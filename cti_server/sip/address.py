@@ -126,7 +126,7 @@ def unquote_string(text: str) -> str:
     return text
 
 
-@dataclass
+@dataclass(slots=True)
 class NameAddr:
     """A name-addr or addr-spec with its header parameters (RFC 3261 section 20.10, 20.20, 20.39).
 

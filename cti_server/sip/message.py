@@ -77,7 +77,7 @@ def reason_phrase(status: int) -> str:
     return REASON_PHRASES.get(status - status % 100, "Unknown")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CSeq:
     """The CSeq header field: sequence number and method (RFC 3261 section 20.16)."""
 

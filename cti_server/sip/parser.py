@@ -30,7 +30,7 @@ from cti_server.sip.message import (
     parse_max_forwards,
     reason_phrase,
 )
-from cti_server.sip.uri import MAX_URI_LENGTH, SipUri, parse_uri
+from cti_server.sip.uri import MAX_URI_LENGTH, SipUri, copy_uri, parse_uri
 from cti_server.sip.via import parse_via
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
@@ -123,10 +123,10 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     head = data[start:end].decode("utf-8", "surrogateescape")
     if "\r\n " in head or "\r\n\t" in head:
         head = _FOLD_RE.sub(" ", head)
-    pairs = head.count("\r\n")
-    if head.count("\r") != pairs or head.count("\n") != pairs:
-        raise SipParseError("bare CR or LF in header section")
     lines = head.split("\r\n")
+    joined = "".join(lines)  # a CR or LF left after the split is a bare one (two memchr scans, no counts)
+    if "\r" in joined or "\n" in joined:
+        raise SipParseError("bare CR or LF in header section")
     if len(lines) > MAX_HEADER_LINES + 1:
         raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
     start_line = lines[0]
@@ -203,9 +203,7 @@ def _request_line(line: str) -> tuple[str, SipUri]:
     known = _request_lines.get(line)
     if known is None:
         known = _remember(_request_lines, line, _parse_request_line(line))
-    uri = known[1]
-    return known[0], SipUri(uri.scheme, uri.user, uri.password, uri.host, uri.port, uri.params.copy(),
-                            uri.headers.copy(), uri.opaque)
+    return known[0], copy_uri(known[1])
 
 
 def _parse_request_line(line: str) -> tuple[str, SipUri]:

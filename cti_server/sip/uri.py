@@ -31,7 +31,9 @@ _IPV4_RE = re.compile(r"[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+")
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|[01]?[0-9]?[0-9])"
 _IPV4_STRICT = rf"{_OCTET}\.{_OCTET}\.{_OCTET}\.{_OCTET}"
 _IPV4_STRICT_RE = re.compile(_IPV4_STRICT)
-HOST_PATTERN: Final = rf"(?:{_HOSTNAME}|{_IPV4_STRICT})"
+# IPv4 first: sre tries a host name against "127.0.0.1" label by label before failing on the last one.
+# Either order accepts the same text with the same groups, as a host ends at ':', ';', '>' or the end.
+HOST_PATTERN: Final = rf"(?:{_IPV4_STRICT}|{_HOSTNAME})"
 """A host name or IPv4 address that ``parse_host`` accepts as it is (IPv6 references not included)."""
 _PORT_RE = re.compile(r"[0-9]{1,5}")
 _TEL_NUMBER_RE = re.compile(r"\+?[0-9A-Fa-f*#\-.()pPwW]+")
@@ -42,7 +44,7 @@ SIP_SCHEMES = frozenset({"sip", "sips", "tel"})
 # The common shape (lower-case scheme, plain user, host name or IPv4, port, simple params) in one match;
 # anything else (passwords, escapes, IPv6, URI headers, ';' or '?' in the user) takes the full path.
 FAST_URI_PATTERN: Final = (
-    rf"(sips?):(?:([{_UNRESERVED}&=+$,/]+)@)?({_HOSTNAME}|{_IPV4_STRICT})(?::([0-9]{{1,5}}))?"
+    rf"(sips?):(?:([{_UNRESERVED}&=+$,/]+)@)?({HOST_PATTERN})(?::([0-9]{{1,5}}))?"
     rf"((?:;[{_UNRESERVED}\[\]/:&+$]+(?:=[{_UNRESERVED}\[\]/:&+$]+)?)*)"
 )
 """The common SIP URI (no password, escapes, headers or IPv6) whose every part is valid; groups: scheme,
@@ -122,7 +124,7 @@ def split_hostport(text: str, what: str = "host") -> tuple[str, int | None]:
     return parse_host(host_text, what), None
 
 
-@dataclass
+@dataclass(slots=True)
 class SipUri:
     """A sip:, sips: or tel: URI (RFC 3261 section 19.1, RFC 3966).
 
@@ -176,6 +178,14 @@ class SipUri:
         if self.headers:
             parts.append("?" + "&".join(f"{name}={value}" for name, value in self.headers.items()))
         return "".join(parts)
+
+
+def copy_uri(uri: SipUri) -> SipUri:
+    """An independent copy of ``uri`` (its own params and headers dicts), for every parsed Request-URI,
+    dialog and in-dialog request: the constructor of the slotted class, not ``dataclasses.replace``
+    (which goes over ``fields()``, ~4x slower)."""
+    return SipUri(uri.scheme, uri.user, uri.password, uri.host, uri.port, uri.params.copy(),
+                  uri.headers.copy(), uri.opaque)
 
 
 def _parse_params(text: str, uri_text: str) -> dict[str, str | None]:

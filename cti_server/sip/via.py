@@ -30,7 +30,7 @@ _COMMON_VIA_RE = re.compile(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class Via:
     """One via-parm: transport, sent-by host and port, and the via parameters (RFC 3261 section 20.42).
 
