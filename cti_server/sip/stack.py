@@ -45,6 +45,7 @@ from cti_server.sip.matching import (
 from cti_server.sip.message import SipRequest, SipResponse, make_response, new_branch, new_tag
 from cti_server.sip.parser import parse_message, response_for_unparseable
 from cti_server.sip.stats import SipStats
+from cti_server.sip.timer_slots import TimerSlots
 from cti_server.sip.timers import TimerValues
 from cti_server.sip.transaction import (
     ACCEPTED,
@@ -142,7 +143,7 @@ class _ServerEntry:
     final_sent: bool = False
     cancel_callbacks: list[CancelCallback] | None = None
     ack_timeout: AckTimeoutCallback | None = None
-    handle: asyncio.TimerHandle | None = None
+    handle: object | None = None  # the TimerSlots entry of the armed timer
     deadline: float | None = None
 
 
@@ -159,7 +160,7 @@ class _ClientEntry:
     future: asyncio.Future[SipResponse] | None
     on_provisional: ResponseCallback | None
     on_retransmitted_2xx: ResponseCallback | None
-    handle: asyncio.TimerHandle | None = None
+    handle: object | None = None  # the TimerSlots entry of the armed timer
     deadline: float | None = None
 
 
@@ -169,7 +170,7 @@ class _OkEntry:
     flow: Flow
     call_id: str
     on_timeout: AckTimeoutCallback | None = None
-    handle: asyncio.TimerHandle | None = None
+    handle: object | None = None  # the TimerSlots entry of the armed timer
     deadline: float | None = None
 
 
@@ -254,7 +255,7 @@ class SipComponent:
         self._server_timer = self._on_server_timer
         self._client_timer = self._on_client_timer
         self._ok_timer = self._on_ok_timer
-        self._timer_context = contextvars.Context()
+        self._timer_slots: TimerSlots | None = None
         self._bad_input_log = LogBudget(BAD_INPUT_LOGS_PER_SECOND)
         self._transports: SipTransports | None = None
         # host text -> the IP literal it is ("" when it is a name): every request sent asks, and
@@ -284,15 +285,10 @@ class SipComponent:
         """Close the listeners, cancel every timer, fail pending client transactions with 503."""
         if self._transports is not None:
             await self._transports.stop()
-        for server_entry in self._server.values():
-            if server_entry.handle is not None:
-                server_entry.handle.cancel()
-        for ok in self._ok.values():
-            if ok.handle is not None:
-                ok.handle.cancel()
+        if self._timer_slots is not None:
+            self._timer_slots.close()
+            self._timer_slots = None
         for entry in list(self._client.values()):
-            if entry.handle is not None:
-                entry.handle.cancel()
             self._finish(entry, 503, "Service Unavailable")
         self._server.clear()
         self._ok.clear()
@@ -864,20 +860,24 @@ class SipComponent:
     # -- helpers -----------------------------------------------------------------------------------
 
     def _schedule(self, holder: _Timed, deadline: float | None, callback: Callable[[Any], None]) -> None:
-        """Keep exactly one loop.call_at per transaction, at its next deadline."""
+        """Keep exactly one timer per transaction, at its next deadline (or a little after: TimerSlots)."""
         if deadline == holder.deadline:
             return
-        if holder.handle is not None:
-            holder.handle.cancel()
-        holder.handle = None if deadline is None else self._require_loop().call_at(
-            deadline, callback, holder, context=self._timer_context)
         holder.deadline = deadline
+        if deadline is None:
+            holder.handle = None  # the armed timer, if any, is let go
+            return
+        slots = self._timer_slots
+        if slots is None:
+            slots = self._timer_slots = TimerSlots(self._require_loop())
+        holder.handle = slots.arm(holder, deadline, callback)
 
-    def _cancel_timer(self, ok: _OkEntry) -> None:
-        if ok.handle is not None:
-            ok.handle.cancel()
-            ok.handle = None
-            ok.deadline = None
+    @staticmethod
+    def _cancel_timer(ok: _OkEntry) -> None:
+        # Its slot holds the entry until the timer's time: let go of what the timeout would have called.
+        ok.handle = None
+        ok.deadline = None
+        ok.on_timeout = None
 
     def _guarded(self, function: Callable[..., None], *args: Any) -> None:
         try:
