@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import split_header_values
@@ -34,7 +34,7 @@ _QUOTE_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
 # ``<sip:user@host:port;uri-params>;tag=x``: the form nearly every phone and trunk sends in From, To and
 # Contact. A value matching it (with the port checked, see ``common_name_addr``) is exactly one that
 # parse_name_addr accepts (URI through the fast URI path, parameters through the simple-parameter
-# path), and ``name_addr_from_common`` builds the same NameAddr from the match. Groups 1-5 are those of
+# path), and ``name_addr_from_common`` builds the same NameAddr from its parts. Groups 1-5 are those of
 # FAST_URI_PATTERN, group 6 the header parameters.
 _COMMON_NAME_ADDR_RE = re.compile(
     rf"<{FAST_URI_PATTERN}>((?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*)")
@@ -48,11 +48,67 @@ _COMMON_DISPLAY_RE = re.compile(rf'(?:"[^"\\]*"|[{TOKEN_CHARS}]+(?:[ \t]+[{TOKEN
 _COMMON_ADDR_SPEC_RE = re.compile(rf"{FAST_URI_PATTERN}()")
 
 
-def common_name_addr(value: str) -> re.Match[str] | None:
-    """The match of ``value`` when it has the common ``[display-name] <sip:...>;params`` form, or is a
-    bare ``sip:user@host:port`` (so it is valid). A display name is the text before ``match.start()``."""
+class CommonNameAddr(NamedTuple):
+    """The parts of a From, To or Contact value in the common form (see ``common_name_addr``), as
+    validated text: what ``parse_name_addr`` would build a NameAddr from, without building it."""
+
+    display_name: str | None
+    scheme: str
+    user: str | None
+    host: str
+    port: int | None
+    uri_params: str
+    """``;name=value...`` of the URI, or ""."""
+    params: str
+    """``;name=value...`` after the URI (header parameters), or ""."""
+    tag: str | None
+    """The ``tag`` header parameter (the last one's value, as the parameter dict keeps it), or None."""
+
+
+# Results for values seen before (an address a phone repeats, a To without tag...). Only immutable
+# results are kept; emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
+_MEMO_LIMIT = 2048
+_commons: dict[str, CommonNameAddr] = {}
+
+
+def common_name_addr(value: str) -> CommonNameAddr | None:
+    """The parts of ``value`` when it has the common ``[display-name] <sip:...>;params`` form, or is a
+    bare ``sip:user@host:port`` (so it is valid), else None.
+
+    ``<common form>;tag=token`` (a From or To whose address repeats with a new tag per call) is the
+    address's remembered result plus the tag: appending a token-valued parameter keeps a common form
+    common, and the last ``;tag=`` can only start the last parameter when what follows it is a token.
+    """
+    known = _commons.get(value)
+    if known is not None:
+        return known
     if len(value) > MAX_URI_LENGTH:
         return None
+    address, separator, tag = value.rpartition(";tag=")
+    if separator and _TOKEN_RE.fullmatch(tag) is not None:
+        base = _commons.get(address)
+        if base is None:
+            base = _match_common(address)
+            if base is None:
+                return None
+            _remember_common(address, base)
+        if base.display_name is None and address[:1] != "<":
+            return None  # a bare addr-spec: its ";" would start header parameters, which needs <>
+        return CommonNameAddr(base.display_name, base.scheme, base.user, base.host, base.port,
+                              base.uri_params, base.params + separator + tag, tag)
+    common = _match_common(value)
+    if common is not None:
+        _remember_common(value, common)
+    return common
+
+
+def _remember_common(value: str, common: CommonNameAddr) -> None:
+    if len(_commons) >= _MEMO_LIMIT:
+        _commons.clear()
+    _commons[value] = common
+
+
+def _match_common(value: str) -> CommonNameAddr | None:
     if value[:1] == "<":
         match = _COMMON_NAME_ADDR_RE.fullmatch(value)
     else:
@@ -65,22 +121,29 @@ def common_name_addr(value: str) -> re.Match[str] | None:
             match = _COMMON_ADDR_SPEC_RE.fullmatch(value)
     if match is None:
         return None
-    port = match.group(4)
-    return match if port is None or int(port) <= 65535 else None
-
-
-def name_addr_from_common(match: re.Match[str]) -> NameAddr:
-    """The NameAddr of a ``common_name_addr`` match: what parse_name_addr gives for the same text."""
-    scheme, user, host, port, uri_params, params = match.groups()
-    uri = SipUri(scheme, user, None, host, int(port) if port is not None else None,
-                 split_simple_params(uri_params) if uri_params else {}, {})
+    scheme, user, host, port_text, uri_params, params = match.groups()
+    port = None
+    if port_text is not None:
+        port = int(port_text)
+        if port > 65535:
+            return None
     start = match.start()
     display_name = None
     if start:
-        display_name = match.string[:start].rstrip(" \t")
+        display_name = value[:start].rstrip(" \t")
         if display_name[:1] == '"':
             display_name = display_name[1:-1]
-    return NameAddr(display_name, uri, split_simple_params(params) if params else {})
+    tag = split_simple_params(params).get("tag") if params else None
+    return CommonNameAddr(display_name, scheme, user, host, port, uri_params or "", params or "", tag)
+
+
+def name_addr_from_common(common: CommonNameAddr) -> NameAddr:
+    """The NameAddr of a ``common_name_addr`` result: what parse_name_addr gives for the same text."""
+    uri_params = common.uri_params
+    params = common.params
+    uri = SipUri(common.scheme, common.user, None, common.host, common.port,
+                 split_simple_params(uri_params) if uri_params else {}, {})
+    return NameAddr(common.display_name, uri, split_simple_params(params) if params else {})
 
 
 def parse_header_params(text: str, what: str) -> dict[str, str | None]:

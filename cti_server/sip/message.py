@@ -22,7 +22,7 @@ from cti_server.sip.address import (
 )
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, split_header_values
-from cti_server.sip.uri import SipUri, parse_uri, split_simple_params
+from cti_server.sip.uri import SipUri, parse_uri
 from cti_server.sip.via import BRANCH_MAGIC_COOKIE, Via, parse_via
 
 SIP_VERSION = "SIP/2.0"
@@ -206,9 +206,9 @@ class _MessageBase:
             result: NameAddr = hit[1]
             return result
         common = cache.get(common_key)
-        match = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
-        # the common form (a From the parser only checked, one set since) is built from its match
-        value = name_addr_from_common(match) if match is not None else parse_name_addr(raw, what)
+        parts = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
+        # the common form (a From the parser only checked, one set since) is built from its parts
+        value = name_addr_from_common(parts) if parts is not None else parse_name_addr(raw, what)
         cache[key] = (raw, value)
         return value
 
@@ -222,41 +222,33 @@ class _MessageBase:
         """The To header field (RFC 3261 section 20.39)."""
         return self._name_addr("to", "to_common", self._line("to", "To"), "To")
 
-    def _tag(self, key: str, common_key: str, tag_key: str, raw: str, what: str) -> str | None:
-        """The tag of From or To: of the address if built, else as read before from this raw text, else
-        from the header parameters of the common form's match (no URI or address built), else of the
-        parsed address."""
+    def _tag(self, key: str, common_key: str, raw: str, what: str) -> str | None:
+        """The tag of From or To: of the address if built, else of its common form (no URI or address
+        built; remembered for the next read), else of the parsed address."""
         cache = self._cache
         hit = cache.get(key)
         if hit is not None and hit[0] == raw:
             tag: str | None = hit[1].tag
             return tag
-        hit = cache.get(tag_key)
-        if hit is not None and hit[0] == raw:
-            tag = hit[1]
-            return tag
         common = cache.get(common_key)
-        match = common[1] if common is not None and common[0] == raw else common_name_addr(raw)
-        if match is None:
+        if common is not None and common[0] == raw:
+            tag = common[1].tag
+            return tag
+        parts = common_name_addr(raw)
+        if parts is None:
             return self._name_addr(key, common_key, raw, what).tag
-        params = match.group(6)
-        tag = split_simple_params(params).get("tag") if params else None
-        cache[tag_key] = (raw, tag)
-        return tag
+        cache[common_key] = (raw, parts)
+        return parts.tag
 
     @property
     def from_tag(self) -> str | None:
         """The From tag (RFC 3261 section 19.3)."""
-        return self._tag("from", "from_common", "from_tag", self._line("from", "From"), "From")
+        return self._tag("from", "from_common", self._line("from", "From"), "From")
 
     @property
     def to_tag(self) -> str | None:
         """The To tag (RFC 3261 section 19.3)."""
-        raw = self._line("to", "To")
-        checked = self._cache.get("to_common")
-        if checked is not None and checked[0] == raw and "tag" not in raw.lower():
-            return None  # the parser validated this value, and it has no tag parameter: no parse needed
-        return self._tag("to", "to_common", "to_tag", raw, "To")
+        return self._tag("to", "to_common", self._line("to", "To"), "To")
 
     @property
     def contacts(self) -> list[NameAddr] | Literal["*"]:
@@ -269,7 +261,7 @@ class _MessageBase:
             return result
         common = cache.get("contacts_common")
         if common is not None and common[0] == raw:
-            result = [name_addr_from_common(match) for match in common[1]]
+            result = [name_addr_from_common(parts) for parts in common[1]]
         else:
             result = _parse_contacts(raw)
         cache["contacts"] = (raw, result)

@@ -30,7 +30,7 @@ from cti_server.sip.message import (
     parse_max_forwards,
     reason_phrase,
 )
-from cti_server.sip.uri import MAX_URI_LENGTH, SipUri, copy_uri, parse_uri
+from cti_server.sip.uri import SipUri, copy_uri, parse_uri
 from cti_server.sip.via import parse_via
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 65535
@@ -56,7 +56,6 @@ _STREAM_CONTENT_LENGTH_RE = re.compile(rb"\r\n(?:[Cc][Oo][Nn][Tt][Ee][Nn][Tt]-[L
 _SINGLE_HEADERS: Final = frozenset(
     {"from", "to", "call-id", "cseq", "max-forwards", "content-length", "content-type"})
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
-_TAG_RE = re.compile(rf"[{TOKEN_CHARS}]+")
 
 SipMessage = SipRequest | SipResponse
 _V = TypeVar("_V")
@@ -81,7 +80,6 @@ _cseqs: dict[str, CSeq] = {}
 _content_lengths: dict[str, int] = {}
 _expires: dict[str, int] = {}
 _max_forwards: dict[str, int] = {}
-_name_addrs: dict[str, re.Match[str]] = {}
 
 
 def _remember(memo: dict[str, _V], raw: str, value: _V) -> _V:
@@ -251,22 +249,18 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
             if raw not in _max_forwards:
                 _remember(_max_forwards, raw, parse_max_forwards(raw))
     # From, To and Contact in the common [display-name] <sip:...>;params form (or a bare
-    # sip:user@host:port) are validated by one match, kept for the accessors to build the objects from
-    # when read; any other form is parsed at once so that a bad one raises here.
+    # sip:user@host:port) are validated by common_name_addr, whose parts are kept for the accessors to
+    # build the objects from when read; any other form is parsed at once so that a bad one raises here.
     raw = index["from"][0]
-    if not _is_known_with_tag(raw):  # else valid, and parsed only if read (a REGISTER's never is)
-        match = _common_name_addr(raw)
-        if match is not None:
-            cache["from_common"] = (raw, match)
-            address, tag_separator, _tag = raw.rpartition(";tag=")
-            if tag_separator:
-                _common_name_addr(address)  # remembered: this address's next From skips the match
-        else:
-            cache["from"] = (raw, parse_name_addr(raw, "From"))
+    common = common_name_addr(raw)
+    if common is not None:
+        cache["from_common"] = (raw, common)
+    else:
+        cache["from"] = (raw, parse_name_addr(raw, "From"))
     raw = index["to"][0]
-    match = _common_name_addr(raw)
-    if match is not None:
-        cache["to_common"] = (raw, match)  # also lets to_tag answer "no tag" without building To
+    common = common_name_addr(raw)
+    if common is not None:
+        cache["to_common"] = (raw, common)  # also answers to_tag without building To
     else:
         cache["to"] = (raw, parse_name_addr(raw, "To"))
     raw = index["via"][0]
@@ -278,15 +272,15 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     cache["top_via"] = (raw, parse_via(raw))
     contacts = index.get("contact")
     if contacts is not None:
-        matches = []
+        commons = []
         for line in contacts:
-            match = _common_name_addr(line)
-            if match is None:
+            common = common_name_addr(line)
+            if common is None:
                 _ = message.contacts
                 break
-            matches.append(match)
+            commons.append(common)
         else:
-            cache["contacts_common"] = (contacts.copy(), matches)
+            cache["contacts_common"] = (contacts.copy(), commons)
     expires = index.get("expires")
     if expires is not None:
         raw = expires[0]
@@ -297,23 +291,6 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     date = index.get("date")
     if date is not None and _DATE_RE.fullmatch(date[0]) is None:
         raise SipParseError("invalid Date (RFC 1123 date in GMT required)")
-
-
-def _common_name_addr(value: str) -> re.Match[str] | None:
-    match = _name_addrs.get(value)
-    if match is None:
-        match = common_name_addr(value)
-        if match is not None:
-            _remember(_name_addrs, value, match)
-    return match
-
-
-def _is_known_with_tag(value: str) -> bool:
-    """True for ``<common form seen before>;tag=token``: a From whose address a phone repeats with a
-    new tag per call. Appending a token-valued parameter keeps a common form common, so it is valid."""
-    address, tag_separator, tag = value.rpartition(";tag=")
-    return (bool(tag_separator) and address in _name_addrs and len(value) <= MAX_URI_LENGTH
-            and _TAG_RE.fullmatch(tag) is not None)
 
 
 def _is_common_name_addr(value: str) -> bool:

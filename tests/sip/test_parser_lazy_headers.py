@@ -183,3 +183,25 @@ def test_tags_read_once_follow_later_from_and_to_edits() -> None:
     assert (message.from_tag, message.to_tag) == ("3", None)
     message.headers.set("To", "Bob <sip:b@example.com>;x=1;tag=4")
     assert message.to_tag == "4" and message.to_addr.tag == "4"
+
+
+@pytest.mark.parametrize("value", [
+    "<sip:a@example.com>;tag=x", "Bob <sip:a@example.com:5060;transport=udp>;x=1;tag=y",
+    '"x;tag=y" <sip:a@example.com>;tag=z', "<sip:a@example.com>;TAG=1;tag=2", "<sip:a@example.com>;tag=a:b",
+    "<sip:a@example.com;tag=u>", "<sip:a@example.com>;tag=1;tag", "<sip:a@example.com>;tag=2;x=3",
+])
+def test_a_tag_added_to_a_remembered_address_reads_as_the_full_parse(value: str) -> None:
+    address = value.rpartition(";tag=")[0]
+    if address:
+        common_name_addr(address)  # remembered, as after an earlier call from the same phone
+    parts = common_name_addr(value)
+    assert parts is not None
+    expected = parse_name_addr(value, "From")
+    assert name_addr_from_common(parts) == expected and parts.tag == expected.tag
+
+
+@pytest.mark.parametrize("value", ["sip:a@example.com;tag=x", "<sip:a@example.com>;tag=",
+                                   "<sip:a@example.com>;tag=a b", "<sip:a@example.com:70000>;tag=x"])
+def test_a_tag_after_a_remembered_address_that_cannot_take_it_is_not_the_common_form(value: str) -> None:
+    common_name_addr(value.rpartition(";tag=")[0])
+    assert common_name_addr(value) is None
