@@ -131,21 +131,28 @@ def build_bindings(config: Config) -> tuple[RegistrarBindings, list[Component]]:
 
 
 async def run_until_signalled(config: Config) -> None:
-    """Start the server and serve until SIGINT or SIGTERM."""
+    """Start the server and serve until SIGINT or SIGTERM. The signal handlers are removed on the way
+    out, started or not (uvloop leaves them pointing at its closed loop otherwise)."""
     server = CtiServer(config)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
         loop.add_signal_handler(sig, stop.set)
-    await server.start()
-    tune_garbage_collector()
-    tune_switch_interval(config.media.relay_thread)
-    log.info("server_started", http_port=server.web.port, sip_udp_port=config.sip.udp_port)
     try:
-        await stop.wait()
+        await server.start()
+        tune_garbage_collector()
+        tune_switch_interval(config.media.relay_thread)
+        log.info("server_started", http_port=server.web.port, sip_udp_port=config.sip.udp_port)
+        try:
+            await stop.wait()
+        finally:
+            log.info("server_stopping")
+            await server.stop()
+            # Whatever still runs is cancelled here, where a task that outlives one cancel gets
+            # another, not by asyncio.run's single cancel, after which the process would wait for ever.
+            await settle(other_tasks(), config.server.shutdown_grace, what="leftover tasks",
+                         wait_first=False)
     finally:
-        log.info("server_stopping")
-        await server.stop()
-        # Whatever still runs is cancelled here, where a task that outlives one cancel gets another,
-        # not by asyncio.run's single cancel, after which the process would wait for it for ever.
-        await settle(other_tasks(), config.server.shutdown_grace, what="leftover tasks", wait_first=False)
+        for sig in signals:
+            loop.remove_signal_handler(sig)

@@ -68,6 +68,7 @@ def test_cli_reports_bad_config(tmp_path: Path) -> None:
 
 
 def test_cli_reports_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import signal
     import socket
 
     from cti_server.cli import main
@@ -80,9 +81,12 @@ def test_cli_reports_a_port_in_use(tmp_path: Path, capsys: pytest.CaptureFixture
             f'[http]\nport = 0\n[sip]\nudp_port = {port}\ntcp_port = 0\n'
             f'[store]\nurl = "sqlite+aiosqlite:///{tmp_path}/cti.db"\n[log]\nlevel = "error"\n'
         )
+        before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
         assert main(["run", "--config", str(config)]) == 1
     err = capsys.readouterr().err
     assert "cannot start" in err and str(port) in err
+    # The run's SIGINT/SIGTERM handlers went with it (uvloop would leave them on its closed loop).
+    assert {sig: signal.getsignal(sig) for sig in before} == before
 
 
 def test_cli_reports_unreachable_registrar_redis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
