@@ -26,7 +26,8 @@ _PARAM_RE = re.compile(
     rf"[ \t]*;[ \t]*([{TOKEN_CHARS}]+)"
     rf"(?:[ \t]*=[ \t]*({QUOTED_STRING}|\[[0-9A-Fa-f:.]+\]|[{TOKEN_CHARS}:]+))?[ \t]*"
 )
-_SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
+SIMPLE_PARAMS_RE = re.compile(rf"(?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)+")
+"""One or more ``;name`` / ``;name=value``: token names, values of token characters and colons."""
 _NEEDS_QUOTING_RE = re.compile(r'["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f]')
 _QUOTE_RE = re.compile(r'(["\\\x00-\x08\x0b\x0c\x0e-\x1f\x7f])')
 
@@ -60,7 +61,8 @@ class CommonNameAddr(NamedTuple):
     uri_params: str
     """``;name=value...`` of the URI, or ""."""
     params: str
-    """``;name=value...`` after the URI (header parameters), or ""."""
+    """``;name=value...`` after the URI (header parameters), or "", where a last ``;tag=`` parameter
+    may be left out: ``tag`` has its value."""
     tag: str | None
     """The ``tag`` header parameter (the last one's value, as the parameter dict keeps it), or None."""
 
@@ -69,6 +71,7 @@ class CommonNameAddr(NamedTuple):
 # results are kept; emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
 _MEMO_LIMIT = 2048
 _commons: dict[str, CommonNameAddr] = {}
+_new_tuple = tuple.__new__
 
 
 def common_name_addr(value: str) -> CommonNameAddr | None:
@@ -85,7 +88,7 @@ def common_name_addr(value: str) -> CommonNameAddr | None:
     if len(value) > MAX_URI_LENGTH:
         return None
     address, separator, tag = value.rpartition(";tag=")
-    if separator and _TOKEN_RE.fullmatch(tag) is not None:
+    if separator and ((tag.isalnum() and tag.isascii()) or _TOKEN_RE.fullmatch(tag) is not None):
         base = _commons.get(address)
         if base is None:
             base = _match_common(address)
@@ -94,8 +97,7 @@ def common_name_addr(value: str) -> CommonNameAddr | None:
             _remember_common(address, base)
         if base.display_name is None and address[:1] != "<":
             return None  # a bare addr-spec: its ";" would start header parameters, which needs <>
-        return CommonNameAddr(base.display_name, base.scheme, base.user, base.host, base.port,
-                              base.uri_params, base.params + separator + tag, tag)
+        return _new_tuple(CommonNameAddr, (*base[:7], tag))  # the address's parts, this tag
     common = _match_common(value)
     if common is not None:
         _remember_common(value, common)
@@ -140,10 +142,14 @@ def _match_common(value: str) -> CommonNameAddr | None:
 def name_addr_from_common(common: CommonNameAddr) -> NameAddr:
     """The NameAddr of a ``common_name_addr`` result: what parse_name_addr gives for the same text."""
     uri_params = common.uri_params
-    params = common.params
+    params_text = common.params
     uri = SipUri(common.scheme, common.user, None, common.host, common.port,
                  split_simple_params(uri_params) if uri_params else {}, {})
-    return NameAddr(common.display_name, uri, split_simple_params(params) if params else {})
+    params = split_simple_params(params_text) if params_text else {}
+    tag = common.tag
+    if tag is not None:
+        params["tag"] = tag  # the last tag wins, in the place of the first (as in the full parse)
+    return NameAddr(common.display_name, uri, params)
 
 
 def parse_header_params(text: str, what: str) -> dict[str, str | None]:
@@ -151,7 +157,7 @@ def parse_header_params(text: str, what: str) -> dict[str, str | None]:
 
     Quoted-string values keep their quotes so that they serialize back unchanged.
     """
-    if _SIMPLE_PARAMS_RE.fullmatch(text) is not None:  # the common case: one match, then plain splits
+    if SIMPLE_PARAMS_RE.fullmatch(text) is not None:  # the common case: one match, then plain splits
         return split_simple_params(text)
     params: dict[str, str | None] = {}
     position = 0

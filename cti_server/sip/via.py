@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from cti_server.sip.address import TOKEN_CHARS, format_params, parse_header_params
+from cti_server.sip.address import SIMPLE_PARAMS_RE, TOKEN_CHARS, format_params, parse_header_params
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.uri import HOST_PATTERN, format_host, parse_host, parse_port, split_simple_params
 
@@ -23,11 +23,13 @@ _VIA_RE = re.compile(
 )
 
 # What nearly every element sends: ``SIP/2.0/UDP host:port;params`` with a host name or IPv4 address and
-# simple parameters, checked in one match; a value matching it is one the general path accepts, and it
-# gives the same Via. Groups: transport, host, port (up to 5 digits, may exceed 65535), parameters.
-_COMMON_VIA_RE = re.compile(
-    rf"SIP/2\.0/([A-Z]+) ({HOST_PATTERN})(?::([0-9]{{1,5}}))?((?:;[{TOKEN_CHARS}]+(?:=[{TOKEN_CHARS}:]+)?)*)"
-)
+# simple parameters: the sent-protocol and sent-by (before the first ';', remembered per text: an element
+# repeats it in every request) checked in one match, the parameters in another. A value matching both is
+# one the general path accepts, and it gives the same Via. Groups: transport, host, port (up to 5
+# digits, may exceed 65535).
+_COMMON_SENT_BY_RE = re.compile(rf"SIP/2\.0/([A-Z]+) ({HOST_PATTERN})(?::([0-9]{{1,5}}))?")
+_MEMO_LIMIT = 1024
+_sent_bys: dict[str, tuple[str, str, int | None]] = {}
 
 
 @dataclass(slots=True)
@@ -84,12 +86,14 @@ class Via:
 
 def parse_via(text: str) -> Via:
     """Parse one via-parm (RFC 3261 section 25.1); a comma-separated Via line must be split first."""
-    common = _COMMON_VIA_RE.fullmatch(text)
-    if common is not None:
-        transport, host, port_text, param_text = common.groups()
-        port = int(port_text) if port_text is not None else None
-        if port is None or port <= 65535:
-            return Via(transport, host, port, split_simple_params(param_text) if param_text else {})
+    sent_by_text, semicolon, _ = text.partition(";")
+    sent_by = _sent_bys.get(sent_by_text) or _common_sent_by(sent_by_text)
+    if sent_by is not None:
+        if not semicolon:
+            return Via(sent_by[0], sent_by[1], sent_by[2], {})
+        param_text = text[len(sent_by_text):]
+        if SIMPLE_PARAMS_RE.fullmatch(param_text) is not None:
+            return Via(sent_by[0], sent_by[1], sent_by[2], split_simple_params(param_text))
     match = _VIA_RE.match(text)
     if match is None:
         raise SipParseError(f"invalid Via: {text[:80]!r}")
@@ -100,3 +104,18 @@ def parse_via(text: str) -> Via:
     rest = text[match.end():]
     params = parse_header_params(rest, "Via") if rest.strip(" \t") else {}
     return Via(transport.upper(), host, port, params, protocol)
+
+
+def _common_sent_by(text: str) -> tuple[str, str, int | None] | None:
+    """(transport, host, port) of ``SIP/2.0/TRANSPORT host[:port]`` in the common form, remembered."""
+    match = _COMMON_SENT_BY_RE.fullmatch(text)
+    if match is None:
+        return None
+    transport, host, port_text = match.groups()
+    port = int(port_text) if port_text is not None else None
+    if port is not None and port > 65535:
+        return None
+    if len(_sent_bys) >= _MEMO_LIMIT:
+        _sent_bys.clear()
+    sent_by = _sent_bys[text] = (transport, host, port)
+    return sent_by

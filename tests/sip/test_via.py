@@ -40,3 +40,17 @@ def test_other_sent_protocol_is_kept() -> None:
     via = parse_via("SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw")
     assert via.protocol == "SIP/7.0" and str(via) == "SIP/7.0/UDP c.example.com;branch=z9hG4bKkdjuw"
     assert parse_via("SIP/2.0/TCP h").protocol == "SIP/2.0"
+
+
+@pytest.mark.parametrize(("params", "expected"), [
+    ("", {}), (";branch=z9hG4bK1", {"branch": "z9hG4bK1"}),
+    (";BRANCH=z9hG4bK2;rport", {"branch": "z9hG4bK2", "rport": None}),
+    (" ; branch = z9hG4bK3", {"branch": "z9hG4bK3"}), (';x="a b"', {"x": '"a b"'}),
+])
+def test_a_remembered_sent_by_reads_every_kind_of_parameters(params: str,
+                                                             expected: dict[str, str | None]) -> None:
+    parse_via("SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK0")  # its sent-by is remembered from now on
+    assert parse_via(f"SIP/2.0/UDP 192.0.2.7:5062{params}") == Via("UDP", "192.0.2.7", 5062, expected)
+    for bad in (";", ";branch=", ";a;;b", ";a=b c"):
+        with pytest.raises(SipParseError):
+            parse_via(f"SIP/2.0/UDP 192.0.2.7:5062{bad}")
