@@ -199,16 +199,12 @@ class Dialog:
         else:
             self.local_cseq = self.local_cseq + 1 if cseq is None else cseq
             number = self.local_cseq
-        out = Headers()
         uri, routes = self._request_uri_and_routes()
-        for route in routes:
-            out.add("Route", route)
         from_text, to_text = self._from_to_text()
-        out.add("From", from_text)
-        out.add("To", to_text)
-        out.add("Call-ID", self.call_id)
-        out.add("CSeq", f"{number} {method}")
-        out.add("Max-Forwards", "70")
+        entries = [("route", "Route", route) for route in routes] if routes else []
+        entries += (("from", "From", from_text), ("to", "To", to_text), ("call-id", "Call-ID", self.call_id),
+                    ("cseq", "CSeq", f"{number} {method}"), ("max-forwards", "Max-Forwards", "70"))
+        out = Headers._from_entries(entries)
         if headers is not None:
             for name, value in headers.items():
                 out.add(name, value)

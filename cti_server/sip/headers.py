@@ -194,7 +194,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every value of header ``name`` in wire order; list headers are split on commas."""
-        key = _key_of(name)
+        key = _keys.get(name) or _key_of(name)
         index = self._index
         values = (index if index is not None else self._lookup()).get(key)
         if values is None:
@@ -209,18 +209,18 @@ class Headers:
     def get_lines(self, name: str) -> list[str]:
         """Every header line's value of ``name`` in wire order, never split."""
         index = self._index
-        values = (index if index is not None else self._lookup()).get(_key_of(name))
+        values = (index if index is not None else self._lookup()).get(_keys.get(name) or _key_of(name))
         return [] if values is None else values.copy()
 
     def count(self, name: str) -> int:
         """How many header lines named ``name`` there are."""
         index = self._index
-        values = (index if index is not None else self._lookup()).get(_key_of(name))
+        values = (index if index is not None else self._lookup()).get(_keys.get(name) or _key_of(name))
         return 0 if values is None else len(values)
 
     def set(self, name: str, value: str) -> None:
         """Replace every ``name`` header with one line holding ``value`` (kept at the first one's place)."""
-        key, canonical = name_key(name)
+        key, canonical = _name_cache.get(name) or name_key(name)
         lines = self._index.get(key) if self._index is not None else None
         single = lines is not None and len(lines) == 1  # known to be the only line: no others to drop
         if self._index is not None:
@@ -235,7 +235,7 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a ``name: value`` header line."""
-        key, canonical = name_key(name)
+        key, canonical = _name_cache.get(name) or name_key(name)
         self._entries.append((key, canonical, value))
         index = self._index
         if index is not None:
@@ -247,7 +247,7 @@ class Headers:
 
     def prepend(self, name: str, value: str) -> None:
         """Insert a ``name: value`` header line before every other line (e.g. a new top Via)."""
-        key, canonical = name_key(name)
+        key, canonical = _name_cache.get(name) or name_key(name)
         self._entries.insert(0, (key, canonical, value))
         self._index = None
 
@@ -278,7 +278,7 @@ class Headers:
         if not isinstance(name, str):
             return False
         index = self._index
-        return _key_of(name) in (index if index is not None else self._lookup())
+        return (_keys.get(name) or _key_of(name)) in (index if index is not None else self._lookup())
 
     def items(self) -> list[tuple[str, str]]:
         """Every header line as (canonical name, value) in wire order."""

@@ -291,14 +291,14 @@ class _MessageBase:
         return value.split(";", 1)[0].strip().lower()
 
     def _serialize(self, start_line: str) -> bytes:
+        body = self.body
         lines = [start_line]
-        for name, value in self.headers.items():
+        append = lines.append
+        for _, name, value in self.headers._entries:
             if name != "Content-Length":
-                lines.append(f"{name}: {value}")
-        lines.append(f"Content-Length: {len(self.body)}")
-        lines.append("")
-        lines.append("")
-        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
+                append(f"{name}: {value}")
+        append(f"Content-Length: {len(body)}\r\n\r\n")  # and the empty line
+        return "\r\n".join(lines).encode("utf-8", "surrogateescape") + body
 
 
 def _parse_vias(lines: list[str]) -> list[Via]:
@@ -454,7 +454,11 @@ def make_response(
     """
     if not 100 <= status <= 699:
         raise ValueError(f"status must be 100..699, got {status}")
-    entries = [("via", "Via", value) for value in request.headers.get_lines("Via")]
+    request_headers = request.headers
+    index = request_headers._index
+    if index is None:
+        index = request_headers._lookup()
+    entries = [("via", "Via", value) for value in index.get("via", ())]
     to_value = request._line("to", "To")
     if to_tag is not None and request.to_tag is None:
         to_value = f"{to_value};tag={to_tag}"
@@ -467,7 +471,7 @@ def make_response(
         if timestamp is not None:
             out.add("Timestamp", timestamp)
     if 100 < status < 300 and request.method in DIALOG_CREATING_METHODS:
-        for value in request.headers.get_lines("Record-Route"):
+        for value in index.get("record-route", ()):
             out.add("Record-Route", value)
     for name, value in _extra_headers(headers):
         out.add(name, value)
@@ -493,14 +497,12 @@ def make_request(
     """
     request_uri = parse_uri(uri) if isinstance(uri, str) else uri
     extra = _extra_headers(headers)
-    out = Headers()
-    out.add("Via", str(via))
+    entries = [("via", "Via", str(via))]
     if not any(name.lower() == "max-forwards" for name, _ in extra):
-        out.add("Max-Forwards", str(max_forwards))
-    out.add("From", str(from_))
-    out.add("To", str(to))
-    out.add("Call-ID", call_id)
-    out.add("CSeq", f"{cseq} {method}")
+        entries.append(("max-forwards", "Max-Forwards", str(max_forwards)))
+    entries += (("from", "From", str(from_)), ("to", "To", str(to)), ("call-id", "Call-ID", call_id),
+                ("cseq", "CSeq", f"{cseq} {method}"))
+    out = Headers._from_entries(entries)
     for name, value in extra:
         out.add(name, value)
     return SipRequest(method, request_uri, out, body)

@@ -66,6 +66,7 @@ _PARSER_BUGS: Final = (ValueError, LookupError, TypeError, ArithmeticError, Attr
 # Mandatory in every request and response (RFC 3261 8.1.1); the error names every one missing.
 _MANDATORY_NAMES: Final = {"call-id": "Call-ID", "cseq": "CSeq", "from": "From", "to": "To", "via": "Via"}
 _MANDATORY_KEYS: Final = frozenset(_MANDATORY_NAMES)
+_new_headers = object.__new__
 # Header names exactly as they appear before the colon -> (key, canonical name), validated once.
 _known_names: dict[str, tuple[str, str]] = {}
 
@@ -75,7 +76,7 @@ _known_names: dict[str, tuple[str, str]] = {}
 # Only immutable results are kept (a CSeq, ints, regex matches); a Request-URI is copied out. Each memo
 # is emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
 _MEMO_LIMIT: Final = 2048
-_request_lines: dict[str, tuple[str, SipUri]] = {}
+_start_lines: dict[str, tuple[str, SipUri, None] | tuple[None, int, str]] = {}  # Request-URIs copied out
 _cseqs: dict[str, CSeq] = {}
 _content_lengths: dict[str, int] = {}
 _expires: dict[str, int] = {}
@@ -127,26 +128,19 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
         raise SipParseError("bare CR or LF in header section")
     if len(lines) > MAX_HEADER_LINES + 1:
         raise SipParseError(f"more than {MAX_HEADER_LINES} header lines")
-    start_line = lines[0]
-    is_response = start_line[:4].upper() == "SIP/"
     # The start line first: a wrong SIP-Version is answered 505 whatever else is wrong (RFC 3261 8.2.2).
-    request_line = None if is_response else _request_line(start_line)
-    status_line = _parse_status_line(start_line) if is_response else None
+    start_line = lines[0]
+    parsed_start = _start_lines.get(start_line)
+    if parsed_start is None:
+        parsed_start = _remember(_start_lines, start_line, _parse_start_line(start_line))
 
     entries: list[tuple[str, str, str]] = []
     index: dict[str, list[str]] = {}  # key -> values of its lines in wire order (the Headers index)
     for line in lines[1:]:
         written_name, colon, rest = line.partition(":")
-        known = _known_names.get(written_name) if colon else None
-        if known is None:
-            if not colon or not written_name:
-                raise SipParseError(f"malformed header line {line[:40]!r}")
-            raw_name = written_name.rstrip(" \t")
-            if _HEADER_NAME_RE.fullmatch(raw_name) is None:
-                raise SipParseError(f"invalid header name {raw_name[:40]!r}")
-            known = name_key(raw_name)
-            if len(_known_names) < 4096:
-                _known_names[written_name] = known
+        known = _known_names.get(written_name)
+        if known is None or not colon:
+            known = _header_name(line, written_name, colon)
         key, name = known
         value = rest.strip(" \t")
         values = index.get(key)
@@ -160,7 +154,9 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     missing = _MANDATORY_KEYS - index.keys()
     if missing:
         raise SipParseError("missing " + ", ".join(_MANDATORY_NAMES[key] for key in sorted(missing)))
-    headers = Headers._from_entries(entries, index)
+    headers = _new_headers(Headers)  # Headers._from_entries(entries, index) without the call
+    headers._entries = entries
+    headers._index = index
 
     body_start = end + 4
     content_lengths = index.get("content-length")
@@ -180,11 +176,10 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
         body = data[body_start:body_start + length]
 
     message: SipMessage
-    if request_line is not None:
-        message = SipRequest(request_line[0], request_line[1], headers, body, "SIP/2.0")
+    if parsed_start[0] is None:
+        message = SipResponse(parsed_start[1], parsed_start[2], headers, body, "SIP/2.0")
     else:
-        assert status_line is not None
-        message = SipResponse(status_line[0], status_line[1], headers, body, "SIP/2.0")
+        message = SipRequest(parsed_start[0], copy_uri(parsed_start[1]), headers, body, "SIP/2.0")
     _check_headers(message, index)
     return message
 
@@ -197,11 +192,26 @@ def _check_version(version: str) -> None:
         raise SipParseError(f"SIP version {version[:20]} not supported", status=505)
 
 
-def _request_line(line: str) -> tuple[str, SipUri]:
-    known = _request_lines.get(line)
-    if known is None:
-        known = _remember(_request_lines, line, _parse_request_line(line))
-    return known[0], copy_uri(known[1])
+def _header_name(line: str, written_name: str, colon: str) -> tuple[str, str]:
+    """(key, canonical name) of a header line's name not seen before (remembered), or SipParseError."""
+    if not colon or not written_name:
+        raise SipParseError(f"malformed header line {line[:40]!r}")
+    raw_name = written_name.rstrip(" \t")
+    if _HEADER_NAME_RE.fullmatch(raw_name) is None:
+        raise SipParseError(f"invalid header name {raw_name[:40]!r}")
+    known = name_key(raw_name)
+    if len(_known_names) < 4096:
+        _known_names[written_name] = known
+    return known
+
+
+def _parse_start_line(line: str) -> tuple[str, SipUri, None] | tuple[None, int, str]:
+    """(method, Request-URI, None) of a Request-Line or (None, status, reason) of a Status-Line."""
+    if line[:4].upper() == "SIP/":
+        status, reason = _parse_status_line(line)
+        return None, status, reason
+    method, uri = _parse_request_line(line)
+    return method, uri, None
 
 
 def _parse_request_line(line: str) -> tuple[str, SipUri]:
