@@ -25,6 +25,9 @@ from cti_server.sip.sdp import SdpParseError, SessionDescription, parse_sdp
 
 log = structlog.get_logger(__name__)
 
+_DIRECTIONS: dict[str, Direction] = {direction.value: direction for direction in Direction}
+"""Direction by its SDP name: a dict lookup instead of an Enum call per offer and answer."""
+
 
 @dataclass(eq=False)
 class _AnchoredLeg:
@@ -105,7 +108,7 @@ class AnchoredMedia:
         self._apply(leg, negotiated)
         # A peer that gives no address to send to (the old c=0.0.0.0) is holding (RFC 3264 section 8.4).
         offered = "inactive" if negotiated.remote_address is None else negotiated.remote_direction
-        return Answer(leg.sdp.serialized, Direction(offered))
+        return Answer(leg.sdp.serialized, _DIRECTIONS[offered])
 
     def accept_answer(self, leg_id: str, answer: bytes) -> None:
         leg = self._leg(leg_id)
@@ -120,7 +123,7 @@ class AnchoredMedia:
     def _apply(self, leg: _AnchoredLeg, negotiated: NegotiatedMedia) -> None:
         # A peer that gives no address (the old c=0.0.0.0 hold) is taken as inactive (RFC 3264 8.4).
         leg.peer_sends = negotiated.remote_address is not None \
-            and Direction(negotiated.remote_direction).peer_sends
+            and _DIRECTIONS[negotiated.remote_direction].peer_sends
         media = negotiated.leg_media
         if negotiated.remote_address is not None:
             leg.endpoint.set_remote(negotiated.remote_address, negotiated.payload_types)

@@ -176,6 +176,7 @@ class _OkEntry:
 
 _Timed = _ServerEntry | _ClientEntry | _OkEntry
 _EMPTY_RPORT_RE = re.compile(r";[ \t]*rport(?=[ \t]*(?:;|$))", re.IGNORECASE)
+_CR_LF = (13, 10)
 _CALL_ID_RE = re.compile(rb"^(?:call-id|i)[ \t]*:[ \t]*([^\r\n]{1,200})", re.IGNORECASE | re.MULTILINE)
 
 
@@ -435,12 +436,14 @@ class SipComponent:
                           remote=flow.remote, size=len(data))
 
     def _receive(self, data: bytes, flow: Flow) -> None:
-        if not data.strip(b"\r\n"):
+        if (not data or data[0] in _CR_LF) and not data.strip(b"\r\n"):
             self.stats["keepalives_in"] += 1  # a UDP CRLF keep-alive carries nothing to answer
             return
-        if (self._server and not data.startswith(b"SIP/") and len(data) <= self._max_size
-                and self._absorb_retransmission(data)):
-            return
+        key = None  # the request's server_key, when read from the bytes: the parse need not build it again
+        if self._server and not data.startswith(b"SIP/") and len(data) <= self._max_size:
+            key = server_key_from_bytes(data)
+            if key is not None and self._absorb_retransmission(data, key):
+                return
         try:
             message = parse_message(data, max_size=self._max_size)
         except SipParseError as exc:
@@ -452,15 +455,12 @@ class SipComponent:
             self._receive_response(message)
         else:
             self.stats["requests_in"] += 1
-            self._receive_request(message, flow)
+            self._receive_request(message, flow, key)
 
-    def _absorb_retransmission(self, data: bytes) -> bool:
+    def _absorb_retransmission(self, data: bytes, key: ServerKey) -> bool:
         """17.2.3 before the parse: a retransmitted request (or the ACK of a non-2xx) whose transaction
         exists costs a regex, not a full parse. This is what keeps an overloaded server from collapsing
-        under its peers' retransmissions."""
-        key = server_key_from_bytes(data)
-        if key is None:
-            return False
+        under its peers' retransmissions. ``key``: ``server_key_from_bytes(data)``."""
         entry = self._server.get(key)
         if entry is None:
             return False
@@ -493,9 +493,10 @@ class SipComponent:
             self.stats[counter] += 1
         self._send_on(flow, response.serialize())
 
-    def _receive_request(self, request: SipRequest, flow: Flow) -> None:
+    def _receive_request(self, request: SipRequest, flow: Flow, key: ServerKey | None = None) -> None:
         now = self._require_loop().time()
-        key = server_key(request)  # before received/rport rewrite the top Via (same branch and sent-by)
+        if key is None:  # (server_key_from_bytes gives the same key when it gives one)
+            key = server_key(request)  # before received/rport rewrite the top Via (same branch, sent-by)
         source = self._received_rport(request, flow)
         method = request.method
         if self._debug:
