@@ -99,6 +99,31 @@ def parse_cseq(text: str) -> CSeq:
     return CSeq(number, match.group(2))
 
 
+# CSeq and Max-Forwards values repeat ("1 INVITE", "70"): their parses (immutable) are remembered per
+# text, here and by the parser, in memos emptied when they reach _MEMO_LIMIT.
+_MEMO_LIMIT = 2048
+cseq_memo: dict[str, CSeq] = {}
+max_forwards_memo: dict[str, int] = {}
+
+
+def remembered_cseq(text: str) -> CSeq:
+    """``parse_cseq(text)``, remembered in ``cseq_memo`` (look there first)."""
+    cseq = parse_cseq(text)
+    if len(cseq_memo) >= _MEMO_LIMIT:
+        cseq_memo.clear()
+    cseq_memo[text] = cseq
+    return cseq
+
+
+def remembered_max_forwards(text: str) -> int:
+    """``parse_max_forwards(text)``, remembered in ``max_forwards_memo`` (look there first)."""
+    hops = parse_max_forwards(text)
+    if len(max_forwards_memo) >= _MEMO_LIMIT:
+        max_forwards_memo.clear()
+    max_forwards_memo[text] = hops
+    return hops
+
+
 def parse_delta_seconds(text: str, what: str) -> int:
     """A delta-seconds value (RFC 3261 section 25.1); values over 2**32-1 are clamped to it."""
     match = _DIGITS_RE.fullmatch(text)
@@ -168,7 +193,7 @@ class _MessageBase:
         if hit is not None and hit[0] == raw:
             result: CSeq = hit[1]
             return result
-        result = parse_cseq(raw)
+        result = cseq_memo.get(raw) or remembered_cseq(raw)
         self._cache["cseq"] = (raw, result)
         return result
 
@@ -341,7 +366,8 @@ class SipRequest(_MessageBase):
         raw = self.headers.get("Max-Forwards")
         if raw is None:
             return None
-        return parse_max_forwards(raw)
+        hops = max_forwards_memo.get(raw)
+        return hops if hops is not None else remembered_max_forwards(raw)
 
     def serialize(self) -> bytes:
         """The wire form, with Content-Length written from the body (RFC 3261 section 7.1, 20.14)."""

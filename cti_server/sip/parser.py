@@ -21,14 +21,16 @@ from cti_server.sip.address import TOKEN_CHARS, common_name_addr, parse_name_add
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, name_key
 from cti_server.sip.message import (
-    CSeq,
     SipRequest,
     SipResponse,
+    cseq_memo,
+    max_forwards_memo,
     new_tag,
     parse_cseq,
     parse_delta_seconds,
-    parse_max_forwards,
     reason_phrase,
+    remembered_cseq,
+    remembered_max_forwards,
 )
 from cti_server.sip.uri import SipUri, copy_uri, parse_uri
 from cti_server.sip.via import parse_via
@@ -77,10 +79,15 @@ _known_names: dict[str, tuple[str, str]] = {}
 # is emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
 _MEMO_LIMIT: Final = 2048
 _start_lines: dict[str, tuple[str, SipUri, None] | tuple[None, int, str]] = {}  # Request-URIs copied out
-_cseqs: dict[str, CSeq] = {}
+# Whole header lines -> their (key, name, value) entry: "Max-Forwards: 70", "CSeq: 1 INVITE", a phone's
+# Contact... cost one look-up instead of a partition and a strip. Entries are immutable tuples, shared by
+# the messages' Headers (which replace entries, never change one). Lines of headers whose values are new
+# in every call are not kept (they would only push the others out).
+_header_lines: dict[str, tuple[str, str, str]] = {}
+_PER_CALL_KEYS: Final = frozenset({"via", "from", "to", "call-id"})
+_MEMO_LINE_LENGTH: Final = 256  # longer lines (credentials, odd extensions) are parsed every time
 _content_lengths: dict[str, int] = {}
 _expires: dict[str, int] = {}
-_max_forwards: dict[str, int] = {}
 
 
 def _remember(memo: dict[str, _V], raw: str, value: _V) -> _V:
@@ -137,12 +144,16 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     entries: list[tuple[str, str, str]] = []
     index: dict[str, list[str]] = {}  # key -> values of its lines in wire order (the Headers index)
     for line in lines[1:]:
-        written_name, colon, rest = line.partition(":")
-        known = _known_names.get(written_name)
-        if known is None or not colon:
-            known = _header_name(line, written_name, colon)
-        key, name = known
-        value = rest.strip(" \t")
+        entry = _header_lines.get(line)
+        if entry is None:
+            written_name, colon, rest = line.partition(":")
+            known = _known_names.get(written_name)
+            if known is None or not colon:
+                known = _header_name(line, written_name, colon)
+            entry = (known[0], known[1], rest.strip(" \t"))
+            if known[0] not in _PER_CALL_KEYS and len(line) <= _MEMO_LINE_LENGTH:
+                _remember(_header_lines, line, entry)
+        key, name, value = entry
         values = index.get(key)
         if values is None:
             index[key] = [value]
@@ -150,7 +161,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
             raise SipParseError(f"more than one {name} header")
         else:
             values.append(value)
-        entries.append((key, name, value))
+        entries.append(entry)
     missing = _MANDATORY_KEYS - index.keys()
     if missing:
         raise SipParseError("missing " + ", ".join(_MANDATORY_NAMES[key] for key in sorted(missing)))
@@ -248,7 +259,7 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
     if not call_id or " " in call_id or "\t" in call_id:
         raise SipParseError(f"invalid Call-ID {call_id[:40]!r}")
     raw = index["cseq"][0]
-    cseq = _cseqs.get(raw) or _remember(_cseqs, raw, parse_cseq(raw))
+    cseq = cseq_memo.get(raw) or remembered_cseq(raw)
     cache["cseq"] = (raw, cseq)
     if isinstance(message, SipRequest):
         if cseq.method != message.method:
@@ -256,8 +267,8 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
         max_forwards = index.get("max-forwards")
         if max_forwards is not None:
             raw = max_forwards[0]
-            if raw not in _max_forwards:
-                _remember(_max_forwards, raw, parse_max_forwards(raw))
+            if raw not in max_forwards_memo:
+                remembered_max_forwards(raw)
     # From, To and Contact in the common [display-name] <sip:...>;params form (or a bare
     # sip:user@host:port) are validated by common_name_addr, whose parts are kept for the accessors to
     # build the objects from when read; any other form is parsed at once so that a bad one raises here.

@@ -323,3 +323,14 @@ def test_a_parser_bug_still_surfaces_as_sip_parse_error(monkeypatch: pytest.Monk
     monkeypatch.setattr(parser_module, "parse_via", broken)  # called for every message (not memoized)
     with pytest.raises(SipParseError, match="KeyError"):
         parse_message(INVITE)
+
+
+def test_header_lines_seen_before_are_read_alike_and_not_shared() -> None:
+    first = parse_message(INVITE)
+    second = parse_message(INVITE)  # every line of it was seen before
+    assert second.headers == first.headers and second.max_forwards == 70
+    first.headers.set("Max-Forwards", "10")
+    first.headers.set("Content-Type", "text/plain")
+    assert (second.max_forwards, second.content_type) == (70, "application/sdp")
+    with pytest.raises(SipParseError, match="more than one Max-Forwards"):
+        parse_message(replace(INVITE, b"Max-Forwards: 70", b"Max-Forwards: 70\r\nMax-Forwards: 70"))
