@@ -151,3 +151,17 @@ def test_accept_answer_to_our_hold_and_rejections() -> None:
         sdp.accept_answer(offer("m=audio 0 RTP/AVP 0\r\n"))
     with pytest.raises(OfferAnswerError, match="none of the codecs"):
         sdp.accept_answer(offer("m=audio 5000 RTP/AVP 18\r\n"))
+
+
+def test_session_id_and_version_are_drawn_as_randrange_draws_them() -> None:
+    import random
+
+    state = random.getstate()
+    try:
+        random.seed(7)
+        expected = [(str(random.randrange(1, 2**62)), random.randrange(1, 2**31)) for _ in range(200)]
+        random.seed(7)
+        made = [LocalSdp("203.0.113.1", 20000) for _ in range(200)]
+    finally:
+        random.setstate(state)
+    assert [(sdp.session_id, sdp.version) for sdp in made] == expected
