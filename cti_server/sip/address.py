@@ -175,7 +175,9 @@ def parse_header_params(text: str, what: str) -> dict[str, str | None]:
 
 def format_params(params: dict[str, str | None]) -> str:
     """``;name=value;flag`` for header or Via parameters."""
-    return "".join(f";{name}" if value is None else f";{name}={value}" for name, value in params.items())
+    if not params:
+        return ""
+    return "".join([f";{name}" if value is None else f";{name}={value}" for name, value in params.items()])
 
 
 def quote_string(text: str) -> str:

@@ -251,7 +251,11 @@ _copy_uri = copy_uri
 
 
 def _without_tag(addr: NameAddr) -> NameAddr:
-    params = {k: v for k, v in addr.params.items() if k.lower() != "tag"}
+    params = addr.params
+    if not params or (len(params) == 1 and "tag" in params):  # no parameters, or only the tag
+        params = {}
+    else:
+        params = {k: v for k, v in params.items() if k.lower() != "tag"}
     return NameAddr(addr.display_name, _copy_uri(addr.uri), params)
 
 

@@ -161,6 +161,20 @@ class SipUri:
         return self.scheme == "sips"
 
     def __str__(self) -> str:
+        scheme = self.scheme
+        if self.opaque is None and self.password is None and not self.headers and scheme != "tel":
+            # the usual sip:user@host:port;params, written without the general path's list of parts
+            host = self.host
+            if ":" in host:
+                host = f"[{host}]"
+            text = f"{scheme}:{host}" if self.user is None else f"{scheme}:{self.user}@{host}"
+            if self.port is not None:
+                text = f"{text}:{self.port}"
+            params = self.params
+            if params:
+                text += "".join([f";{name}" if value is None else f";{name}={value}"
+                                 for name, value in params.items()])
+            return text
         if self.opaque is not None:
             return f"{self.scheme}:{self.opaque}"
         parts = [self.scheme, ":"]
