@@ -65,6 +65,13 @@ _TOP_VIA_RE = re.compile(
     rb"((?:[ \t]*;[ \t]*[a-z0-9\-.!%*_+`'~]+(?:[ \t]*=[ \t]*[^;,\s\"]+)?)*)[ \t]*(?:,|\r\n)",
     re.IGNORECASE | re.MULTILINE,
 )
+# The usual top Via, written without blanks or other case, as the first header line. Where it matches,
+# _TOP_VIA_RE matches there with the same groups (which only allows blanks and other case around the same
+# parts), and no earlier position can match when the first line holds no LF and starts with no "v".
+_PLAIN_TOP_VIA_RE = re.compile(
+    rb"Via: SIP/2\.0/[A-Za-z0-9\-.!%*_+`'~]+ (\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9\-.]+)(?::([0-9]{1,5}))?"
+    rb"((?:;[A-Za-z0-9\-.!%*_+`'~]+(?:=[^;,\s\"]+)?)*)(?:,|\r\n)"
+)
 _BRANCH_RE = re.compile(rb";[ \t]*branch[ \t]*=[ \t]*(z9hG4bK[^;,\s]*)", re.IGNORECASE)
 _REQUEST_METHOD_RE = re.compile(rb"([A-Za-z0-9\-.!%*_+`'~]+) ")
 
@@ -80,20 +87,34 @@ def server_key_from_bytes(data: bytes) -> ServerKey | None:
     header_end = data.find(b"\r\n\r\n")
     if header_end < 0:
         return None
-    via = _TOP_VIA_RE.search(data, 0, header_end + 2)
+    second_line = data.find(b"\n") + 1
+    via = None
+    if data[:1] not in _V:
+        via = _PLAIN_TOP_VIA_RE.match(data, second_line, header_end + 2)
     if via is None:
-        return None
-    branch = _BRANCH_RE.search(via.group(3))
-    if branch is None:
-        return None
+        via = _TOP_VIA_RE.search(data, 0, header_end + 2)
+        if via is None:
+            return None
+    params = via.group(3)
+    if params.startswith(b";branch=z9hG4bK"):
+        # what _BRANCH_RE finds at 0: the value up to the next ';' (a value holds no ',' or blank)
+        branch = params[8:].partition(b";")[0]
+    else:
+        branch_match = _BRANCH_RE.search(params)
+        if branch_match is None:
+            return None
+        branch = branch_match.group(1)
     host = via.group(1).decode("ascii").lower()
     if host.startswith("["):
         return None  # IPv6 sent-by: leave the normalisation of the address to the parser
     port = via.group(2)
     method = method_match.group(1).decode("ascii")
     return (
-        branch.group(1).decode("ascii"),
+        branch.decode("ascii"),
         host,
         str(int(port)) if port else "",
         "INVITE" if method == "ACK" else method,
     )
+
+
+_V = (b"v", b"V")

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.matching import (
+    _BRANCH_RE,
+    _REQUEST_METHOD_RE,
+    _TOP_VIA_RE,
     client_key,
     is_rfc2543_key,
     server_key,
@@ -103,3 +106,45 @@ def test_server_key_from_bytes_equals_server_key_or_declines() -> None:
 def test_server_key_from_bytes_never_raises(data: bytes) -> None:
     server_key_from_bytes(b"OPTIONS sip:x SIP/2.0\r\nVia: " + data + b"\r\n\r\n")
     server_key_from_bytes(data)
+
+
+def _key_by_search(data: bytes) -> tuple[str, ...] | None:
+    """server_key_from_bytes as one general search for the top Via and its branch (the reference)."""
+    method = _REQUEST_METHOD_RE.match(data)
+    header_end = data.find(b"\r\n\r\n")
+    if method is None or header_end < 0:
+        return None
+    via = _TOP_VIA_RE.search(data, 0, header_end + 2)
+    branch = _BRANCH_RE.search(via.group(3)) if via is not None else None
+    if via is None or branch is None or via.group(1).startswith(b"["):
+        return None
+    port = via.group(2)
+    name = method.group(1).decode("ascii")
+    return (branch.group(1).decode("ascii"), via.group(1).decode("ascii").lower(),
+            str(int(port)) if port else "", "INVITE" if name == "ACK" else name)
+
+
+_VIA_PIECES = st.sampled_from([
+    "Via: ", "v: ", "VIA:", "Via: SIP/2.0/UDP ", "SIP/2.0/TCP ", "host.example.com", "10.0.0.1", "[::1]",
+    ":5060", ":99999", ";branch=z9hG4bK", ";BRANCH=z9hG4bK", ";branch=x", "abc", ";rport",
+    ";received=1.2.3.4", " ", "\t", ",", "\r\n", "\n", '"', ";", "=",
+    "Via: SIP/2.0/UDP a;branch=z9hG4bKfirst\r\n"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(["INVITE", "ACK", "v", "V", "Via:"]), st.lists(_VIA_PIECES, max_size=12).map("".join))
+def test_server_key_from_bytes_finds_what_a_search_finds(method: str, headers: str) -> None:
+    data = f"{method} sip:x SIP/2.0\r\n{headers}\r\nCSeq: 1 {method}\r\n\r\n".encode()
+    assert server_key_from_bytes(data) == _key_by_search(data)
+
+
+def test_the_usual_top_via_and_its_odd_neighbours_give_the_searched_key() -> None:
+    for headers in ("Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bKa;rport",
+                    "Via: SIP/2.0/UDP Host.example.com;rport;branch=z9hG4bKb,SIP/2.0/UDP c",
+                    "Via: SIP/2.0/UDP h:5060;branch=z9hG4bKc;received=1.2.3.4",
+                    "Via: SIP/2.0/UDP h;branch=z9hG4bK\r\nVia: SIP/2.0/UDP h2;branch=z9hG4bKd",
+                    "Via: SIP/2.0/UDP h:99999;branch=z9hG4bKe", "Via: SIP/2.0/UDP h;branch=z9hG4bKf;x=\"q\""):
+        for first_line in ("INVITE sip:x SIP/2.0", "v sip:x SIP/2.0",
+                           "INVITE sip:x\nv: SIP/2.0/UDP z;branch=z9hG4bKz"):
+            data = f"{first_line}\r\n{headers}\r\nCSeq: 1 INVITE\r\n\r\n".encode()
+            assert server_key_from_bytes(data) == _key_by_search(data), data
