@@ -142,3 +142,12 @@ def test_terminated_dialog_refuses_new_requests() -> None:
     assert info.value.status == 481
     with pytest.raises(DialogError):
         dialog.create_request("CANCEL")
+
+
+def test_in_dialog_requests_answer_lookups_as_their_lines_say() -> None:
+    dialog = Dialog.as_uas(invite(["<sip:p1.example.com;lr>"]), local_tag="b1")
+    extra = Headers([("Contact", "<sip:bob@192.0.2.4>"), ("Route", "<sip:extra.example.com;lr>")])
+    for request in (dialog.create_request("BYE"), dialog.create_request("INFO", headers=extra)):
+        items = request.headers.items()
+        for name in {name for name, _ in items}:
+            assert request.headers.get_lines(name) == [v for n, v in items if n == name]

@@ -171,3 +171,27 @@ def test_builders_accept_headers_as_mapping_pairs_or_headers() -> None:
                   Headers([("Contact", "<sip:b@h>"), ("Allow", "INVITE, ACK")])):
         response = make_response(request, 200, to_tag="t", headers=extra)
         assert response.headers.items()[-2:] == [("Contact", "<sip:b@h>"), ("Allow", "INVITE, ACK")]
+
+
+def _lookups_follow_lines(headers: Headers) -> bool:
+    """Every name's get_lines (what the index answers) is its lines' values in wire order, and no more."""
+    names = {name for name, _ in headers.items()}
+    return all(headers.get_lines(name) == [v for n, v in headers.items() if n == name] for name in names) \
+        and "Route" not in names and headers.get_lines("Route") == []
+
+
+def test_built_messages_answer_lookups_as_their_lines_say() -> None:
+    request = invite()
+    for response in (make_response(request, 180, to_tag="t", headers=[("Contact", "<sip:b@h>")]),
+                     make_response(request, 100), make_response(request, 486, headers={"Via": "x"})):
+        assert _lookups_follow_lines(response.headers)
+        response.headers.add("Contact", "<sip:c@h>")
+        response.headers.set("CSeq", "1 INVITE")
+        assert _lookups_follow_lines(response.headers) and response.cseq == CSeq(1, "INVITE")
+    built = make_request("OPTIONS", "sip:bob@biloxi.com", from_="<sip:a@b>;tag=1", to="<sip:b@c>",
+                         call_id="c", cseq=2, via="SIP/2.0/UDP h;branch=z9hG4bK1",
+                         headers=[("Max-Forwards", "5"), ("Accept", "application/sdp")])
+    assert _lookups_follow_lines(built.headers) and built.max_forwards == 5
+    no_via = SipRequest("INVITE", parse_uri("sip:b@c"), Headers([
+        ("From", "<sip:a@b>;tag=1"), ("To", "<sip:b@c>"), ("Call-ID", "c"), ("CSeq", "1 INVITE")]))
+    assert _lookups_follow_lines(make_response(no_via, 200).headers)
