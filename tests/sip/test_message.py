@@ -195,3 +195,11 @@ def test_built_messages_answer_lookups_as_their_lines_say() -> None:
     no_via = SipRequest("INVITE", parse_uri("sip:b@c"), Headers([
         ("From", "<sip:a@b>;tag=1"), ("To", "<sip:b@c>"), ("Call-ID", "c"), ("CSeq", "1 INVITE")]))
     assert _lookups_follow_lines(make_response(no_via, 200).headers)
+
+
+@pytest.mark.parametrize("name", ["To", "From", "Call-ID", "CSeq"])
+def test_make_response_names_the_header_a_request_lacks(name: str) -> None:
+    request = invite()
+    request.headers.remove(name)
+    with pytest.raises(SipParseError, match=f"missing {name}"):
+        make_response(request, 200, to_tag="t")
