@@ -29,6 +29,8 @@ _VIA_RE = re.compile(
 # digits, may exceed 65535).
 _COMMON_SENT_BY_RE = re.compile(rf"SIP/2\.0/([A-Z]+) ({HOST_PATTERN})(?::([0-9]{{1,5}}))?")
 _MEMO_LIMIT = 1024
+# What SIMPLE_PARAMS_RE takes in a parameter value: token characters and ':'.
+_VALUE_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-.!%*_+`'~:"
 _sent_bys: dict[str, tuple[str, str, int | None]] = {}
 
 
@@ -92,6 +94,15 @@ def parse_via(text: str) -> Via:
         if not semicolon:
             return Via(sent_by[0], sent_by[1], sent_by[2], {})
         param_text = text[len(sent_by_text):]
+        if param_text.startswith(";branch="):
+            # ";branch=token" or ";branch=token;rport", what nearly every Via carries: the dict the
+            # simple-parameter path gives, without its match and split
+            branch, semicolon, rest = param_text[8:].partition(";")
+            if branch and not branch.strip(_VALUE_CHARS) and (not semicolon or rest == "rport"):
+                params: dict[str, str | None] = {"branch": branch}
+                if semicolon:
+                    params["rport"] = None
+                return Via(sent_by[0], sent_by[1], sent_by[2], params)
         if SIMPLE_PARAMS_RE.fullmatch(param_text) is not None:
             return Via(sent_by[0], sent_by[1], sent_by[2], split_simple_params(param_text))
     match = _VIA_RE.match(text)

@@ -46,11 +46,16 @@ def test_other_sent_protocol_is_kept() -> None:
     ("", {}), (";branch=z9hG4bK1", {"branch": "z9hG4bK1"}),
     (";BRANCH=z9hG4bK2;rport", {"branch": "z9hG4bK2", "rport": None}),
     (" ; branch = z9hG4bK3", {"branch": "z9hG4bK3"}), (';x="a b"', {"x": '"a b"'}),
+    (";branch=z9hG4bK-4.1;rport", {"branch": "z9hG4bK-4.1", "rport": None}),
+    (";branch=a:b", {"branch": "a:b"}), (";branch=a;rport=5", {"branch": "a", "rport": "5"}),
+    (";branch=a;rport;x", {"branch": "a", "rport": None, "x": None}),
+    (";branch=a;branch=b", {"branch": "b"}), (";branch=a;RPORT", {"branch": "a", "rport": None}),
 ])
 def test_a_remembered_sent_by_reads_every_kind_of_parameters(params: str,
                                                              expected: dict[str, str | None]) -> None:
     parse_via("SIP/2.0/UDP 192.0.2.7:5062;branch=z9hG4bK0")  # its sent-by is remembered from now on
     assert parse_via(f"SIP/2.0/UDP 192.0.2.7:5062{params}") == Via("UDP", "192.0.2.7", 5062, expected)
-    for bad in (";", ";branch=", ";a;;b", ";a=b c"):
+    for bad in (";", ";branch=", ";a;;b", ";a=b c", ";branch=;rport", ";branch=a b", ";branch=a;",
+                ";branch=\u00e9"):
         with pytest.raises(SipParseError):
             parse_via(f"SIP/2.0/UDP 192.0.2.7:5062{bad}")
