@@ -1,11 +1,12 @@
 """Calls per second through the B2BUA: our server against sippy's B2BUA, same load, same machine.
 
 A sipp UAC calls (INVITE, 200, ACK, BYE; SDP but no RTP) through the B2BUA under test to a sipp UAS,
-stepping the call rate; a step passes when at least 99.9% of its calls complete. The B2BUA is pinned to
-CPU 0 (``taskset -c 0``), both sipps to CPU 1. Our server routes the calls as a real trunk call: the UAC's
-address is an allowed trunk source, the called number is a DID ringing user ``bench``, and the UAS is
-that user's registered contact (a REGISTER with digest auth first). Media is anchored as in production
-(two RTP endpoints per call). sippy runs as ``b2bua --static_route`` to the UAS.
+stepping the call rate; a step passes when at least 99.9% of its calls complete and it ends within 1.25x
+its planned seconds (a B2BUA that falls behind still completes late calls, at the rate it can carry).
+The B2BUA is pinned to CPU 0 (``taskset -c 0``), both sipps to CPU 1. Our server routes the calls as a
+real trunk call: the UAC's address is an allowed trunk source, the called number is a DID ringing user
+``bench``, and the UAS is that user's registered contact (a REGISTER with digest auth first). Media is
+anchored as in production (two RTP endpoints per call). sippy runs as ``b2bua --static_route`` to the UAS.
 
     .venv/bin/pip install -e '.[bench]'     # sippy, only for this benchmark
     .venv/bin/python bench/b2bua_bench.py --rates 100,200,300,400 --seconds 10
@@ -46,6 +47,10 @@ VENV_BIN = Path(sys.executable).parent
 DID = "15550100"
 USER, PASSWORD = "bench", "bench-secret"
 PASS_RATIO = 0.999
+KEPT_UP_RATIO = 1.25
+"""A step passes only if it also ended within this multiple of its planned seconds: sipp retransmits
+until a late call completes, so a B2BUA far behind the offered rate still completes 99.9 % of its calls,
+at the rate it can carry (``carried_rate``), not the one offered."""
 
 
 def emit(obj: dict[str, object]) -> None:
@@ -170,9 +175,12 @@ def run_step(target_port: int, rate: int, seconds: int, work: Path, name: str,
     failed = int(row.get("FailedCall(C)", "0") or 0)
     retrans = int(row.get("Retransmissions(C)", "0") or 0)
     completed = ok / calls if calls else 0.0
+    kept_up = elapsed <= seconds * KEPT_UP_RATIO
     return {"b2bua": name, "rate": rate, "calls": calls, "successful": ok, "failed": failed,
-            "retransmissions": retrans, "completed": round(completed, 5), "passed": completed >= PASS_RATIO,
-            "seconds": round(elapsed, 1), "cpu_seconds": round(cpu, 2),
+            "retransmissions": retrans, "completed": round(completed, 5),
+            "passed": completed >= PASS_RATIO and kept_up, "kept_up": kept_up,
+            "seconds": round(elapsed, 1), "carried_rate": round(ok / elapsed, 1) if elapsed > 0 else None,
+            "cpu_seconds": round(cpu, 2),
             "calls_per_cpu_second": round(ok / cpu, 1) if cpu > 0 else None}
 
 
