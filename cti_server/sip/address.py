@@ -12,6 +12,7 @@ from typing import Literal, NamedTuple
 
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import split_header_values
+from cti_server.sip.memo import remember
 from cti_server.sip.uri import FAST_URI_PATTERN, MAX_URI_LENGTH, SipUri, parse_uri, split_simple_params
 
 TOKEN_CHARS = r"A-Za-z0-9\-.!%*_+`'~"
@@ -68,8 +69,7 @@ class CommonNameAddr(NamedTuple):
 
 
 # Results for values seen before (an address a phone repeats, a To without tag...). Only immutable
-# results are kept; emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
-_MEMO_LIMIT = 2048
+# results are kept; emptied when it reaches its limit (sip/memo.py), so odd traffic cannot grow it.
 _commons: dict[str, CommonNameAddr] = {}
 _new_tuple = tuple.__new__
 
@@ -94,20 +94,14 @@ def common_name_addr(value: str) -> CommonNameAddr | None:
             base = _match_common(address)
             if base is None:
                 return None
-            _remember_common(address, base)
+            remember(_commons, address, base)
         if base.display_name is None and address[:1] != "<":
             return None  # a bare addr-spec: its ";" would start header parameters, which needs <>
         return _new_tuple(CommonNameAddr, (*base[:7], tag))  # the address's parts, this tag
     common = _match_common(value)
     if common is not None:
-        _remember_common(value, common)
+        remember(_commons, value, common)
     return common
-
-
-def _remember_common(value: str, common: CommonNameAddr) -> None:
-    if len(_commons) >= _MEMO_LIMIT:
-        _commons.clear()
-    _commons[value] = common
 
 
 def _match_common(value: str) -> CommonNameAddr | None:

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from cti_server.config import SipUserConfig
+from cti_server.sip.memo import remember
 from cti_server.sip.message import random_bytes
 
 log = structlog.get_logger(__name__)
@@ -81,10 +82,7 @@ def compute_response(
     a2 = f"{method}:{uri}"
     ha2 = _ha2s.get((algorithm, a2))
     if ha2 is None:  # a phone registers with the same method and URI every time: hash it once
-        ha2 = hash_hex(algorithm, a2)
-        if len(_ha2s) >= 1024:
-            _ha2s.clear()
-        _ha2s[(algorithm, a2)] = ha2
+        ha2 = remember(_ha2s, (algorithm, a2), hash_hex(algorithm, a2), 1024)
     if qop is None:
         return hash_hex(algorithm, f"{ha1}:{nonce}:{ha2}")
     return hash_hex(algorithm, f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}")

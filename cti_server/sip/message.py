@@ -22,6 +22,7 @@ from cti_server.sip.address import (
 )
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, split_header_values
+from cti_server.sip.memo import remember
 from cti_server.sip.uri import SipUri, parse_uri
 from cti_server.sip.via import BRANCH_MAGIC_COOKIE, Via, parse_via
 
@@ -100,28 +101,19 @@ def parse_cseq(text: str) -> CSeq:
 
 
 # CSeq and Max-Forwards values repeat ("1 INVITE", "70"): their parses (immutable) are remembered per
-# text, here and by the parser, in memos emptied when they reach _MEMO_LIMIT.
-_MEMO_LIMIT = 2048
+# text, here and by the parser, in bounded memos (sip/memo.py).
 cseq_memo: dict[str, CSeq] = {}
 max_forwards_memo: dict[str, int] = {}
 
 
 def remembered_cseq(text: str) -> CSeq:
     """``parse_cseq(text)``, remembered in ``cseq_memo`` (look there first)."""
-    cseq = parse_cseq(text)
-    if len(cseq_memo) >= _MEMO_LIMIT:
-        cseq_memo.clear()
-    cseq_memo[text] = cseq
-    return cseq
+    return remember(cseq_memo, text, parse_cseq(text))
 
 
 def remembered_max_forwards(text: str) -> int:
     """``parse_max_forwards(text)``, remembered in ``max_forwards_memo`` (look there first)."""
-    hops = parse_max_forwards(text)
-    if len(max_forwards_memo) >= _MEMO_LIMIT:
-        max_forwards_memo.clear()
-    max_forwards_memo[text] = hops
-    return hops
+    return remember(max_forwards_memo, text, parse_max_forwards(text))
 
 
 def parse_delta_seconds(text: str, what: str) -> int:

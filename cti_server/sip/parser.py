@@ -15,11 +15,12 @@ once. Other typed headers (Route, Record-Route, the lower Vias...) are parsed wh
 from __future__ import annotations
 
 import re
-from typing import Final, TypeVar
+from typing import Final
 
 from cti_server.sip.address import TOKEN_CHARS, common_name_addr, parse_name_addr
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.headers import Headers, name_key
+from cti_server.sip.memo import remember
 from cti_server.sip.message import (
     SipRequest,
     SipResponse,
@@ -60,7 +61,6 @@ _SINGLE_HEADERS: Final = frozenset(
 _CONTROL_CHARS_RE = re.compile(r"[\x00-\x1f\x7f]")
 
 SipMessage = SipRequest | SipResponse
-_V = TypeVar("_V")
 _BYTES_TYPES: Final = (bytes, bytearray, memoryview)
 _PARSER_BUGS: Final = (ValueError, LookupError, TypeError, ArithmeticError, AttributeError, AssertionError,
                        RecursionError)
@@ -76,8 +76,7 @@ _known_names: dict[str, tuple[str, str]] = {}
 # Values a phone sends again and again (its Request-Line, "2 REGISTER", "70", "3600", "0", its To and
 # Contact) are checked once and remembered: the check is a regular expression, the memo a dict look-up.
 # Only immutable results are kept (a CSeq, ints, regex matches); a Request-URI is copied out. Each memo
-# is emptied when it reaches _MEMO_LIMIT, so odd traffic cannot grow it.
-_MEMO_LIMIT: Final = 2048
+# is emptied when it reaches its limit (sip/memo.py), so odd traffic cannot grow it.
 _start_lines: dict[str, tuple[str, SipUri, None] | tuple[None, int, str]] = {}  # Request-URIs copied out
 # Whole header lines -> their (key, name, value) entry: "Max-Forwards: 70", "CSeq: 1 INVITE", a phone's
 # Contact... cost one look-up instead of a partition and a strip. Entries are immutable tuples, shared by
@@ -88,13 +87,6 @@ _PER_CALL_KEYS: Final = frozenset({"via", "from", "to", "call-id"})
 _MEMO_LINE_LENGTH: Final = 256  # longer lines (credentials, odd extensions) are parsed every time
 _content_lengths: dict[str, int] = {}
 _expires: dict[str, int] = {}
-
-
-def _remember(memo: dict[str, _V], raw: str, value: _V) -> _V:
-    if len(memo) >= _MEMO_LIMIT:
-        memo.clear()
-    memo[raw] = value
-    return value
 
 
 def parse_message(data: bytes, *, max_size: int = DEFAULT_MAX_MESSAGE_SIZE) -> SipMessage:
@@ -139,7 +131,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
     start_line = lines[0]
     parsed_start = _start_lines.get(start_line)
     if parsed_start is None:
-        parsed_start = _remember(_start_lines, start_line, _parse_start_line(start_line))
+        parsed_start = remember(_start_lines, start_line, _parse_start_line(start_line))
 
     entries: list[tuple[str, str, str]] = []
     index: dict[str, list[str]] = {}  # key -> values of its lines in wire order (the Headers index)
@@ -152,7 +144,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
                 known = _header_name(line, written_name, colon)
             entry = (known[0], known[1], rest.strip(" \t"))
             if known[0] not in _PER_CALL_KEYS and len(line) <= _MEMO_LINE_LENGTH:
-                _remember(_header_lines, line, entry)
+                remember(_header_lines, line, entry)
         key, name, value = entry
         values = index.get(key)
         if values is None:
@@ -180,7 +172,7 @@ def _parse(data: bytes, max_size: int) -> SipMessage:
             match = _CONTENT_LENGTH_RE.fullmatch(content_length)
             if match is None:
                 raise SipParseError(f"invalid Content-Length: {content_length[:20]!r}")
-            length = _remember(_content_lengths, content_length, int(match.group(1)))
+            length = remember(_content_lengths, content_length, int(match.group(1)))
         if body_start + length > len(data):
             raise SipParseError(
                 f"Content-Length {length} larger than the {len(data) - body_start} body bytes received")
@@ -307,7 +299,7 @@ def _check_headers(message: SipMessage, index: dict[str, list[str]]) -> None:
         raw = expires[0]
         seconds = _expires.get(raw)
         if seconds is None:
-            seconds = _remember(_expires, raw, parse_delta_seconds(raw, "Expires"))
+            seconds = remember(_expires, raw, parse_delta_seconds(raw, "Expires"))
         cache["expires"] = (raw, seconds)
     date = index.get("date")
     if date is not None and _DATE_RE.fullmatch(date[0]) is None:

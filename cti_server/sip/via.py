@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from cti_server.sip.address import SIMPLE_PARAMS_RE, TOKEN_CHARS, format_params, parse_header_params
 from cti_server.sip.errors import SipParseError
+from cti_server.sip.memo import remember
 from cti_server.sip.uri import HOST_PATTERN, format_host, parse_host, parse_port, split_simple_params
 
 BRANCH_MAGIC_COOKIE = "z9hG4bK"
@@ -126,7 +127,4 @@ def _common_sent_by(text: str) -> tuple[str, str, int | None] | None:
     port = int(port_text) if port_text is not None else None
     if port is not None and port > 65535:
         return None
-    if len(_sent_bys) >= _MEMO_LIMIT:
-        _sent_bys.clear()
-    sent_by = _sent_bys[text] = (transport, host, port)
-    return sent_by
+    return remember(_sent_bys, text, (transport, host, port), _MEMO_LIMIT)
