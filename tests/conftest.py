@@ -13,6 +13,7 @@ import pytest
 import structlog
 
 from cti_server.config import Config, config_from_mapping
+from cti_server.shutdown import CANCEL_ROUNDS, other_tasks
 
 
 def free_port(kind: int = socket.SOCK_DGRAM) -> int:
@@ -81,10 +82,9 @@ async def _leftover_tasks_end() -> AsyncIterator[None]:
     """After a coroutine test and its fixtures: cancel the tasks it left running, as the event loop's
     close would, but name any that does not end, instead of hanging the run until the test timeout."""
     yield
-    me = asyncio.current_task()
-    pending = {task for task in asyncio.all_tasks() if task is not me}
+    pending = other_tasks()
     stuck: dict[asyncio.Task[object], str] = {}
-    for _round in range(3):
+    for _round in range(CANCEL_ROUNDS):  # as shutdown.settle, but naming every task a cancel missed
         if not pending:
             break
         for task in pending:

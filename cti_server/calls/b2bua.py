@@ -56,6 +56,7 @@ from cti_server.calls.trunk_auth import ChallengeError, authorization_for, pick_
 from cti_server.calls.trunk_profiles import get_profile
 from cti_server.config import Config
 from cti_server.events import EventBus
+from cti_server.shutdown import settle
 from cti_server.sip.address import NameAddr
 from cti_server.sip.dialog import Dialog, DialogError, DialogState
 from cti_server.sip.errors import SipParseError
@@ -148,11 +149,7 @@ class B2bua:
         if self._tasks or self._requests:
             # Give the BYEs and CANCELs a moment to be answered, then stop waiting.
             await asyncio.wait([*self._tasks, *self._requests], timeout=SHUTDOWN_GRACE)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await settle(self._tasks, SHUTDOWN_GRACE, what="call tasks", wait_first=False)
 
     @property
     def active_calls(self) -> int:

@@ -31,6 +31,7 @@ import structlog
 
 from cti_server.config import Config
 from cti_server.events import EventBus
+from cti_server.shutdown import DEFAULT_GRACE, settle
 from cti_server.sip.errors import SipParseError
 from cti_server.sip.matching import (
     MAGIC_COOKIE,
@@ -294,10 +295,7 @@ class SipComponent:
         self._server.clear()
         self._ok.clear()
         self._client.clear()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await settle(self._tasks, DEFAULT_GRACE, what="SIP handlers", wait_first=False)
 
     @property
     def udp_address(self) -> Address | None:

@@ -129,12 +129,9 @@ class WebhookDispatcher:
         await settle(list(self._loading.values()), grace, what="webhook target loads")
         await self.flush()
         if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
+            await settle([self._worker], grace, what="webhook worker", wait_first=False)
             self._worker = None
-        for task in list(self._in_flight):
-            task.cancel()
-        await asyncio.gather(*self._in_flight, return_exceptions=True)
+        await settle(self._in_flight, grace, what="webhook sends", wait_first=False)
         if self._http is not None:
             await self._http.close()
             self._http = None
